@@ -1,0 +1,153 @@
+"""MNIST and Fashion-MNIST as a LightningDataModule that owns splitting and augmentation."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+import torchvision
+
+from cnnlab.data.augment import BatchAugment
+from cnnlab.data.batches import Batch, batch_loader
+from cnnlab.data.idx import IDX_FILES, gunzip_missing, idx_shape
+
+# config name -> torchvision dataset class (the class name is also its folder under root)
+DATASETS = {
+    "mnist": torchvision.datasets.MNIST,
+    "fashion_mnist": torchvision.datasets.FashionMNIST,
+}
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """Holds the whole dataset as uint8 tensors and feeds index batches.
+
+    The validation split is drawn from the training set with ``split_seed``, not the run
+    seed, so every seed of a study is validated on the same images. On a GPU the tensors
+    are moved to the device once (``on_device``) and batches never cross the bus.
+    Conversion to float, augmentation (training batches only) and normalization happen
+    per batch in ``on_after_batch_transfer``, i.e. on the training device.
+    """
+
+    def __init__(self, name: str = "mnist", root: str = "data", val_fraction: float = 0.2,
+                 split_seed: int = 0, batch_size: int = 64, eval_batch_size: int = 1000,
+                 mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10,
+                 augmentation: BatchAugment | None = None, download: bool = True,
+                 on_device: bool = True, drop_last: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        if name not in DATASETS:
+            raise ValueError(f"data.name={name!r} is not one of {sorted(DATASETS)}")
+        self.name, self.root = name, Path(root)
+        self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.mean, self.std, self.num_classes = mean, std, num_classes
+        self.augmentation = augmentation or BatchAugment()
+        self.download, self.on_device, self.drop_last, self.seed = download, on_device, drop_last, seed
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def raw_folder(self) -> Path:
+        return self.root / DATASETS[self.name].__name__ / "raw"
+
+    def data_files(self) -> list[Path]:
+        return [self.raw_folder / f for f in IDX_FILES]
+
+    def prepare_data(self) -> None:
+        self.ensure_files()
+
+    def ensure_files(self) -> None:
+        """Find the four IDX files, unpack .gz copies, or download; else say what is missing."""
+        raw = self.raw_folder
+        if raw.is_dir() and not all(p.exists() for p in self.data_files()):
+            try:
+                gunzip_missing(raw)
+            except OSError:
+                pass
+        missing = [p.name for p in self.data_files() if not p.exists()]
+        if not missing:
+            return
+        err: Exception | None = None
+        if self.download:
+            try:
+                DATASETS[self.name](str(self.root), train=True, download=True)
+            except Exception as e:  # offline, mirror down, read-only folder
+                err = e
+            missing = [p.name for p in self.data_files() if not p.exists()]
+        if missing:
+            how = (f"the download failed ({err})" if err else
+                   "downloading is off (data.download=false)")
+            raise FileNotFoundError(
+                f"{self.name} data not found: expected the four files {list(IDX_FILES)} in "
+                f"{raw.resolve()} (missing: {missing}); {how}. Point data.root (or the "
+                f"environment variable CNNLAB_DATA_DIR) at the folder that holds "
+                f"{DATASETS[self.name].__name__}/raw/.")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.ensure_files()
+        for path in self.data_files():
+            idx_shape(path)  # names a corrupt or truncated file before torchvision reads it
+        cls = DATASETS[self.name]
+        train = cls(str(self.root), train=True, download=False)
+        test = cls(str(self.root), train=False, download=False)
+        x, y = train.data.unsqueeze(1).contiguous(), train.targets.long()
+        n_val = int(round(len(y) * self.val_fraction))
+        if not 0 < n_val < len(y):
+            raise ValueError(f"data.val_fraction={self.val_fraction} leaves an empty split "
+                             f"of {len(y)} training images")
+        perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+        self.splits = {
+            "train": (x[train_idx], y[train_idx]),
+            "val": (x[val_idx], y[val_idx]),
+            "test": (test.data.unsqueeze(1).contiguous(), test.targets.long()),
+        }
+        device = self._device()
+        if self.on_device and device.type != "cpu":
+            self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
+
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _loader(self, split: str, train: bool):
+        images, labels = self.splits[split]
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        return batch_loader(images, labels, self.batch_size if train else self.eval_batch_size,
+                            shuffle=train, seed=self.seed, drop_last=self.drop_last and train,
+                            rank=rank, world_size=world)
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("val", train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", train=False)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        if not isinstance(batch, Batch):  # e.g. the model summary's example input
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        return Batch(batch.images.to(device, non_blocking=True),
+                     batch.labels.to(device, non_blocking=True), batch.seed)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        if not isinstance(batch, Batch):
+            return batch
+        training = self.trainer is not None and self.trainer.training
+        return self.prepare_batch(batch.images, batch.seed, training), batch.labels
+
+    def prepare_batch(self, x: torch.Tensor, seed: int, training: bool) -> torch.Tensor:
+        """uint8 → float in [0, 1] → augmented (training only) → normalized."""
+        x = x.float().div_(255.0)
+        if training and self.augmentation.active:
+            gen = torch.Generator(device=x.device).manual_seed(int(seed))
+            x = self.augmentation(x, gen)
+        return x.sub_(self.mean).div_(self.std)
+
+
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")

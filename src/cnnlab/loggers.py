@@ -1,0 +1,123 @@
+"""Loggers from config, with a W&B logger that can neither block nor break a run."""
+
+from __future__ import annotations
+
+import netrc
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def wandb_credentials_present() -> bool:
+    """True when wandb can authenticate without asking (key in env or in ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host or "api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+class SafeWandbLogger(WandbLogger):
+    """WandbLogger that never prompts for a login and never takes the run down with it.
+
+    Offline is the default. Online without credentials is refused up front (wandb would
+    otherwise sit at its interactive login prompt). Any W&B error after start-up (server
+    unreachable, service crashed) is reported once; from then on W&B is skipped and
+    training goes on, with results still written to the run directory.
+    """
+
+    def __init__(self, mode: str = "offline", init_timeout: float = 60.0, **kwargs: Any) -> None:
+        if mode not in WANDB_MODES:
+            raise ValueError(f"logger.wandb.mode={mode!r} is not one of {list(WANDB_MODES)}")
+        if mode == "online" and not wandb_credentials_present():
+            raise ValueError(
+                "logger.wandb.mode=online but no W&B credentials were found: set WANDB_API_KEY "
+                "or run `wandb login` once, or use WANDB_MODE=offline and `wandb sync` later")
+        import wandb
+
+        os.environ["WANDB_MODE"] = mode  # also covers wandb's service process
+        os.environ.setdefault("WANDB_SILENT", "true")
+        Path(kwargs.get("save_dir") or ".").mkdir(parents=True, exist_ok=True)
+        settings = wandb.Settings(init_timeout=init_timeout, console="off", silent=True)
+        super().__init__(mode=mode, settings=settings, **kwargs)
+        self._wandb_init.pop("anonymous", None)  # deprecated in wandb, warns when passed
+        self.mode = mode
+        self.broken: str | None = None
+
+    def _guard(self, what: str, fn, *args, **kwargs):
+        if self.broken:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # W&B must never end a training run
+            self.broken = f"{type(err).__name__}: {err}"
+            warnings.warn(f"W&B {what} failed ({self.broken}); W&B logging is off for the rest "
+                          "of this run, results are still written to the run directory")
+            return None
+
+    def log_metrics(self, metrics, step=None):
+        return self._guard("log_metrics", super().log_metrics, metrics, step)
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        return self._guard("log_hyperparams", super().log_hyperparams, params, *args, **kwargs)
+
+    def log_image(self, *args, **kwargs):
+        return self._guard("log_image", super().log_image, *args, **kwargs)
+
+    def log_table(self, *args, **kwargs):
+        return self._guard("log_table", super().log_table, *args, **kwargs)
+
+    def after_save_checkpoint(self, checkpoint_callback):
+        return self._guard("after_save_checkpoint", super().after_save_checkpoint,
+                           checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        self._guard("finalize", super().finalize, status)
+
+    def start(self) -> bool:
+        """Create the W&B run now, so a failure shows at start and not mid-epoch."""
+        return self._guard("init", lambda: self.experiment) is not None
+
+    def run_id(self) -> str | None:
+        exp = self._experiment
+        return getattr(exp, "id", None) if exp is not None else self._id
+
+    def log_plot(self, key: str, figure) -> None:
+        def _log():
+            import wandb
+            self.experiment.log({key: wandb.Image(figure)})
+        self._guard("log_plot", _log)
+
+
+def build_loggers(cfg: DictConfig | None) -> list[Logger]:
+    """Instantiate every logger under ``cfg.logger`` (a mapping name → config)."""
+    if not cfg:
+        return []
+    loggers = []
+    for name, conf in cfg.items():
+        if conf is None:
+            continue
+        if "_target_" not in conf:
+            raise ValueError(f"logger.{name} has no _target_")
+        loggers.append(instantiate(conf))
+    return loggers
+
+
+def finish_wandb() -> None:
+    """End the process's W&B run, so the next job of a multirun starts its own."""
+    try:
+        import wandb
+        if wandb.run is not None:
+            wandb.finish()
+    except Exception as err:
+        warnings.warn(f"W&B finish failed ({err}); the run's local results are unaffected")

@@ -1,0 +1,132 @@
+"""The LightningModule: loss, metrics and optimizers around any ``nn.Module`` classifier."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from cnnlab.transfer import freeze as freeze_net
+from cnnlab.transfer import frozen_norm_layers_to_eval, init_from_checkpoint
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy classifier; optimizer and scheduler arrive as partials from Hydra."""
+
+    def __init__(self, net: nn.Module, optimizer: partial, scheduler: partial | None = None,
+                 scheduler_monitor: str = "val/loss", num_classes: int = 10,
+                 init_from: str | None = None, freeze: str = "none",
+                 grad_norm_every: int = 50) -> None:
+        super().__init__()
+        self.net = net
+        if init_from:
+            init_from_checkpoint(net, init_from)
+        freeze_net(net, freeze)
+        self.freeze_mode = freeze
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scheduler_monitor = scheduler_monitor
+        self.grad_norm_every = grad_norm_every
+        self.example_input_array = torch.zeros(2, *getattr(net, "input_size", (1, 28, 28)))
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_class_acc = MulticlassAccuracy(num_classes, average=None)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.best_val_acc: float | None = None  # a plain float so checkpoints keep it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, loss_metric, acc_metric):
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        loss_metric.update(loss.detach(), weight=y.numel())
+        acc_metric.update(logits.detach(), y)
+        return loss, logits
+
+    def on_train_epoch_start(self) -> None:
+        if self.freeze_mode != "none":
+            frozen_norm_layers_to_eval(self.net)
+
+    def training_step(self, batch, batch_idx):
+        loss, _ = self._step(batch, self.train_loss, self.train_acc)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # seed 003 tracks the gradient norm; it costs a pass over the grads, so sample it
+        if self.grad_norm_every and self.global_step % self.grad_norm_every == 0:
+            grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+            if grads:
+                norm = torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+                self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, self.val_loss, self.val_acc)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        acc = float(self.val_acc.compute())
+        self.best_val_acc = acc if self.best_val_acc is None else max(self.best_val_acc, acc)
+        self.log("val/acc_best", self.best_val_acc, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        _, logits = self._step(batch, self.test_loss, self.test_acc)
+        self.test_class_acc.update(logits, batch[1])
+        self.test_confusion.update(logits, batch[1])
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        per_class = self.test_class_acc.compute()
+        for c, acc in enumerate(per_class.tolist()):
+            self.log(f"test/acc_class_{c}", acc)
+        self.test_results = {
+            "per_class_acc": [round(a, 6) for a in per_class.tolist()],
+            "confusion_matrix": self.test_confusion.compute().tolist(),
+        }
+        self.test_class_acc.reset()
+        self.test_confusion.reset()
+
+    def configure_optimizers(self):
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor,
+                                 "interval": "epoch", "frequency": 1}}
+
+    # Lightning saves the epoch-end checkpoint before ReduceLROnPlateau steps, and on a
+    # resume it skips that step because the monitored value is not in the checkpoint. We
+    # keep the value and take the step, so a resumed run follows the same lr schedule.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["best_val_acc"] = self.best_val_acc
+        value = self.trainer.callback_metrics.get(self.scheduler_monitor)
+        checkpoint["plateau_metric"] = None if value is None else float(value)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best_val_acc = checkpoint.get("best_val_acc")
+        self._plateau_metric_on_resume = checkpoint.get("plateau_metric")
+
+    def on_train_epoch_end(self) -> None:
+        metric = getattr(self, "_plateau_metric_on_resume", None)
+        self._plateau_metric_on_resume = None
+        if metric is None or not self.trainer.fit_loop.restarting:
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                config.scheduler.step(metric)

@@ -1,0 +1,9 @@
+"""Plain ``nn.Module`` networks; each is built from ``conf/model/net/*.yaml``."""
+
+from cnnlab.nets.convnet import ConvNet
+from cnnlab.nets.keras_cnn import KerasCNN
+from cnnlab.nets.lenet5 import LeNet5
+from cnnlab.nets.mycnn import MyCNN
+from cnnlab.nets.resnet import ResNet18Transfer
+
+__all__ = ["ConvNet", "KerasCNN", "LeNet5", "MyCNN", "ResNet18Transfer"]

@@ -1,0 +1,77 @@
+"""What a run needs to be rerun and trusted: versions, git state, device, data checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import cnnlab
+
+PACKAGES = ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "wandb",
+            "torchmetrics", "numpy")
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version(), "cnnlab": cnnlab.__version__}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(where: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the cnnlab source tree (None outside a git checkout)."""
+    where = where or Path(cnnlab.__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def device_info() -> dict[str, Any]:
+    info = {"platform": platform.platform(), "machine": platform.machine(),
+            "processor": platform.processor(), "cpu_count": torch.get_num_threads(),
+            "cuda": torch.version.cuda, "gpu": None}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def md5(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_checksums(files: list[Path]) -> dict[str, str | None]:
+    return {p.name: (md5(p) if p.exists() else None) for p in files}
+
+
+def collect(seed: int, overrides: list[str], data_files: list[Path]) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "overrides": overrides,
+        "command": sys.argv,
+        "versions": package_versions(),
+        "git": git_state(),
+        "device": device_info(),
+        "data_md5": data_checksums(data_files),
+    }

@@ -1,0 +1,51 @@
+"""results.json: one machine-readable record per run, written atomically at each stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = "results.json"
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)  # a reader never sees half a file, even if we are killed
+
+
+def read_results(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RESULTS
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+class RunRecord:
+    """The evolving results.json of one run."""
+
+    def __init__(self, run_dir: Path, **fields: Any) -> None:
+        self.path = Path(run_dir) / RESULTS
+        self.data: dict[str, Any] = {"status": "running", "error": None, "metrics": {},
+                                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                     **fields}
+        self._t0 = time.perf_counter()
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.save()
+
+    def finish(self, status: str, error: str | None = None, **fields: Any) -> None:
+        self.data.update(fields, status=status, error=error,
+                         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                         session_wall_time_s=round(time.perf_counter() - self._t0, 3))
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, self.data)
