@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.data.datamodule import DATASETS
-from cnnlab.loggers import WANDB_MODES
+from cnnlab.loggers import WANDB_MODES, wandb_credentials_present
 from cnnlab.transfer import FREEZE_MODES
 
 IMAGE_SIZE = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}
@@ -108,6 +108,9 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg, "callbacks.early_stopping.patience", lambda v: _is_int(v) and v >= 0,
            "an integer >= 0")
     _check(cfg, "logger.wandb.mode", lambda v: v in WANDB_MODES, f"one of {list(WANDB_MODES)}")
+    _check(cfg, "logger.wandb.mode", lambda v: v != "online" or wandb_credentials_present(),
+           "online needs W&B credentials and none were found: set WANDB_API_KEY or run "
+           "`wandb login` once, or use offline (the default) and `wandb sync` later")
 
 
 def _weights_ok(v: Any) -> bool:

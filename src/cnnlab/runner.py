@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,26 @@ err_console = Console(stderr=True)
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
+class BadInput(ValueError):
+    """A data, weights or checkpoint file, or a value, that the run cannot use."""
+
+
+@contextlib.contextmanager
+def bad_input_errors():
+    """While building the run, a ValueError or missing file is the user's input, not a bug."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as err:
+        raise BadInput(str(err)) from err
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, FileNotFoundError)):
+            raise BadInput(str(cause)) from err
+        raise
+
+
 def run_and_report(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tuple[int, Any]:
     """Run, and turn any failure into one clear line, an exit code and a failed record."""
     from cnnlab.callbacks import NonFiniteLossError
@@ -32,7 +52,7 @@ def run_and_report(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tupl
         if record is None:  # already completed: hand the sweeper its metric again
             return 0, done
         return 0, train(cfg, run_dir, overrides, record)
-    except (ConfigError, FileNotFoundError, NonFiniteLossError, ValueError) as err:
+    except (ConfigError, BadInput, NonFiniteLossError) as err:
         code = EXIT_FAILED if isinstance(err, NonFiniteLossError) else EXIT_BAD_INPUT
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         err_console.print(f"[bold red]cnnlab:[/] {message}", highlight=False, soft_wrap=True)
@@ -116,24 +136,29 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
     from cnnlab.callbacks import ConfigInCheckpoint, History
     from cnnlab.loggers import SafeWandbLogger, build_loggers, finish_wandb
     from cnnlab.plots import save_confusion_matrix
+    from cnnlab.transfer import load_checkpoint
 
     _one_log_stream()
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    datamodule.ensure_files()
+    with bad_input_errors():
+        datamodule = instantiate(cfg.data)
+        datamodule.check_files()
+        model = instantiate(cfg.model)
+        if cfg.ckpt_path:
+            load_checkpoint(cfg.ckpt_path)
     prov = provenance.collect(cfg.seed, overrides, datamodule.data_files())
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
 
-    model = instantiate(cfg.model)
     ckpt_path = cfg.ckpt_path
     if ckpt_path is None and cfg.resume == "auto" and _last_ckpt(run_dir).exists():
         ckpt_path = str(_last_ckpt(run_dir))
     wandb_id = _wandb_id(run_dir, resuming=ckpt_path is not None)
-    loggers = build_loggers(_with_wandb_id(cfg.logger, wandb_id, run_dir))
+    with bad_input_errors():
+        loggers = build_loggers(_with_wandb_id(cfg.logger, wandb_id, run_dir))
     for logger in loggers:
         if isinstance(logger, SafeWandbLogger):
             logger.start()

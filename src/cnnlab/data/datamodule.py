@@ -83,12 +83,16 @@ class MNISTDataModule(L.LightningDataModule):
                 f"environment variable CNNLAB_DATA_DIR) at the folder that holds "
                 f"{DATASETS[self.name].__name__}/raw/.")
 
+    def check_files(self) -> None:
+        """Present and whole: names a missing, corrupt or truncated file before any work."""
+        self.ensure_files()
+        for path in self.data_files():
+            idx_shape(path)
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        self.ensure_files()
-        for path in self.data_files():
-            idx_shape(path)  # names a corrupt or truncated file before torchvision reads it
+        self.check_files()
         cls = DATASETS[self.name]
         train = cls(str(self.root), train=True, download=False)
         test = cls(str(self.root), train=False, download=False)

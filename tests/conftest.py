@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny generated IDX data, an isolated environment for CLI runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from idx_data import make_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_mnist_root() -> Path | None:
+    """CNNLAB_DATA_DIR, else ../shared/data beside the repo, if it holds MNIST/raw."""
+    for root in (os.environ.get("CNNLAB_DATA_DIR"), REPO.parent / "shared" / "data"):
+        if root and (Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+            return Path(root)
+    return None
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    make_dataset(root, "MNIST", n_train=320, n_test=100)
+    make_dataset(root, "FashionMNIST", n_train=320, n_test=100, seed=1)
+    return root
+
+
+@pytest.fixture
+def cli_env(tiny_data, tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(CNNLAB_DATA_DIR=str(tiny_data), CNNLAB_LOG_DIR=str(tmp_path / "logs"),
+               WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_CACHE_DIR=str(tmp_path / "wc"),
+               WANDB_CONFIG_DIR=str(tmp_path / "wcfg"), PYTHONUNBUFFERED="1",
+               HYDRA_FULL_ERROR="0")
+    return env
+
+
+# a few batches, CPU, quiet: enough to exercise the whole path
+FAST = ["debug=limit", "trainer.accelerator=cpu", "callbacks.progress_bar=null",
+        "callbacks.model_summary=null", "data.batch_size=32", "data.eval_batch_size=64"]
+
+
+def cnnlab(args: list[str], env: dict[str, str], cwd: Path | None = None,
+           timeout: int = 600, tool: str = "cnnlab-train") -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / tool
+    return subprocess.run([str(exe), *args], env=env, cwd=cwd or REPO, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def run_dirs(log_dir: Path) -> list[Path]:
+    return sorted(p.parent for p in log_dir.rglob("results.json"))
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())

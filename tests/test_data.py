@@ -1,0 +1,151 @@
+"""DataModule over tiny IDX files written by the tests."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.data import BatchAugment, MNISTDataModule
+from cnnlab.data.batches import Batch
+from idx_data import make_dataset
+
+
+def dm(root: Path, **kw) -> MNISTDataModule:
+    kw.setdefault("download", False)
+    m = MNISTDataModule(root=str(root), batch_size=32, eval_batch_size=50, **kw)
+    m.setup()
+    return m
+
+
+def first_batch(m: MNISTDataModule, split: str, training: bool, epoch: int = 0):
+    loader = getattr(m, f"{split}_dataloader")()
+    loader.sampler.set_epoch(epoch)
+    b = next(iter(loader))
+    assert isinstance(b, Batch)
+    return m.prepare_batch(b.images.clone(), b.seed, training), b
+
+
+def test_split_sizes_and_types(tiny_data):
+    m = dm(tiny_data, val_fraction=0.25)
+    assert len(m.splits["train"][1]) == 240 and len(m.splits["val"][1]) == 80
+    assert len(m.splits["test"][1]) == 100
+    assert m.splits["train"][0].dtype == torch.uint8 and m.splits["train"][0].shape[1:] == (1, 28, 28)
+    n_batches = len(m.train_dataloader())
+    assert n_batches == 8  # ceil(240 / 32)
+    assert sum(len(b.labels) for b in m.train_dataloader()) == 240
+
+
+def test_split_is_stable_across_run_seeds_and_moves_with_split_seed(tiny_data):
+    a, b = dm(tiny_data, seed=1), dm(tiny_data, seed=2)
+    assert torch.equal(a.splits["val"][0], b.splits["val"][0])
+    c = dm(tiny_data, seed=1, split_seed=5)
+    assert not torch.equal(a.splits["val"][0], c.splits["val"][0])
+    # train and val are disjoint and together the whole training set
+    assert len(a.splits["train"][1]) + len(a.splits["val"][1]) == 320
+
+
+def test_run_seed_changes_shuffle_but_is_reproducible(tiny_data):
+    a1, a2, b = dm(tiny_data, seed=1), dm(tiny_data, seed=1), dm(tiny_data, seed=2)
+    la = [x.labels for x in a1.train_dataloader()]
+    assert all(torch.equal(x, y.labels) for x, y in zip(la, a2.train_dataloader()))
+    assert not all(torch.equal(x, y.labels) for x, y in zip(la, b.train_dataloader()))
+    loader = a1.train_dataloader()
+    loader.sampler.set_epoch(1)
+    assert not torch.equal(next(iter(loader)).labels, la[0])  # reshuffled each epoch
+
+
+def test_normalization_uses_configured_mean_and_std(tiny_data):
+    m = dm(tiny_data, mean=0.5, std=0.25)
+    x, raw = first_batch(m, "val", training=False)
+    expected = (raw.images.float() / 255 - 0.5) / 0.25
+    assert torch.allclose(x, expected)
+
+
+def test_augmentation_changes_training_batches_only(tiny_data):
+    m = dm(tiny_data, augmentation=BatchAugment("rotation", degrees=30))
+    plain = dm(tiny_data)
+    x_aug, _ = first_batch(m, "train", training=True)
+    x_plain, _ = first_batch(plain, "train", training=True)
+    assert not torch.allclose(x_aug, x_plain)
+    for split in ("val", "test"):
+        assert torch.equal(first_batch(m, split, training=False)[0],
+                           first_batch(plain, split, training=False)[0])
+    # each sample draws its own angle: per-sample differences are not all the same
+    diffs = (x_aug - x_plain).abs().flatten(1).sum(1)
+    assert diffs.std() > 0
+
+
+def test_augmentation_reproducible_and_zero_magnitude_is_identity(tiny_data):
+    aug = BatchAugment("affine", degrees=10, translate=0.1, scale=(0.9, 1.1), hflip=0.5)
+    m = dm(tiny_data, augmentation=aug)
+    assert torch.equal(first_batch(m, "train", True)[0], first_batch(m, "train", True)[0])
+    assert not torch.equal(first_batch(m, "train", True, epoch=0)[0],
+                           first_batch(m, "train", True, epoch=1)[0])
+    x = torch.rand(4, 1, 28, 28)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(BatchAugment("none")(x, gen), x)
+    assert torch.equal(BatchAugment("zero", degrees=0, translate=0, scale=(1, 1), hflip=0)(x, gen), x)
+
+
+def test_hflip_mirrors_exactly():
+    x = torch.rand(3, 1, 28, 28)
+    out = BatchAugment("hflip", hflip=1.0)(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x.flip(-1), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"degrees": -5}, "degrees=-5"), ({"translate": 1.5}, "translate=1.5"),
+    ({"scale": (1.2, 0.9)}, "scale="), ({"hflip": 2}, "hflip=2"),
+])
+def test_bad_augmentation_values_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BatchAugment("bad", **kwargs)
+
+
+def test_missing_files_offline_give_the_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        dm(tmp_path)
+    msg = str(err.value)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        assert name in msg
+    assert str((tmp_path / "MNIST" / "raw").resolve()) in msg and "CNNLAB_DATA_DIR" in msg
+
+
+def test_failed_download_gives_the_clear_error(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    with pytest.raises(FileNotFoundError, match="download failed.*unreachable"):
+        dm(tmp_path, download=True)
+
+
+def test_truncated_file_is_named(tmp_path):
+    make_dataset(tmp_path, n_train=50, n_test=20)
+    path = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte is corrupt or truncated"):
+        dm(tmp_path)
+
+
+def test_fashion_mnist_through_the_same_code_from_gz_files(tmp_path):
+    make_dataset(tmp_path, "FashionMNIST", n_train=60, n_test=20)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    for f in list(raw.iterdir()):  # Debian's dataset-fashion-mnist ships only .gz files
+        with open(f, "rb") as src, gzip.open(f"{f}.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        f.unlink()
+    m = dm(tmp_path, name="fashion_mnist", val_fraction=0.5)
+    assert len(m.splits["train"][1]) == 30 and len(m.splits["test"][1]) == 20
+
+
+def test_unknown_dataset_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="data.name='cifar'.*fashion_mnist"):
+        MNISTDataModule(name="cifar", root=str(tmp_path))

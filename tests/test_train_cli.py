@@ -1,0 +1,96 @@
+"""cnnlab-train end to end through the CLI, on tiny generated data, W&B offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import FAST, cnnlab, real_mnist_root, results, run_dirs
+
+NETS = ["mycnn", "keras_cnn", "lenet5", "convnet", "resnet18"]
+
+
+def test_every_net_trains_and_writes_results(cli_env, tmp_path):
+    proc = cnnlab(["-m", f"model/net={','.join(NETS)}", *FAST], cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dirs = run_dirs(tmp_path / "logs")
+    assert len(dirs) == len(NETS)
+    seen = set()
+    for d in dirs:
+        res = results(d)
+        assert res["status"] == "completed", res.get("error")
+        assert 0.0 <= res["metrics"]["test/acc"] <= 1.0
+        assert res["epochs"] == 2 and len(res["history"]) == 2
+        assert {"train/loss", "val/loss", "val/acc", "lr"} <= set(res["history"][0])
+        assert len(res["test"]["per_class_acc"]) == 10
+        assert (d / "config.yaml").exists() and (d / ".hydra" / "overrides.yaml").exists()
+        assert (d / "checkpoints" / "last.ckpt").exists()
+        offline = list((d / "wandb").glob("offline-run-*"))
+        assert len(offline) == 1 and offline[0].name.endswith(res["wandb"]["id"])
+        seen.add(res["overrides"][0])
+    assert seen == {f"model/net={n}" for n in NETS}
+
+
+def test_two_runs_in_the_same_second_get_their_own_dirs(cli_env, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "cnnlab-train"
+    args = [str(exe), "train=false", "test=false", "logger=none", *FAST]
+    procs = [subprocess.Popen(args, env=cli_env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    dirs = run_dirs(tmp_path / "logs")
+    assert len(dirs) == 2 and dirs[0] != dirs[1]
+
+
+def test_online_wandb_without_credentials_fails_fast_instead_of_prompting(cli_env, tmp_path):
+    env = {**cli_env, "WANDB_MODE": "online", "HOME": str(tmp_path)}
+    proc = cnnlab([*FAST], env, timeout=120)
+    assert proc.returncode == 2
+    assert "logger.wandb.mode='online'" in proc.stderr and "WANDB_API_KEY" in proc.stderr
+    assert results(run_dirs(tmp_path / "logs")[0])["status"] == "failed"
+
+
+def test_transfer_from_a_fashion_mnist_checkpoint_with_frozen_backbone(cli_env, tmp_path):
+    proc = cnnlab(["data=fashion_mnist", "logger=none", *FAST], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (pre,) = run_dirs(tmp_path / "logs")
+    ckpt = pre / "checkpoints" / "last.ckpt"
+    proc = cnnlab([f"model.init_from={ckpt}", "model.freeze=backbone", "logger=none",
+                   "model.optimizer.lr=0.01", *FAST], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    post = [d for d in run_dirs(tmp_path / "logs") if d != pre][0]
+    before = torch.load(ckpt, weights_only=True)["state_dict"]
+    after = torch.load(post / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    for key in ("net.conv1.weight", "net.conv2.weight", "net.fc1.weight"):
+        assert torch.equal(before[key], after[key]), key  # frozen, copied from the checkpoint
+    assert not torch.equal(before["net.fc2.weight"], after["net.fc2.weight"])  # head trained
+
+
+def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path):
+    proc = cnnlab(["logger=none", "test_ckpt=last", *FAST], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (d,) = run_dirs(tmp_path / "logs")
+    out = tmp_path / "eval.json"
+    proc = cnnlab([str(d / "checkpoints" / "last.ckpt"), "--json", str(out)], cli_env,
+                  tool="cnnlab-eval")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+    evaluated = json.loads(out.read_text())
+    # debug=limit tests 2 batches; eval tests the whole (tiny) test set
+    assert evaluated["dataset"] == "mnist" and 0 <= evaluated["test/acc"] <= 1
+    assert len(evaluated["confusion_matrix"]) == 10
+
+
+@pytest.mark.skipif(real_mnist_root() is None,
+                    reason="real MNIST not found: set CNNLAB_DATA_DIR or put it in ../shared/data")
+def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):
+    env = {**cli_env, "CNNLAB_DATA_DIR": str(real_mnist_root())}
+    proc = cnnlab(["trainer.max_epochs=1", "logger=none", "callbacks.progress_bar=null",
+                   "callbacks.model_summary=null"], env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (d,) = run_dirs(tmp_path / "logs")
+    res = results(d)
+    assert res["metrics"]["test/acc"] >= 0.98, res["metrics"]
