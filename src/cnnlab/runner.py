@@ -146,6 +146,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
         datamodule = instantiate(cfg.data)
         datamodule.check_files()
         model = instantiate(cfg.model)
+        model.configure_optimizers()  # optimizer/scheduler arguments fail here, not mid-fit
         if cfg.ckpt_path:
             load_checkpoint(cfg.ckpt_path)
     prov = provenance.collect(cfg.seed, overrides, datamodule.data_files())

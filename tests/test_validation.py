@@ -1,0 +1,121 @@
+"""Bad input fails at once: one clear line, a non-zero exit, no run claiming success."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from cnnlab.runner import EXIT_BAD_INPUT, EXIT_FAILED, run_and_report
+from cnnlab.train import CONF_DIR
+from conftest import FAST, cnnlab, run_dirs
+
+
+def run_inprocess(overrides, tmp_path, data_root):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    base = [f"data.root={data_root}", f"paths.output_dir={run_dir}", "logger=none",
+            "run_name=test", *FAST]
+    with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=base + overrides)
+    code, _ = run_and_report(cfg, run_dir, overrides)
+    res = json.loads((run_dir / "results.json").read_text())
+    return code, res
+
+
+def write_bad_files(tmp_path):
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"\x00garbage")
+    other_arch = tmp_path / "keras.ckpt"
+    from cnnlab.nets import KerasCNN
+    torch.save({"state_dict": {f"net.{k}": v for k, v in KerasCNN().state_dict().items()}},
+               other_arch)
+    return {"corrupt": corrupt, "other_arch": other_arch, "missing": tmp_path / "missing.ckpt"}
+
+
+# (overrides, expected exit code, text the one-line message must contain)
+CASES = [
+    (["model.net.dropout=1.5"], 2, "model.net.dropout=1.5 is invalid: a probability in [0, 1)"),
+    (["model.net.dropout=-0.1"], 2, "model.net.dropout=-0.1"),
+    (["model.optimizer.lr=0"], 2, "model.optimizer.lr=0 is invalid: a learning rate > 0"),
+    (["model.optimizer.lr=-1e-3"], 2, "model.optimizer.lr=-0.001"),
+    (["data.batch_size=0"], 2, "data.batch_size=0 is invalid: an integer >= 1"),
+    (["data.val_fraction=1.0"], 2, "data.val_fraction=1.0 is invalid: a fraction strictly between 0 and 1"),
+    (["data.val_fraction=0"], 2, "data.val_fraction=0"),
+    (["data/augmentation=rotation", "data.augmentation.degrees=-10"], 2,
+     "data.augmentation.degrees=-10 is invalid: rotation degrees in [0, 180]"),
+    (["data.augmentation.hflip=1.5"], 2, "data.augmentation.hflip=1.5"),
+    (["data.augmentation.translate=2"], 2, "data.augmentation.translate=2"),
+    (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0 is invalid: an integer >= 1"),
+    (["data.name=cifar10"], 2, "data.name='cifar10' is invalid: one of ['fashion_mnist', 'mnist']"),
+    (["model.freeze=everything"], 2, "model.freeze='everything' is invalid: one of ['none', 'backbone']"),
+    (["resume=maybe"], 2, "resume='maybe' is invalid: one of ['never', 'auto']"),
+    (["seed=-3"], 2, "seed=-3 is invalid"),
+    (["model/net=convnet_seed001"], 2,
+     "model.net.input_size=[1, 39, 31] is invalid: the net's layers are sized for this input"),
+    (["trainer.accelerator=gpu"] if not torch.cuda.is_available() else ["trainer.accelerator=tpu"],
+     2, "trainer.accelerator="),
+    (["model.scheduler.factor=1.5"], 2, "model.scheduler.factor=1.5"),
+    (["torch_threads=0"], 2, "torch_threads=0"),
+    (["model.init_from={missing}"], 2, "model.init_from="),
+    (["model.init_from={corrupt}"], 2, "is corrupt or not a torch checkpoint"),
+    (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
+    (["ckpt_path={missing}"], 2, "ckpt_path="),
+    (["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"], 2, "model.net.weights="),
+    (["model/net=convnet", "model.net.layers=[{type: conv, channels: 8, kernel: 40}]"], 2,
+     "convnet layer 0"),
+    (["model/optimizer=sgd", "model.optimizer.momentum=0"], 2,
+     "Nesterov momentum requires a momentum"),
+    (["model/optimizer=sgd", "model.optimizer.lr=1e12"], 1, "training loss became"),
+]
+
+
+@pytest.mark.parametrize("overrides, code, message", CASES,
+                         ids=[" ".join(c[0])[:60] for c in CASES])
+def test_bad_input_is_refused_with_one_clear_line(overrides, code, message, tmp_path, tiny_data,
+                                                   capsys):
+    files = write_bad_files(tmp_path)
+    for name, path in files.items():
+        overrides = [o.replace("{%s}" % name, str(path)) for o in overrides]
+    got, res = run_inprocess(overrides, tmp_path, tiny_data)
+    err = capsys.readouterr().err
+    assert got == code
+    assert message in err, err
+    assert "Traceback" not in err
+    assert res["status"] == "failed" and message in res["error"]
+    assert not (tmp_path / "run" / "checkpoints").exists() or code == EXIT_FAILED
+
+
+def test_nan_loss_names_the_step_and_a_hint(tmp_path, tiny_data, capsys):
+    got, res = run_inprocess(["model/optimizer=sgd", "model.optimizer.lr=1e12"], tmp_path,
+                             tiny_data)
+    assert got == EXIT_FAILED
+    assert "global step" in res["error"] and "model.optimizer.lr" in res["error"]
+
+
+def test_corrupt_data_file_is_named(tmp_path, tiny_data, capsys):
+    import shutil
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data, root)
+    f = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    f.write_bytes(f.read_bytes()[:-7])
+    got, res = run_inprocess([], tmp_path, root)
+    assert got == EXIT_BAD_INPUT
+    assert "train-labels-idx1-ubyte is corrupt or truncated" in capsys.readouterr().err
+
+
+def test_cli_bad_value_exits_2_with_no_traceback(cli_env, tmp_path):
+    proc = cnnlab(["model.net.dropout=1.5", *FAST], cli_env, timeout=120)
+    assert proc.returncode == 2
+    assert "model.net.dropout=1.5 is invalid" in proc.stderr and "Traceback" not in proc.stderr
+    (d,) = run_dirs(tmp_path / "logs")
+    assert json.loads((d / "results.json").read_text())["status"] == "failed"
+
+
+def test_cli_unknown_net_lists_the_valid_ones(cli_env):
+    proc = cnnlab(["model/net=vgg99"], cli_env, timeout=120)
+    assert proc.returncode != 0
+    out = proc.stderr + proc.stdout
+    assert "vgg99" in out and "mycnn" in out and "keras_cnn" in out and "Traceback" not in out
