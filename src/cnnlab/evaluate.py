@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--json", help="also write the metrics to this file")
     args = parser.parse_args(argv)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     import os
 
     import lightning as L

@@ -110,9 +110,10 @@ class Classifier(L.LightningModule):
                 "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor,
                                  "interval": "epoch", "frequency": 1}}
 
-    # Lightning saves the epoch-end checkpoint before ReduceLROnPlateau steps, and on a
-    # resume it skips that step because the monitored value is not in the checkpoint. We
-    # keep the value and take the step, so a resumed run follows the same lr schedule.
+    # Lightning saves the epoch-end checkpoint before the epoch's scheduler step, and a run
+    # resumed from it never takes that step (ReduceLROnPlateau also needs the monitored
+    # value, which Lightning does not save). We keep the value and take the missed steps,
+    # so a resumed run follows the same learning-rate schedule as one that never stopped.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["best_val_acc"] = self.best_val_acc
         value = self.trainer.callback_metrics.get(self.scheduler_monitor)
@@ -122,11 +123,17 @@ class Classifier(L.LightningModule):
         self.best_val_acc = checkpoint.get("best_val_acc")
         self._plateau_metric_on_resume = checkpoint.get("plateau_metric")
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_start(self) -> None:
         metric = getattr(self, "_plateau_metric_on_resume", None)
         self._plateau_metric_on_resume = None
-        if metric is None or not self.trainer.fit_loop.restarting:
-            return
         for config in self.trainer.lr_scheduler_configs:
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                config.scheduler.step(metric)
+            if config.interval != "epoch":
+                continue
+            scheduler = config.scheduler
+            while scheduler.last_epoch < self.trainer.current_epoch:
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    if metric is None:
+                        break
+                    scheduler.step(metric)
+                else:
+                    scheduler.step()

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest absolute difference still accepted (default 0: bit-identical)")
     parser.add_argument("--out", type=Path, help="dir of the rerun (default: beside the original)")
     args = parser.parse_args(argv)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
 
     run_dir = args.run_dir.resolve()
     saved_overrides = run_dir / ".hydra" / "overrides.yaml"

@@ -15,7 +15,7 @@ from rich.console import Console
 from cnnlab.config_check import ConfigError, validate
 from cnnlab.results import RunRecord, read_results
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 # exit codes: 0 ok, 1 the run failed, 2 bad input (config, data or weights files)
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -97,6 +97,27 @@ def _last_ckpt(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / "last.ckpt"
 
 
+def resume_checkpoint(run_dir: Path) -> str | None:
+    """last.ckpt, or the newest checkpoint that loads if a kill left last.ckpt half-written."""
+    from cnnlab.transfer import load_checkpoint
+
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return None
+    others = sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in [folder / "last.ckpt", *others]:
+        if not path.exists():
+            continue
+        try:
+            load_checkpoint(path)
+        except ValueError:
+            Console(stderr=True, soft_wrap=True).print(f"[yellow]resume:[/] {path} is unreadable, trying an older one")
+            continue
+        return str(path)
+    return None
+
+
 def _comparable(overrides: list[str]) -> list[str]:
     return sorted(o for o in overrides if not o.split("=")[0].lstrip("+~") in ("resume", "ckpt_path"))
 
@@ -155,8 +176,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
     (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
 
     ckpt_path = cfg.ckpt_path
-    if ckpt_path is None and cfg.resume == "auto" and _last_ckpt(run_dir).exists():
-        ckpt_path = str(_last_ckpt(run_dir))
+    if ckpt_path is None and cfg.resume == "auto":
+        ckpt_path = resume_checkpoint(run_dir)
     wandb_id = _wandb_id(run_dir, resuming=ckpt_path is not None)
     with bad_input_errors():
         loggers = build_loggers(_with_wandb_id(cfg.logger, wandb_id, run_dir))

@@ -7,7 +7,7 @@ same shuffles and augmentations as one that never stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -40,15 +40,22 @@ class TensorBatches(Dataset):
 
 
 class EpochBatchSampler(Sampler):
-    """Yields ``(batch_seed, index tensor)``; reshuffled each epoch from (seed, epoch)."""
+    """Yields ``(batch_seed, index tensor)``; reshuffled each epoch from (seed, epoch).
+
+    ``epoch_of`` reads the epoch from the trainer at iteration time. Lightning's own
+    ``set_epoch`` call counts *processed* epochs, which after a resume from an epoch-end
+    checkpoint lags by one, and would replay the previous epoch's order.
+    """
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1,
+                 epoch_of: Callable[[], int] | None = None) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.epoch_of = epoch_of
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:  # Lightning calls this before every epoch
+    def set_epoch(self, epoch: int) -> None:  # used when no trainer tells the epoch
         self.epoch = epoch
 
     def _per_rank(self) -> int:
@@ -59,7 +66,8 @@ class EpochBatchSampler(Sampler):
         return m // self.batch_size if self.drop_last else -(-m // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor]]:
-        epoch_seed = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
+        epoch = self.epoch_of() if self.epoch_of is not None else self.epoch
+        epoch_seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
         if self.shuffle:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(epoch_seed))
         else:
@@ -74,9 +82,12 @@ class EpochBatchSampler(Sampler):
 
 
 def batch_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int, drop_last: bool = False, rank: int = 0,
-                 world_size: int = 1) -> DataLoader:
+                 seed: int, drop_last: bool = False, rank: int = 0, world_size: int = 1,
+                 epoch_of: Callable[[], int] | None = None) -> DataLoader:
     """A DataLoader (so Lightning treats it as one) whose every item is a whole batch."""
-    sampler = EpochBatchSampler(len(labels), batch_size, shuffle, seed, drop_last, rank, world_size)
+    sampler = EpochBatchSampler(len(labels), batch_size, shuffle, seed, drop_last, rank,
+                                world_size, epoch_of)
+    # Its own generator: otherwise creating each iterator draws from torch's global RNG
+    # (DataLoader's base seed), and where Lightning creates iterators would shift dropout.
     return DataLoader(TensorBatches(images, labels), sampler=sampler, batch_size=None,
-                      num_workers=0)
+                      num_workers=0, generator=torch.Generator().manual_seed(seed))

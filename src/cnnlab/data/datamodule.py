@@ -122,7 +122,8 @@ class MNISTDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         return batch_loader(images, labels, self.batch_size if train else self.eval_batch_size,
                             shuffle=train, seed=self.seed, drop_last=self.drop_last and train,
-                            rank=rank, world_size=world)
+                            rank=rank, world_size=world,
+                            epoch_of=(lambda: trainer.current_epoch) if trainer else None)
 
     def train_dataloader(self):
         return self._loader("train", train=True)

@@ -1,0 +1,111 @@
+"""Identical reruns, verified by cnnlab-rerun, and runs that survive SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, cnnlab, results
+from idx_data import make_dataset
+
+# a run whose every source of randomness is in play: shuffling, per-sample augmentation,
+# dropout, and a plateau scheduler that actually steps
+RANDOM_RUN = ["data/augmentation=affine", "model.net.dropout=0.3", "model.scheduler.patience=0",
+              "+model.scheduler.threshold=0.9",
+              "seed=7", "logger=none", "trainer.accelerator=cpu", "callbacks.progress_bar=null",
+              "callbacks.model_summary=null", "data.batch_size=32"]
+
+
+def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
+    run = tmp_path / "logs" / "original"
+    proc = cnnlab([*FAST, *RANDOM_RUN, f"hydra.run.dir={run}"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    proc = cnnlab([str(run), "--out", str(tmp_path / "same")], cli_env, tool="cnnlab-rerun")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "same" / "rerun.json").read_text())
+    assert summary["identical"] and summary["differences"] == []
+    assert "identical" in proc.stdout
+
+    proc = cnnlab([str(run), "model.optimizer.lr=0.01", "--out", str(tmp_path / "changed")],
+                  cli_env, tool="cnnlab-rerun")
+    assert proc.returncode == 1
+    summary = json.loads((tmp_path / "changed" / "rerun.json").read_text())
+    assert not summary["identical"]
+    changed = {d["metric"] for d in summary["differences"]}
+    assert "test/acc" in changed or "test/loss" in changed
+    assert "differs by" in proc.stdout
+
+    # a tolerance that covers the difference turns the verdict around
+    proc = cnnlab([str(run), "model.optimizer.lr=0.01", "--tolerance", "100",
+                   "--out", str(tmp_path / "tolerated")], cli_env, tool="cnnlab-rerun")
+    assert proc.returncode == 0
+
+
+def test_rerun_of_a_non_run_dir_is_refused(cli_env, tmp_path):
+    proc = cnnlab([str(tmp_path)], cli_env, tool="cnnlab-rerun")
+    assert proc.returncode == 2 and "is not a cnnlab run dir" in proc.stderr
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env, tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=4000, n_test=200)
+    env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
+    args = [*RANDOM_RUN, "trainer.max_epochs=4", "trainer.num_sanity_val_steps=0"]
+
+    straight = tmp_path / "logs" / "straight"
+    proc = cnnlab([*args, f"hydra.run.dir={straight}"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    killed = tmp_path / "logs" / "killed"
+    exe = Path(sys.executable).parent / "cnnlab-train"
+    victim = subprocess.Popen([str(exe), *args, f"hydra.run.dir={killed}"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(killed / "checkpoints" / "last.ckpt", victim)
+    time.sleep(0.3)  # into the next epoch
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    interrupted = results(killed)
+    assert interrupted["status"] == "running"  # what a killed run leaves behind
+
+    proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={killed}"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed, reference = results(killed), results(straight)
+    assert resumed["status"] == "completed"
+    assert resumed["resumed_from"].endswith(".ckpt")
+    assert resumed["epochs"] == reference["epochs"] == 4
+    assert resumed["metrics"] == reference["metrics"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    assert strip(resumed["history"]) == strip(reference["history"])
+    # the plateau scheduler (patience 0) really moved the learning rate
+    assert len({r["lr"] for r in reference["history"]}) > 1
+
+
+def test_relaunched_multirun_skips_completed_jobs(cli_env, tmp_path):
+    sweep = tmp_path / "logs" / "sweep"
+    args = ["-m", "seed=1,2", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"]
+    proc = cnnlab(args, cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = results(sweep / "1")
+    # job 1 "was interrupted": its record says so; job 0 completed
+    (sweep / "1" / "results.json").write_text(json.dumps({**first, "status": "interrupted"}))
+    proc = cnnlab([*args, "resume=auto"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "skipping" in proc.stdout and str(sweep / "0") in proc.stdout.replace("\n", "")
+    assert results(sweep / "0")["started_at"] == results(sweep / "0")["started_at"]
+    assert results(sweep / "1")["status"] == "completed"
+    assert results(sweep / "1")["resumed_from"] is not None
