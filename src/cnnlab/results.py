@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = "results.json"
-STATUSES = ("running", "completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "failed", "interrupted", "skipped")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

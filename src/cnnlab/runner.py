@@ -33,12 +33,22 @@ def bad_input_errors():
     try:
         yield
     except (ValueError, FileNotFoundError) as err:
-        raise BadInput(str(err)) from err
+        raise _as_bad_input(err) from err
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, (ValueError, FileNotFoundError)):
-            raise BadInput(str(cause)) from err
+            raise _as_bad_input(cause) from err
         raise
+
+
+class WeightsUnavailable(BadInput):
+    """Pretrained weights that cannot be had here (no network and not cached)."""
+
+
+def _as_bad_input(err: Exception) -> BadInput:
+    from cnnlab.nets.resnet import WeightsNotAvailable
+
+    return (WeightsUnavailable if isinstance(err, WeightsNotAvailable) else BadInput)(str(err))
 
 
 def run_and_report(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tuple[int, Any]:
@@ -53,6 +63,11 @@ def run_and_report(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tupl
             return 0, done
         return 0, train(cfg, run_dir, overrides, record)
     except (ConfigError, BadInput, NonFiniteLossError) as err:
+        if isinstance(err, WeightsUnavailable) and cfg.get("skip_unavailable_weights"):
+            message = str(err).splitlines()[0]
+            err_console.print(f"[bold yellow]cnnlab: skipped:[/] {message}", highlight=False)
+            _fail(record, run_dir, overrides, cfg, message, status="skipped")
+            return 0, None
         code = EXIT_FAILED if isinstance(err, NonFiniteLossError) else EXIT_BAD_INPUT
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         err_console.print(f"[bold red]cnnlab:[/] {message}", highlight=False, soft_wrap=True)

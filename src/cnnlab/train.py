@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -30,9 +28,14 @@ class RunFailed(RuntimeError):
 def main(cfg: DictConfig) -> float | None:
     from cnnlab.runner import run_and_report
 
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    code, value = run_and_report(cfg, Path(HydraConfig.get().runtime.output_dir),
-                                 list(HydraConfig.get().overrides.task))
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    n_jobs = OmegaConf.select(hc, "launcher.n_jobs")
+    if multirun and cfg.torch_threads is None and isinstance(n_jobs, int) and n_jobs > 1:
+        # n parallel jobs share the cores: each gets its 1/n, none oversubscribes
+        with open_dict(cfg):
+            cfg.torch_threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    code, value = run_and_report(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
     if code == 0:
         return value
     if multirun:  # let the other jobs of the sweep run; Hydra reports the failure at the end

@@ -41,6 +41,10 @@ class ResNet18Transfer(nn.Module):
         return self.backbone(x)
 
 
+class WeightsNotAvailable(FileNotFoundError):
+    """Named torchvision weights that are neither cached nor downloadable here."""
+
+
 def load_resnet18_weights(weights: str) -> dict[str, torch.Tensor]:
     """A resnet18 state dict from a torchvision weights name or a local file."""
     names = [w.name for w in torchvision.models.ResNet18_Weights]
@@ -48,7 +52,7 @@ def load_resnet18_weights(weights: str) -> dict[str, torch.Tensor]:
         try:
             return torchvision.models.ResNet18_Weights[weights].get_state_dict(progress=False)
         except Exception as err:  # no network and not in torch's hub cache
-            raise FileNotFoundError(
+            raise WeightsNotAvailable(
                 f"resnet18 weights {weights!r} are not in torch's cache "
                 f"({torch.hub.get_dir()}/checkpoints) and could not be downloaded ({err}). "
                 "Download them where there is a network, or set model.net.weights=/path/to/file.pth"
