@@ -61,6 +61,8 @@ class SafeWandbLogger(WandbLogger):
             return fn(*args, **kwargs)
         except Exception as err:  # W&B must never end a training run
             self.broken = f"{type(err).__name__}: {err}"
+            if not isinstance(self._experiment, _LiveRun):
+                self._experiment = _NoRun()  # nobody tries to start W&B again
             warnings.warn(f"W&B {what} failed ({self.broken}); W&B logging is off for the rest "
                           "of this run, results are still written to the run directory")
             return None
@@ -97,6 +99,21 @@ class SafeWandbLogger(WandbLogger):
             import wandb
             self.experiment.log({key: wandb.Image(figure)})
         self._guard("log_plot", _log)
+
+
+class _NoRun:
+    """Stands in for a W&B run that could not start: every call does nothing."""
+
+    id = None
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+try:
+    from wandb.sdk.wandb_run import Run as _LiveRun
+except ImportError:  # pragma: no cover
+    _LiveRun = type(None)
 
 
 def build_loggers(cfg: DictConfig | None) -> list[Logger]:
