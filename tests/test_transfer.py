@@ -82,3 +82,41 @@ def test_init_from_checkpoint_with_new_head_and_architecture_check(tmp_path):
         init_from_checkpoint(MyCNN(), tmp_path / "missing.ckpt")
     with pytest.raises(ValueError, match="freeze='all'"):
         freeze(dst, "all")
+
+
+def test_feature_cache_trains_the_head_like_the_full_forward_pass(cli_env, tmp_path):
+    from conftest import FAST, cnnlab, results
+
+    args = [*FAST, "model.freeze=backbone", "logger=none", "model.optimizer.lr=0.01"]
+    runs = {}
+    for enabled in ("true", "false"):
+        out = tmp_path / f"cache_{enabled}"
+        proc = cnnlab([*args, f"callbacks.feature_cache.enabled={enabled}",
+                       f"hydra.run.dir={out}"], cli_env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert ("feature cache:" in proc.stdout) == (enabled == "true")
+        runs[enabled] = results(out)
+    cached, full = runs["true"], runs["false"]
+    for a, b in zip(cached["history"], full["history"]):
+        assert a["val/loss"] == pytest.approx(b["val/loss"], abs=1e-4)
+        assert a["val/acc"] == pytest.approx(b["val/acc"], abs=1e-6)
+    assert cached["metrics"]["test/acc"] == pytest.approx(full["metrics"]["test/acc"], abs=1e-6)
+    head_a = torch.load(tmp_path / "cache_true" / "checkpoints" / "last.ckpt", weights_only=True)
+    head_b = torch.load(tmp_path / "cache_false" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert torch.allclose(head_a["state_dict"]["net.fc2.weight"],
+                          head_b["state_dict"]["net.fc2.weight"], atol=1e-4)
+    assert torch.equal(head_a["state_dict"]["net.conv1.weight"],
+                       head_b["state_dict"]["net.conv1.weight"])
+
+
+def test_feature_cache_is_not_used_when_the_backbone_sees_random_input():
+    from cnnlab.data import BatchAugment, MNISTDataModule
+    from cnnlab.feature_cache import cacheable
+
+    model = Classifier(MyCNN(), optimizer=partial(torch.optim.Adam), freeze="backbone")
+    plain = MNISTDataModule()
+    assert cacheable(model, plain) is None
+    assert "augmentation" in cacheable(model, MNISTDataModule(augmentation=BatchAugment("r", degrees=5)))
+    assert "not frozen" in cacheable(Classifier(MyCNN(), optimizer=partial(torch.optim.Adam)), plain)
+    dropped = Classifier(MyCNN(dropout=0.5), optimizer=partial(torch.optim.Adam), freeze="backbone")
+    assert "dropout" in cacheable(dropped, plain)

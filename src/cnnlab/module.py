@@ -12,7 +12,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from cnnlab.transfer import freeze as freeze_net
-from cnnlab.transfer import frozen_norm_layers_to_eval, init_from_checkpoint
+from cnnlab.transfer import frozen_norm_layers_to_eval, head_name, init_from_checkpoint
 
 
 class Classifier(L.LightningModule):
@@ -28,6 +28,7 @@ class Classifier(L.LightningModule):
             init_from_checkpoint(net, init_from)
         freeze_net(net, freeze)
         self.freeze_mode = freeze
+        self.head_only = False
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_monitor = scheduler_monitor
         self.grad_norm_every = grad_norm_every
@@ -41,11 +42,13 @@ class Classifier(L.LightningModule):
         self.best_val_acc: float | None = None  # a plain float so checkpoints keep it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.head_only:  # batches are cached backbone features (cnnlab.feature_cache)
+            return self.net.get_submodule(head_name(self.net))(x)
         return self.net(x)
 
     def _step(self, batch, loss_metric, acc_metric):
         x, y = batch
-        logits = self.net(x)
+        logits = self(x)
         loss = F.cross_entropy(logits, y)
         loss_metric.update(loss.detach(), weight=y.numel())
         acc_metric.update(logits.detach(), y)

@@ -45,6 +45,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.augmentation = augmentation or BatchAugment()
         self.download, self.on_device, self.drop_last, self.seed = download, on_device, drop_last, seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.features = False  # True once the splits hold cached backbone features
 
     @property
     def raw_folder(self) -> Path:
@@ -112,6 +113,15 @@ class MNISTDataModule(L.LightningDataModule):
         if self.on_device and device.type != "cpu":
             self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
 
+    def use_features(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Serve precomputed features (cnnlab.feature_cache) instead of images."""
+        self._image_splits = self.splits
+        self.splits, self.features = splits, True
+
+    def use_images(self) -> None:
+        if self.features:
+            self.splits, self.features = self._image_splits, False
+
     def _device(self) -> torch.device:
         trainer = self.trainer
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
@@ -148,6 +158,8 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_batch(self, x: torch.Tensor, seed: int, training: bool) -> torch.Tensor:
         """uint8 → float in [0, 1] → augmented (training only) → normalized."""
+        if self.features:
+            return x
         x = x.float().div_(255.0)
         if training and self.augmentation.active:
             gen = torch.Generator(device=x.device).manual_seed(int(seed))
