@@ -72,6 +72,8 @@ class CompareError(ValueError):
 
 def _split(override: str) -> tuple[str, str]:
     key, _, value = override.partition("=")
+    # Hydra's sweeper writes booleans as Python does (False); configs and users write false
+    value = {"True": "true", "False": "false", "None": "null"}.get(value, value)
     return key.lstrip("+~"), value
 
 
@@ -169,6 +171,8 @@ def summarize(arms: dict[str, list[Run]], reference: str | None = None,
         raise CompareError(f"reference arm {reference!r} is not one of the arms {labels}")
     ref = next(s for s in summaries if s.label == (reference or labels[0]))
     ref.is_reference = True
+    summaries.remove(ref)
+    summaries.insert(0, ref)  # the reference row first, the others in sweep order
     ref_by_seed = {r.seed: r.metrics[metric] for r in ref.runs
                    if r.status == "completed" and metric in r.metrics}
     for s in summaries:
