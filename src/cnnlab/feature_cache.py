@@ -58,9 +58,10 @@ class FrozenFeatureCache(Callback):
         net = pl_module.net
         was_training = net.training
         net.eval()
-        features = {}
+        features = dict(dm.splits)  # the test split stays images: it is tested after fit
         with torch.no_grad(), headless(net):
-            for split, (images, labels) in dm.splits.items():
+            for split in ("train", "val"):
+                images, labels = dm.splits[split]
                 chunks = [net(dm.prepare_batch(images[i:i + self.batch_size].to(pl_module.device),
                                                0, training=False))
                           for i in range(0, len(labels), self.batch_size)]
