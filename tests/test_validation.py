@@ -59,6 +59,8 @@ CASES = [
      2, "trainer.accelerator="),
     (["model.scheduler.factor=1.5"], 2, "model.scheduler.factor=1.5"),
     (["torch_threads=0"], 2, "torch_threads=0"),
+    (["cpu_malloc.mmap_threshold_mb=4096"], 2, "cpu_malloc.mmap_threshold_mb=4096 is invalid"),
+    (["+cpu_malloc.arena=2"], 2, "cpu_malloc="),
     (["model.init_from={missing}"], 2, "model.init_from="),
     (["model.init_from={corrupt}"], 2, "is corrupt or not a torch checkpoint"),
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),

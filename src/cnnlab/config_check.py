@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.cpu_malloc import MAX_MB as MALLOC_MAX_MB
 from cnnlab.data.datamodule import DATASETS
 from cnnlab.loggers import WANDB_MODES, wandb_credentials_present
 from cnnlab.transfer import FREEZE_MODES
@@ -62,6 +63,12 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg, "test_ckpt", lambda v: v in ("best", "last"), "one of ['best', 'last']")
     _check(cfg, "torch_threads", lambda v: v is None or (_is_int(v) and v >= 1),
            "null or an integer >= 1")
+    _check(cfg, "cpu_malloc", lambda v: v is None or (OmegaConf.is_dict(v) and set(v) == {
+        "mmap_threshold_mb", "trim_threshold_mb"}),
+           "null or {mmap_threshold_mb, trim_threshold_mb}")
+    for key in ("cpu_malloc.mmap_threshold_mb", "cpu_malloc.trim_threshold_mb"):
+        _check(cfg, key, lambda v: _is_int(v) and 0 <= v <= MALLOC_MAX_MB,
+               f"an integer number of MiB in [0, {MALLOC_MAX_MB}]")
     _check(cfg, "ckpt_path", lambda v: v is None or Path(v).is_file(),
            "null or the path of an existing checkpoint file")
 

@@ -170,6 +170,7 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
 
     from cnnlab import provenance
     from cnnlab.callbacks import ConfigInCheckpoint, History
+    from cnnlab.cpu_malloc import keep_freed_memory
     from cnnlab.loggers import SafeWandbLogger, build_loggers, finish_wandb
     from cnnlab.plots import save_confusion_matrix
     from cnnlab.transfer import load_checkpoint
@@ -177,6 +178,8 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
     _one_log_stream()
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
+    if cfg.get("cpu_malloc"):
+        keep_freed_memory(**cfg.cpu_malloc)
     L.seed_everything(cfg.seed, workers=True)
     with bad_input_errors():
         datamodule = instantiate(cfg.data)
