@@ -70,10 +70,8 @@ class History(Callback):
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        for name in ("train_loss", "train_acc"):
-            metric = getattr(pl_module, name, None)
-            if metric is not None and metric.update_called:
-                row[name.replace("_", "/")] = _num(metric.compute())
+        if hasattr(pl_module, "train_metrics"):
+            row.update({k: _num(v) for k, v in pl_module.train_metrics().items()})
         for key in ("val/loss", "val/acc", "val/acc_best"):
             if key in trainer.callback_metrics:
                 row[key] = _num(trainer.callback_metrics[key])
