@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
 import sys
@@ -46,7 +47,8 @@ def git_state(where: Path | None = None) -> dict[str, Any]:
 
 def device_info() -> dict[str, Any]:
     info = {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor(), "cpu_count": torch.get_num_threads(),
+            "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
             "cuda": torch.version.cuda, "gpu": None}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -74,9 +74,10 @@ def provenance_warnings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if gb.get("dirty"):
         warnings.append("git: the source tree has uncommitted changes")
     da, db = old.get("device") or {}, new.get("device") or {}
-    if (da.get("gpu"), da.get("cpu_count")) != (db.get("gpu"), db.get("cpu_count")):
-        warnings.append(f"device: {da.get('gpu') or 'cpu'}/{da.get('cpu_count')} threads → "
-                        f"{db.get('gpu') or 'cpu'}/{db.get('cpu_count')} threads")
+    ta, tb = (d.get("torch_threads", d.get("cpu_count")) for d in (da, db))  # older runs
+    if (da.get("gpu"), ta) != (db.get("gpu"), tb):
+        warnings.append(f"device: {da.get('gpu') or 'cpu'}/{ta} threads → "
+                        f"{db.get('gpu') or 'cpu'}/{tb} threads")
     return warnings
 
 
