@@ -58,6 +58,21 @@ def test_run_seed_changes_shuffle_but_is_reproducible(tiny_data):
     assert not torch.equal(next(iter(loader)).labels, la[0])  # reshuffled each epoch
 
 
+def test_batches_are_indexed_where_the_data_lives():
+    # On a GPU the splits sit on the device: the epoch's order is sent there once and no
+    # batch crosses the bus. The meta device stands in for a GPU here.
+    from cnnlab.data.batches import batch_loader
+
+    images = torch.empty(10, 1, 4, 4, dtype=torch.uint8, device="meta")
+    labels = torch.empty(10, dtype=torch.long, device="meta")
+    loader = batch_loader(images, labels, batch_size=4, shuffle=True, seed=0)
+    keys = list(loader.sampler)
+    assert [len(idx) for _, idx in keys] == [4, 4, 2]
+    assert all(idx.device.type == "meta" for _, idx in keys)
+    batches = list(loader)
+    assert all(b.images.device.type == "meta" and b.images.shape[1:] == (1, 4, 4) for b in batches)
+
+
 def test_normalization_uses_configured_mean_and_std(tiny_data):
     m = dm(tiny_data, mean=0.5, std=0.25)
     x, raw = first_batch(m, "val", training=False)

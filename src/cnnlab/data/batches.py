@@ -49,10 +49,12 @@ class EpochBatchSampler(Sampler):
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int,
                  drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                 epoch_of: Callable[[], int] | None = None) -> None:
+                 epoch_of: Callable[[], int] | None = None,
+                 device: torch.device | str = "cpu") -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
         self.epoch_of = epoch_of
+        self.device = torch.device(device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:  # used when no trainer tells the epoch
@@ -75,6 +77,9 @@ class EpochBatchSampler(Sampler):
         if self.world_size > 1:
             m = self._per_rank()
             order = order[self.rank * m:(self.rank + 1) * m]
+        # drawn on the CPU (the same order on every device), then sent to the data's
+        # device once per epoch: batches index there with no host-to-device copy
+        order = order.to(self.device)
         for b, idx in enumerate(order.split(self.batch_size)):
             if self.drop_last and len(idx) < self.batch_size:
                 return
@@ -86,7 +91,7 @@ def batch_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int, sh
                  epoch_of: Callable[[], int] | None = None) -> DataLoader:
     """A DataLoader (so Lightning treats it as one) whose every item is a whole batch."""
     sampler = EpochBatchSampler(len(labels), batch_size, shuffle, seed, drop_last, rank,
-                                world_size, epoch_of)
+                                world_size, epoch_of, device=images.device)
     # Its own generator: otherwise creating each iterator draws from torch's global RNG
     # (DataLoader's base seed), and where Lightning creates iterators would shift dropout.
     return DataLoader(TensorBatches(images, labels), sampler=sampler, batch_size=None,
