@@ -49,6 +49,20 @@ def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
     assert proc.returncode == 0
 
 
+def test_rerun_pins_the_data_folder_and_the_thread_count_the_run_used():
+    from omegaconf import OmegaConf
+
+    from cnnlab.rerun import pinned_overrides
+
+    resolved = OmegaConf.create({"data": {"root": "/data"}, "torch_threads": None})
+    # a joblib job ran with 1 of the machine's 16 threads; rerun alone it must still use 1
+    assert pinned_overrides(resolved, {"device": {"cpu_count": 16, "torch_threads": 1}}) == [
+        "data.root=/data", "torch_threads=1"]
+    # runs from before torch_threads was recorded stored the threads as cpu_count
+    assert pinned_overrides(resolved, {"device": {"cpu_count": 2}})[-1] == "torch_threads=2"
+    assert pinned_overrides(resolved, {}) == ["data.root=/data"]
+
+
 def test_rerun_of_a_non_run_dir_is_refused(cli_env, tmp_path):
     proc = cnnlab([str(tmp_path)], cli_env, tool="cnnlab-rerun")
     assert proc.returncode == 2 and "is not a cnnlab run dir" in proc.stderr

@@ -30,6 +30,25 @@ def merged_overrides(saved: list[str], extra: list[str]) -> list[str]:
     return [o for o in saved if override_key(o) not in replaced] + list(extra)
 
 
+def pinned_overrides(resolved: Any, provenance: dict[str, Any]) -> list[str]:
+    """What came from the environment rather than the command line, pinned as it was.
+
+    The data folder, and the torch thread count: a parallel launcher gave the job
+    cores / n_jobs threads, and a CPU reduction split over another number of threads sums
+    in another order, so the same seed would not give the same bits.
+    """
+    pinned = []
+    if resolved is not None:
+        pinned.append(f"data.root={resolved.data.root}")
+    device = provenance.get("device") or {}
+    threads = device.get("torch_threads", device.get("cpu_count"))  # older runs: cpu_count
+    if threads is None and resolved is not None:
+        threads = resolved.get("torch_threads")
+    if threads:
+        pinned.append(f"torch_threads={int(threads)}")
+    return pinned
+
+
 def compared_metrics(res: dict[str, Any]) -> dict[str, float]:
     """Every number a rerun should reproduce: final metrics and the per-epoch history."""
     out = {k: v for k, v in (res.get("metrics") or {}).items() if isinstance(v, (int, float))}
@@ -100,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     saved = [str(o) for o in OmegaConf.load(saved_overrides)]
     resolved = OmegaConf.load(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
-    pinned = []
-    if resolved is not None:  # things that came from the environment, pinned as they were
-        pinned.append(f"data.root={resolved.data.root}")
+    pinned = pinned_overrides(resolved, old.get("provenance") or {})
     out = (args.out or run_dir.parent / f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
     overrides = merged_overrides(pinned + saved, [o for o in args.overrides])
     overrides = [o for o in overrides if override_key(o) not in ("resume", "ckpt_path")]
