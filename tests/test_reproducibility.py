@@ -63,6 +63,18 @@ def test_rerun_pins_the_data_folder_and_the_thread_count_the_run_used():
     assert pinned_overrides(resolved, {}) == ["data.root=/data"]
 
 
+def test_rerun_warns_when_the_cpu_differs():
+    from cnnlab.provenance import device_info
+    from cnnlab.rerun import provenance_warnings
+
+    here = device_info()
+    assert here["cpu_capability"] and here["torch_threads"] >= 1
+    other = {**here, "cpu_capability": "AVX2" if here["cpu_capability"] != "AVX2" else "AVX512"}
+    warned = provenance_warnings({"device": here}, {"device": other})
+    assert any("cpu_capability" in w and "same kind of CPU" in w for w in warned)
+    assert provenance_warnings({"device": here}, {"device": dict(here)}) == []
+
+
 def test_rerun_of_a_non_run_dir_is_refused(cli_env, tmp_path):
     proc = cnnlab([str(tmp_path)], cli_env, tool="cnnlab-rerun")
     assert proc.returncode == 2 and "is not a cnnlab run dir" in proc.stderr

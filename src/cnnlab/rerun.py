@@ -97,6 +97,10 @@ def provenance_warnings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if (da.get("gpu"), ta) != (db.get("gpu"), tb):
         warnings.append(f"device: {da.get('gpu') or 'cpu'}/{ta} threads → "
                         f"{db.get('gpu') or 'cpu'}/{tb} threads")
+    for key in ("cpu_model", "cpu_capability"):  # other CPU kernels: expect other last bits
+        if key in da and key in db and da[key] != db[key]:
+            warnings.append(f"{key}: {da[key]} → {db[key]} (CPU results are bit-identical "
+                            f"only on the same kind of CPU)")
     return warnings
 
 
