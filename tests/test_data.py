@@ -73,6 +73,18 @@ def test_batches_are_indexed_where_the_data_lives():
     assert all(b.images.device.type == "meta" and b.images.shape[1:] == (1, 4, 4) for b in batches)
 
 
+def test_splits_move_to_the_training_device_even_when_set_up_before(tiny_data, monkeypatch):
+    m = dm(tiny_data)  # set up with no trainer: host memory
+    assert m.splits["train"][0].device.type == "cpu"
+    monkeypatch.setattr(m, "_device", lambda: torch.device("meta"))  # a GPU's stand-in
+    m.setup("fit")
+    assert {t.device.type for pair in m.splits.values() for t in pair} == {"meta"}
+    off = dm(tiny_data, on_device=False)
+    monkeypatch.setattr(off, "_device", lambda: torch.device("meta"))
+    off.setup("fit")
+    assert off.splits["train"][0].device.type == "cpu"
+
+
 def test_normalization_uses_configured_mean_and_std(tiny_data):
     m = dm(tiny_data, mean=0.5, std=0.25)
     x, raw = first_batch(m, "val", training=False)

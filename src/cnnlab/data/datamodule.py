@@ -91,8 +91,16 @@ class MNISTDataModule(L.LightningDataModule):
             idx_shape(path)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+        if not self.splits:
+            self._load()
+        # set up before a trainer was attached (a benchmark, a notebook), the splits are
+        # still on the host: move them now, once, not batch by batch
+        device = self._device()
+        if self.on_device and device.type != "cpu" and any(
+                t.device != device for pair in self.splits.values() for t in pair):
+            self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
+
+    def _load(self) -> None:
         self.check_files()
         cls = DATASETS[self.name]
         train = cls(str(self.root), train=True, download=False)
@@ -109,9 +117,6 @@ class MNISTDataModule(L.LightningDataModule):
             "val": (x[val_idx], y[val_idx]),
             "test": (test.data.unsqueeze(1).contiguous(), test.targets.long()),
         }
-        device = self._device()
-        if self.on_device and device.type != "cpu":
-            self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
 
     def use_features(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Serve precomputed features (cnnlab.feature_cache) instead of images."""
