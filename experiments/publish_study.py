@@ -22,6 +22,8 @@ def main() -> None:
     p.add_argument("--command", required=True)
     p.add_argument("--wall-s", type=float, required=True)
     p.add_argument("--notes", default="")
+    p.add_argument("--title", help="default: Ablation study: STUDY")
+    p.add_argument("--budget", help="the per-run budget, when not the study default")
     args = p.parse_args()
     out = HERE / args.study
     table = (out / "comparison.md").read_text().split("\n", 2)[2]
@@ -30,19 +32,24 @@ def main() -> None:
     prov = next((json.loads(r.read_text()).get("provenance") for r in runs
                  if json.loads(r.read_text()).get("provenance")), {}) or {}
     versions = prov.get("versions", {})
-    text = f"""# Ablation study: {args.study}
+    device = prov.get("device") or {}
+    cpu = " ".join(str(x) for x in (device.get("cpu_model"), device.get("cpu_capability")) if x) \
+        or platform.processor() or platform.machine()
+    budget = args.budget or (
+        "the study default (`conf/experiment/ablation/_study.yaml`): 2 epochs\n"
+        "  over half of the 48,000-image training split, then the best-on-validation "
+        "checkpoint is\n  tested on the 10,000 MNIST test images. The full seed-003 recipe is\n"
+        "  `trainer.max_epochs=10 trainer.limit_train_batches=null`.")
+    text = f"""# {args.title or f"Ablation study: {args.study}"}
 
 ```bash
 {args.command}
 ```
 
 - **Wall time:** {args.wall_s / 60:.1f} min for {len(runs)} runs on this machine
-  ({platform.processor() or platform.machine()}, 2 CPU cores, no GPU; 2 jobs in parallel,
+  ({cpu}, 2 CPU cores, no GPU; 2 jobs in parallel,
   1 torch thread each). Runs: {', '.join(f'{statuses.count(s)} {s}' for s in sorted(set(statuses)))}.
-- **Budget per run:** the study default (`conf/experiment/ablation/_study.yaml`): 2 epochs
-  over half of the 48,000-image training split, then the best-on-validation checkpoint is
-  tested on the 10,000 MNIST test images. The full seed-003 recipe is
-  `trainer.max_epochs=10 trainer.limit_train_batches=null`.
+- **Budget per run:** {budget}
 - **Versions:** torch {versions.get('torch')}, lightning {versions.get('lightning')},
   cnnlab {versions.get('cnnlab')} (git {str((prov.get('git') or {}).get('commit'))[:10]}).
 {args.notes}
