@@ -30,8 +30,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 
 REPO = Path(__file__).resolve().parents[2]
+DATA_ROOT = os.environ.get("CNNLAB_DATA_DIR", str(REPO.parent / "shared" / "data"))
 TARGETS = {"c/a": 1.05, "d/a": 1.10, "d/b": 0.70}  # CPU targets of issue 5
 
 
@@ -47,6 +49,18 @@ def compose_cnnlab(overrides: list[str]):
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+class EpochTimer(Callback):
+    """Seconds of the last training epoch, the device synchronised at both ends."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        sync(pl_module.device)
+        self.t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        sync(pl_module.device)
+        self.seconds = time.perf_counter() - self.t0
 
 
 class Bench:
@@ -131,19 +145,14 @@ class Bench:
     def time_to_accuracy(self, target: float, max_epochs: int) -> dict:
         """Train cnnlab's default recipe until the *test* accuracy reaches ``target``."""
         from hydra.utils import instantiate
-        from lightning.pytorch.callbacks import Callback
 
-        class StopAtAccuracy(Callback):
+        class StopAtAccuracy(EpochTimer):
             def __init__(self, dm) -> None:
                 self.dm, self.rows, self.train_s = dm, [], 0.0
 
-            def on_train_epoch_start(self, trainer, pl_module):
-                sync(pl_module.device)
-                self.t0 = time.perf_counter()
-
             def on_train_epoch_end(self, trainer, pl_module):
-                sync(pl_module.device)
-                self.train_s += time.perf_counter() - self.t0
+                super().on_train_epoch_end(trainer, pl_module)
+                self.train_s += self.seconds
                 images, labels = self.dm.splits["test"]
                 with torch.no_grad():
                     correct = sum(int((pl_module(self.dm.prepare_batch(
@@ -172,16 +181,6 @@ class Bench:
 
     def cnnlab(self, key: str) -> float:
         from hydra.utils import instantiate
-        from lightning.pytorch.callbacks import Callback
-
-        class EpochTimer(Callback):
-            def on_train_epoch_start(self, trainer, pl_module):
-                sync(pl_module.device)
-                self.t0 = time.perf_counter()
-
-            def on_train_epoch_end(self, trainer, pl_module):
-                sync(pl_module.device)
-                self.seconds = time.perf_counter() - self.t0
 
         timer = EpochTimer()
         trainer = instantiate(self.cfgs[key].trainer, callbacks=[timer], logger=False)
@@ -210,8 +209,7 @@ def main() -> int:
                         help="tuned: glibc thresholds from conf/train.yaml cpu_malloc, as "
                              "cnnlab-train sets them (process-wide: every variant gets them)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--data-root", default=os.environ.get("CNNLAB_DATA_DIR",
-                                                                str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--data-root", default=DATA_ROOT)
     parser.add_argument("--json", type=Path, help="write the raw timings here")
     args = parser.parse_args()
     if args.quick:

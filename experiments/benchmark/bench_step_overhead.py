@@ -29,19 +29,11 @@ from hydra.utils import instantiate
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_epoch import REPO, compose_cnnlab  # noqa: E402
+from bench_epoch import DATA_ROOT, EpochTimer, compose_cnnlab  # noqa: E402
 
 
 def tiny() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-
-
-class Timer(L.Callback):
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.t0 = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.seconds = time.perf_counter() - self.t0
 
 
 class Bare(L.LightningModule):
@@ -72,7 +64,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=750)
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--data-root", default=DATA_ROOT)
     args = p.parse_args()
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -102,7 +94,7 @@ def main() -> int:
         return time.perf_counter() - t0
 
     def fit(model, data, cfg=None) -> float:
-        timer = Timer()
+        timer = EpochTimer()
         if cfg is None:
             trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False,

@@ -30,6 +30,12 @@ def merged_overrides(saved: list[str], extra: list[str]) -> list[str]:
     return [o for o in saved if override_key(o) not in replaced] + list(extra)
 
 
+def run_threads(device: dict[str, Any]) -> int | None:
+    """The torch threads a run used (runs from before ``torch_threads`` stored them as
+    ``cpu_count``)."""
+    return device.get("torch_threads", device.get("cpu_count"))
+
+
 def pinned_overrides(resolved: Any, provenance: dict[str, Any]) -> list[str]:
     """What came from the environment rather than the command line, pinned as it was.
 
@@ -40,8 +46,7 @@ def pinned_overrides(resolved: Any, provenance: dict[str, Any]) -> list[str]:
     pinned = []
     if resolved is not None:
         pinned.append(f"data.root={resolved.data.root}")
-    device = provenance.get("device") or {}
-    threads = device.get("torch_threads", device.get("cpu_count"))  # older runs: cpu_count
+    threads = run_threads(provenance.get("device") or {})
     if threads is None and resolved is not None:
         threads = resolved.get("torch_threads")
     if threads:
@@ -93,7 +98,7 @@ def provenance_warnings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if gb.get("dirty"):
         warnings.append("git: the source tree has uncommitted changes")
     da, db = old.get("device") or {}, new.get("device") or {}
-    ta, tb = (d.get("torch_threads", d.get("cpu_count")) for d in (da, db))  # older runs
+    ta, tb = run_threads(da), run_threads(db)
     if (da.get("gpu"), ta) != (db.get("gpu"), tb):
         warnings.append(f"device: {da.get('gpu') or 'cpu'}/{ta} threads → "
                         f"{db.get('gpu') or 'cpu'}/{tb} threads")
