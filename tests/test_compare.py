@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import stats
-from cnnlab.compare import group_arms, load_runs, main, summarize
+from cnnlab.analysis import stats
+from cnnlab.analysis.compare import group_arms, load_runs, main, summarize
 from conftest import FAST, cnnlab
 
 

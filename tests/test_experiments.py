@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from cnnlab.config_check import validate
-from cnnlab.train import CONF_DIR
+from cnnlab.config.checks import validate
+from cnnlab.cli.train import CONF_DIR
 
 EXPERIMENTS = sorted(str(p.relative_to(Path(CONF_DIR) / "experiment").with_suffix(""))
                      for p in (Path(CONF_DIR) / "experiment").rglob("*.yaml")

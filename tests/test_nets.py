@@ -65,7 +65,7 @@ def test_convnet_reproduces_seed001_worked_example():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from cnnlab.train import CONF_DIR
+    from cnnlab.cli.train import CONF_DIR
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["model/net=convnet_seed001"])
@@ -83,7 +83,7 @@ def test_convnet_expresses_seed000_sequential():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from cnnlab.train import CONF_DIR
+    from cnnlab.cli.train import CONF_DIR
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["model/net=convnet"])

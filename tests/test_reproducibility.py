@@ -52,7 +52,7 @@ def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
 def test_rerun_pins_the_data_folder_and_the_thread_count_the_run_used():
     from omegaconf import OmegaConf
 
-    from cnnlab.rerun import pinned_overrides
+    from cnnlab.cli.rerun import pinned_overrides
 
     resolved = OmegaConf.create({"data": {"root": "/data"}, "torch_threads": None})
     # a joblib job ran with 1 of the machine's 16 threads; rerun alone it must still use 1
@@ -64,8 +64,8 @@ def test_rerun_pins_the_data_folder_and_the_thread_count_the_run_used():
 
 
 def test_rerun_warns_when_the_cpu_differs():
-    from cnnlab.provenance import device_info
-    from cnnlab.rerun import provenance_warnings
+    from cnnlab.run.provenance import device_info
+    from cnnlab.cli.rerun import provenance_warnings
 
     here = device_info()
     assert here["cpu_capability"] and here["torch_threads"] >= 1

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torchvision
 
-from cnnlab.module import Classifier
+from cnnlab.training.classifier import Classifier
 from cnnlab.nets import MyCNN, ResNet18Transfer
-from cnnlab.transfer import freeze, init_from_checkpoint
+from cnnlab.nets.transfer import freeze, init_from_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_feature_cache_trains_the_head_like_the_full_forward_pass(cli_env, tmp_p
 
 def test_feature_cache_is_not_used_when_the_backbone_sees_random_input():
     from cnnlab.data import BatchAugment, MNISTDataModule
-    from cnnlab.feature_cache import cacheable
+    from cnnlab.training.feature_cache import cacheable
 
     model = Classifier(MyCNN(), optimizer=partial(torch.optim.Adam), freeze="backbone")
     plain = MNISTDataModule()

@@ -8,8 +8,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from cnnlab.runner import EXIT_BAD_INPUT, EXIT_FAILED, run_and_report
-from cnnlab.train import CONF_DIR
+from cnnlab.run.runner import EXIT_BAD_INPUT, EXIT_FAILED, run_and_report
+from cnnlab.cli.train import CONF_DIR
 from conftest import FAST, cnnlab, run_dirs
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cnnlab.runner import run_and_report
-from cnnlab.train import CONF_DIR
+from cnnlab.run.runner import run_and_report
+from cnnlab.cli.train import CONF_DIR
 from conftest import FAST
 
 

@@ -40,7 +40,7 @@ TARGETS = {"c/a": 1.05, "d/a": 1.10, "d/b": 0.70}  # CPU targets of issue 5
 def compose_cnnlab(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from cnnlab.train import CONF_DIR  # registers the resolvers
+    from cnnlab.cli.train import CONF_DIR  # registers the resolvers
 
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return compose("train", overrides=overrides)
@@ -220,7 +220,7 @@ def main() -> int:
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no per-fit banners and tips
     if args.malloc == "tuned":
-        from cnnlab.cpu_malloc import keep_freed_memory
+        from cnnlab.run.cpu_malloc import keep_freed_memory
         keep_freed_memory(**compose_cnnlab([]).cpu_malloc)
     torch.manual_seed(0)
     bench = Bench(args)

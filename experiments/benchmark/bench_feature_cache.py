@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run(mode: str, args, out: Path) -> dict:
     run_dir = out / mode
-    cmd = [sys.executable, "-m", "cnnlab.train", "model/net=resnet18", "model.freeze=backbone",
+    cmd = [sys.executable, "-m", "cnnlab.cli.train", "model/net=resnet18", "model.freeze=backbone",
            f"model.net.weights={args.weights}", f"model.net.input_size={args.input_size}",
            "data/augmentation=none", f"data.root={args.data_root}", "logger=none",
            "callbacks.progress_bar=null", "callbacks.model_summary=null",

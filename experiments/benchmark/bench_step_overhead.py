@@ -74,7 +74,7 @@ def main() -> int:
             "+trainer.enable_checkpointing=false", "+trainer.enable_progress_bar=false",
             f"trainer.limit_train_batches={args.steps}", "paths.output_dir=/tmp/cnnlab-bench"]
     cfgs = {aug: compose_cnnlab(base + [f"data/augmentation={aug}"]) for aug in ("none", "rotation")}
-    from cnnlab.cpu_malloc import keep_freed_memory
+    from cnnlab.run.cpu_malloc import keep_freed_memory
     keep_freed_memory(**cfgs["none"].cpu_malloc)  # as cnnlab-train does
     dm = instantiate(cfgs["none"].data)
     dm.setup("fit")

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def sweep(launcher: str, args, out: Path) -> dict:
     seeds = ",".join(str(s) for s in range(1, args.runs + 1))
-    cmd = [sys.executable, "-m", "cnnlab.train", "-m", f"seed={seeds}",
+    cmd = [sys.executable, "-m", "cnnlab.cli.train", "-m", f"seed={seeds}",
            f"hydra/launcher={launcher}", f"hydra.sweep.dir={out}", f"data.root={args.data_root}",
            "logger=none", "callbacks.progress_bar=null", "callbacks.model_summary=null",
            f"trainer.max_epochs={args.epochs}", f"trainer.limit_train_batches={args.train_fraction}",

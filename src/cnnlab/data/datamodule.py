@@ -119,7 +119,7 @@ class MNISTDataModule(L.LightningDataModule):
         }
 
     def use_features(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Serve precomputed features (cnnlab.feature_cache) instead of images."""
+        """Serve precomputed features (cnnlab.training.feature_cache) instead of images."""
         self._image_splits = self.splits
         self.splits, self.features = splits, True
 

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from torch import nn
 
-from cnnlab.transfer import head_name
+from cnnlab.nets.transfer import head_name
 
 
 @contextlib.contextmanager

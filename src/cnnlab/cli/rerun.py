@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.results import read_results
+from cnnlab.run.results import read_results
 
 console = Console()
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or run_dir.parent / f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
     overrides = merged_overrides(pinned + saved, [o for o in args.overrides])
     overrides = [o for o in overrides if override_key(o) not in ("resume", "ckpt_path")]
-    cmd = [sys.executable, "-m", "cnnlab.train", *overrides, f"hydra.run.dir={out}"]
+    cmd = [sys.executable, "-m", "cnnlab.cli.train", *overrides, f"hydra.run.dir={out}"]
     console.print(f"[bold]rerunning[/] {run_dir.name} → {out}\n  {' '.join(overrides)}")
     proc = subprocess.run(cmd)
     new = read_results(out)

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from cnnlab.cpu_malloc import MAX_MB as MALLOC_MAX_MB
+from cnnlab.run.cpu_malloc import MAX_MB as MALLOC_MAX_MB
 from cnnlab.data.datamodule import DATASETS
-from cnnlab.loggers import WANDB_MODES, wandb_credentials_present
-from cnnlab.transfer import FREEZE_MODES
+from cnnlab.run.loggers import WANDB_MODES, wandb_credentials_present
+from cnnlab.nets.transfer import FREEZE_MODES
 
 IMAGE_SIZE = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.transfer import load_checkpoint
+from cnnlab.nets.transfer import load_checkpoint
 
 
 def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,

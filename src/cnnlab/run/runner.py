@@ -12,8 +12,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from cnnlab.config_check import ConfigError, validate
-from cnnlab.results import RunRecord, read_results
+from cnnlab.config.checks import ConfigError, validate
+from cnnlab.run.results import RunRecord, read_results
 
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -53,7 +53,7 @@ def _as_bad_input(err: Exception) -> BadInput:
 
 def run_and_report(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tuple[int, Any]:
     """Run, and turn any failure into one clear line, an exit code and a failed record."""
-    from cnnlab.callbacks import NonFiniteLossError
+    from cnnlab.training.callbacks import NonFiniteLossError
 
     record = None
     try:
@@ -82,7 +82,7 @@ def run_and_report(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tupl
 
 
 def _fail(record, run_dir, overrides, cfg, message, status="failed"):
-    from cnnlab.loggers import finish_wandb
+    from cnnlab.run.loggers import finish_wandb
 
     if record is None:
         record = RunRecord(run_dir, seed=cfg.get("seed"), overrides=overrides)
@@ -114,7 +114,7 @@ def _last_ckpt(run_dir: Path) -> Path:
 
 def resume_checkpoint(run_dir: Path) -> str | None:
     """last.ckpt, or the newest checkpoint that loads if a kill left last.ckpt half-written."""
-    from cnnlab.transfer import load_checkpoint
+    from cnnlab.nets.transfer import load_checkpoint
 
     folder = run_dir / "checkpoints"
     if not folder.is_dir():
@@ -168,12 +168,12 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
     import torch
     from hydra.utils import instantiate
 
-    from cnnlab import provenance
-    from cnnlab.callbacks import ConfigInCheckpoint, History
-    from cnnlab.cpu_malloc import keep_freed_memory
-    from cnnlab.loggers import SafeWandbLogger, build_loggers, finish_wandb
-    from cnnlab.plots import save_confusion_matrix
-    from cnnlab.transfer import load_checkpoint
+    from cnnlab.run import provenance
+    from cnnlab.training.callbacks import ConfigInCheckpoint, History
+    from cnnlab.run.cpu_malloc import keep_freed_memory
+    from cnnlab.run.loggers import SafeWandbLogger, build_loggers, finish_wandb
+    from cnnlab.analysis.plots import save_confusion_matrix
+    from cnnlab.nets.transfer import load_checkpoint
 
     _one_log_stream()
     if cfg.torch_threads:
@@ -313,7 +313,7 @@ def _with_wandb_id(logger_cfg: DictConfig | None, run_id: str, run_dir: Path):
 
 
 def _wandb_mode(loggers) -> str | None:
-    from cnnlab.loggers import SafeWandbLogger
+    from cnnlab.run.loggers import SafeWandbLogger
     return next((lg.mode for lg in loggers if isinstance(lg, SafeWandbLogger)), None)
 
 

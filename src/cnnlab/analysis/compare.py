@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab import stats
-from cnnlab.results import read_results
+from cnnlab.analysis import stats
+from cnnlab.run.results import read_results
 
 SEED_KEYS = ("seed",)
 
@@ -266,7 +266,7 @@ def write_csv(summaries: list[ArmSummary], path: Path) -> None:
 
 
 def write_plots(summaries: list[ArmSummary], out: Path, metric: str) -> list[Path]:
-    from cnnlab.plots import plt
+    from cnnlab.analysis.plots import plt
 
     shown = [s for s in summaries if s.mean is not None]
     paths = [out / "comparison_acc.png", out / "comparison_val_curves.png"]
@@ -303,7 +303,7 @@ def write_plots(summaries: list[ArmSummary], out: Path, metric: str) -> list[Pat
 
 def runs_from_wandb(path: str, group: str | None) -> list[Run]:
     """The same records, read from the W&B API (needs credentials and a network)."""
-    from cnnlab.loggers import wandb_credentials_present
+    from cnnlab.run.loggers import wandb_credentials_present
 
     if not wandb_credentials_present():
         raise CompareError("--wandb needs W&B credentials (WANDB_API_KEY or `wandb login`) "

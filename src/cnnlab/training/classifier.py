@@ -11,8 +11,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from cnnlab.transfer import freeze as freeze_net
-from cnnlab.transfer import frozen_norm_layers_to_eval, head_name, init_from_checkpoint
+from cnnlab.nets.transfer import freeze as freeze_net
+from cnnlab.nets.transfer import frozen_norm_layers_to_eval, head_name, init_from_checkpoint
 
 
 class Classifier(L.LightningModule):
@@ -43,7 +43,7 @@ class Classifier(L.LightningModule):
         self._train_steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.head_only:  # batches are cached backbone features (cnnlab.feature_cache)
+        if self.head_only:  # batches are cached backbone features (cnnlab.training.feature_cache)
             return self.net.get_submodule(head_name(self.net))(x)
         return self.net(x)
 

@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 
 # One id per process: two runs started in the same second get different run dirs.
 _UID = f"{os.getpid():x}{secrets.token_hex(2)}"
@@ -26,7 +26,7 @@ class RunFailed(RuntimeError):
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from cnnlab.runner import run_and_report
+    from cnnlab.run.runner import run_and_report
 
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN

@@ -1,0 +1,104 @@
+"""The end of a sweep: one table of every job (overrides, status, the one-line reason).
+
+Hydra's sweepers raise on the first failed job; cnnlab's sweepers collect every job's
+outcome instead, print this table, and end the sweep with :class:`SweepIncomplete`
+(exit 1, no traceback) when a job did not complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+# outcomes that leave nothing for the user to do
+FINE = ("completed", "skipped")
+
+
+class JobResult(NamedTuple):
+    """What a cnnlab job returns to its sweeper (picklable, for joblib and SLURM)."""
+
+    status: str            # completed | skipped
+    value: Any             # the optimized metric, for search sweepers
+    reason: str | None = None
+
+
+class JobProblem(RuntimeError):
+    """A job that did not complete; ``status`` says how and the message says why, in one line."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+    def __reduce__(self):  # keep status and reason across process boundaries
+        return type(self), (self.status, self.reason)
+
+
+class SweepIncomplete(RuntimeError):
+    """Some jobs of a sweep did not complete (already reported in the table)."""
+
+
+@dataclass
+class Outcome:
+    num: int
+    overrides: list[str]
+    status: str
+    reason: str | None
+    value: Any = None
+    run_dir: Path | None = None
+
+
+def outcome_of(num: int, job_return: Any) -> Outcome:
+    """Status, reason and value of one Hydra JobReturn, whoever launched it."""
+    from hydra.core.utils import JobStatus
+
+    overrides = list(getattr(job_return, "overrides", None) or [])
+    run_dir = None
+    hydra_cfg = getattr(job_return, "hydra_cfg", None)
+    if hydra_cfg is not None:
+        out = hydra_cfg.hydra.runtime.get("output_dir")
+        run_dir = Path(out) if out else None
+        num = hydra_cfg.hydra.job.get("num", num)
+    value = job_return._return_value
+    if job_return.status == JobStatus.COMPLETED:
+        if isinstance(value, JobResult):
+            return Outcome(num, overrides, value.status, value.reason, value.value, run_dir)
+        return Outcome(num, overrides, "completed", None, value, run_dir)
+    if isinstance(value, JobProblem):
+        return Outcome(num, overrides, value.status, value.reason, None, run_dir)
+    reason = f"{type(value).__name__}: {value}" if value is not None else "unknown failure"
+    return Outcome(num, overrides, "failed", one_line(reason), None, run_dir)
+
+
+def one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def render(outcomes: list[Outcome]) -> Table:
+    table = Table(title=f"sweep: {sum(o.status == 'completed' for o in outcomes)} of "
+                        f"{len(outcomes)} jobs completed")
+    for col in ("job", "overrides", "status", "reason"):
+        table.add_column(col, overflow="fold")
+    styles = {"completed": "green", "skipped": "yellow"}
+    for o in outcomes:
+        # Text cells: overrides and reasons are the user's text, never Rich markup
+        table.add_row(str(o.num), Text(" ".join(o.overrides)),
+                      Text(o.status, style=styles.get(o.status, "bold red")),
+                      Text(o.reason or ""))
+    return table
+
+
+def finish(job_returns: list[Any], console: Console | None = None) -> list[Outcome]:
+    """Print the table; raise SweepIncomplete when any job did not complete."""
+    outcomes = [outcome_of(i, r) for i, r in enumerate(job_returns)]
+    (console or Console(stderr=True)).print(render(outcomes))
+    bad = [o for o in outcomes if o.status not in FINE]
+    if bad:
+        raise SweepIncomplete(f"{len(bad)} of {len(outcomes)} jobs did not complete: "
+                              + ", ".join(f"job {o.num} {o.status}" for o in bad))
+    return outcomes
