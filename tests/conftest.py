@@ -54,6 +54,26 @@ def cnnlab(args: list[str], env: dict[str, str], cwd: Path | None = None,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def train_inprocess(args: list[str], monkeypatch, capsys, data_root: Path,
+                    log_dir: Path) -> tuple[int, str, str]:
+    """cnnlab-train's console script in this process: (exit code, stdout, stderr)."""
+    from cnnlab.cli.train import main
+
+    monkeypatch.setenv("CNNLAB_DATA_DIR", str(data_root))
+    monkeypatch.setenv("CNNLAB_LOG_DIR", str(log_dir))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # main() sets it; restored after the test
+    monkeypatch.setattr(sys, "argv", ["cnnlab-train", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def run_dirs(log_dir: Path) -> list[Path]:
     return sorted(p.parent for p in log_dir.rglob("results.json"))
 

@@ -11,6 +11,7 @@ import torch
 
 from cnnlab.data import BatchAugment, MNISTDataModule
 from cnnlab.data.batches import Batch
+from cnnlab.errors import ArgumentError, BadInput
 from idx_data import make_dataset
 
 
@@ -134,7 +135,7 @@ def test_bad_augmentation_values_are_named(kwargs, message):
 
 
 def test_missing_files_offline_give_the_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(BadInput) as err:
         dm(tmp_path)
     msg = str(err.value)
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -150,7 +151,7 @@ def test_failed_download_gives_the_clear_error(tmp_path, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
-    with pytest.raises(FileNotFoundError, match="download failed.*unreachable"):
+    with pytest.raises(BadInput, match="download failed.*unreachable"):
         dm(tmp_path, download=True)
 
 
@@ -174,5 +175,5 @@ def test_fashion_mnist_through_the_same_code_from_gz_files(tmp_path):
 
 
 def test_unknown_dataset_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="data.name='cifar'.*fashion_mnist"):
+    with pytest.raises(ArgumentError, match="name='cifar'.*fashion_mnist"):
         MNISTDataModule(name="cifar", root=str(tmp_path))

@@ -57,10 +57,10 @@ def test_rerun_pins_the_data_folder_and_the_thread_count_the_run_used():
     resolved = OmegaConf.create({"data": {"root": "/data"}, "torch_threads": None})
     # a joblib job ran with 1 of the machine's 16 threads; rerun alone it must still use 1
     assert pinned_overrides(resolved, {"device": {"cpu_count": 16, "torch_threads": 1}}) == [
-        "data.root=/data", "torch_threads=1"]
+        "data.root=/data", "data.download=false", "torch_threads=1"]
     # runs from before torch_threads was recorded stored the threads as cpu_count
     assert pinned_overrides(resolved, {"device": {"cpu_count": 2}})[-1] == "torch_threads=2"
-    assert pinned_overrides(resolved, {}) == ["data.root=/data"]
+    assert pinned_overrides(resolved, {}) == ["data.root=/data", "data.download=false"]
 
 
 def test_rerun_warns_when_the_cpu_differs():
@@ -126,12 +126,12 @@ def test_relaunched_multirun_skips_completed_jobs(cli_env, tmp_path):
     args = ["-m", "seed=1,2", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"]
     proc = cnnlab(args, cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    first = results(sweep / "1")
+    first, done = results(sweep / "1"), (sweep / "0" / "results.json").read_text()
     # job 1 "was interrupted": its record says so; job 0 completed
     (sweep / "1" / "results.json").write_text(json.dumps({**first, "status": "interrupted"}))
     proc = cnnlab([*args, "resume=auto"], cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "skipping" in proc.stdout and str(sweep / "0") in proc.stdout.replace("\n", "")
-    assert results(sweep / "0")["started_at"] == results(sweep / "0")["started_at"]
+    assert (sweep / "0" / "results.json").read_text() == done  # not run again, not rewritten
     assert results(sweep / "1")["status"] == "completed"
     assert results(sweep / "1")["resumed_from"] is not None

@@ -62,7 +62,8 @@ def test_imagenet_name_offline_says_how_to_get_the_weights(monkeypatch, tmp_path
         raise OSError("no network")
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", no_network)
-    with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1.*model.net.weights"):
+    from cnnlab.errors import WeightsUnavailable
+    with pytest.raises(WeightsUnavailable, match="IMAGENET1K_V1.*model.net.weights"):
         ResNet18Transfer(weights="IMAGENET1K_V1")
 
 
@@ -76,7 +77,7 @@ def test_init_from_checkpoint_with_new_head_and_architecture_check(tmp_path):
     assert torch.equal(dst.conv1.weight, src.conv1.weight)
     freeze(dst, "backbone")
     assert [n for n, p in dst.named_parameters() if p.requires_grad] == ["fc2.weight", "fc2.bias"]
-    with pytest.raises(ValueError, match="another architecture"):
+    with pytest.raises(ValueError, match="another architecture"):  # BadInput
         init_from_checkpoint(MyCNN(channels=(16, 32)), path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         init_from_checkpoint(MyCNN(), tmp_path / "missing.ckpt")
@@ -91,7 +92,7 @@ def test_feature_cache_trains_the_head_like_the_full_forward_pass(cli_env, tmp_p
     runs = {}
     for enabled in ("true", "false"):
         out = tmp_path / f"cache_{enabled}"
-        proc = cnnlab([*args, f"callbacks.feature_cache.enabled={enabled}",
+        proc = cnnlab([*args, f"feature_cache={enabled}",
                        f"hydra.run.dir={out}"], cli_env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert ("feature cache:" in proc.stdout) == (enabled == "true")

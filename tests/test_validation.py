@@ -1,4 +1,4 @@
-"""Bad input fails at once: one clear line, a non-zero exit, no run claiming success."""
+"""Bad input fails at once: one clear line naming the key, exit 2, no run claiming success."""
 
 from __future__ import annotations
 
@@ -6,23 +6,8 @@ import json
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from cnnlab.run.runner import EXIT_BAD_INPUT, EXIT_FAILED, run_and_report
-from cnnlab.cli.train import CONF_DIR
-from conftest import FAST, cnnlab, run_dirs
-
-
-def run_inprocess(overrides, tmp_path, data_root):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir(exist_ok=True)
-    base = [f"data.root={data_root}", f"paths.output_dir={run_dir}", "logger=none",
-            "run_name=test", *FAST]
-    with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=base + overrides)
-    code, _ = run_and_report(cfg, run_dir, overrides)
-    res = json.loads((run_dir / "results.json").read_text())
-    return code, res
+from conftest import FAST, cnnlab, results, run_dirs, train_inprocess
 
 
 def write_bad_files(tmp_path):
@@ -49,8 +34,8 @@ CASES = [
     (["data.augmentation.hflip=1.5"], 2, "data.augmentation.hflip=1.5"),
     (["data.augmentation.translate=2"], 2, "data.augmentation.translate=2"),
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0 is invalid: an integer >= 1"),
-    (["data.name=cifar10"], 2, "data.name='cifar10' is invalid: one of ['fashion_mnist', 'mnist']"),
-    (["model.freeze=everything"], 2, "model.freeze='everything' is invalid: one of ['none', 'backbone']"),
+    (["data.name=cifar10"], 2, "data.name='cifar10' is invalid: must be 'mnist' or 'fashion_mnist'"),
+    (["model.freeze=everything"], 2, "model.freeze='everything' is invalid: must be 'none' or 'backbone'"),
     (["resume=maybe"], 2, "resume='maybe' is invalid: one of ['never', 'auto']"),
     (["seed=-3"], 2, "seed=-3 is invalid"),
     (["model/net=convnet_seed001"], 2,
@@ -60,52 +45,84 @@ CASES = [
     (["model.scheduler.factor=1.5"], 2, "model.scheduler.factor=1.5"),
     (["torch_threads=0"], 2, "torch_threads=0"),
     (["cpu_malloc.mmap_threshold_mb=4096"], 2, "cpu_malloc.mmap_threshold_mb=4096 is invalid"),
-    (["+cpu_malloc.arena=2"], 2, "cpu_malloc="),
+    (["+cpu_malloc.arena=2"], 2, "arena"),
     (["model.init_from={missing}"], 2, "model.init_from="),
     (["model.init_from={corrupt}"], 2, "is corrupt or not a torch checkpoint"),
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
     (["ckpt_path={missing}"], 2, "ckpt_path="),
     (["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"], 2, "model.net.weights="),
     (["model/net=convnet", "model.net.layers=[{type: conv, channels: 8, kernel: 40}]"], 2,
-     "convnet layer 0"),
+     "model.net.layers[0]"),
     (["model/optimizer=sgd", "model.optimizer.momentum=0"], 2,
      "Nesterov momentum requires a momentum"),
     (["model/optimizer=sgd", "model.optimizer.lr=1e12"], 1, "training loss became"),
+    # values only read at the end of an epoch, a trainer value Lightning would only trip on
+    # later, a non-numeric data value, a nonsense trainer value: all refused before any data
+    (["model.scheduler.patience=abc"], 2, "model.scheduler.patience='abc' is invalid"),
+    (["model/scheduler=cosine", "model.scheduler.T_max=0"], 2, "model.scheduler.T_max=0 is invalid"),
+    (["trainer.precision=17"], 2, "trainer.precision=17 is invalid"),
+    (["data.mean=abc"], 2, "data.mean='abc' is invalid"),
+    (["trainer.log_every_n_steps=-5"], 2, "trainer.log_every_n_steps=-5 is invalid"),
+    (["seed=abc"], 2, "seed='abc' is invalid"),
+    (["sed=3"], 2, "sed"),
 ]
 
 
 @pytest.mark.parametrize("overrides, code, message", CASES,
                          ids=[" ".join(c[0])[:60] for c in CASES])
 def test_bad_input_is_refused_with_one_clear_line(overrides, code, message, tmp_path, tiny_data,
-                                                   capsys):
+                                                   monkeypatch, capsys):
     files = write_bad_files(tmp_path)
     for name, path in files.items():
         overrides = [o.replace("{%s}" % name, str(path)) for o in overrides]
-    got, res = run_inprocess(overrides, tmp_path, tiny_data)
-    err = capsys.readouterr().err
-    assert got == code
+    logs = tmp_path / "logs"
+    got, _, err = train_inprocess([*FAST, "logger=none", *overrides], monkeypatch, capsys,
+                                  tiny_data, logs)
+    assert got == code, err
     assert message in err, err
     assert "Traceback" not in err
-    assert res["status"] == "failed" and message in res["error"]
-    assert not (tmp_path / "run" / "checkpoints").exists() or code == EXIT_FAILED
+    lines = [line for line in err.splitlines() if line.startswith("cnnlab:")]
+    assert len(lines) == 1 and message in lines[0]
+    for d in run_dirs(logs):  # a run dir, where Hydra got that far, says failed
+        res = results(d)
+        assert res["status"] == "failed" and message in res["error"]
+        assert not (d / "checkpoints").exists() or code == 1
 
 
-def test_nan_loss_names_the_step_and_a_hint(tmp_path, tiny_data, capsys):
-    got, res = run_inprocess(["model/optimizer=sgd", "model.optimizer.lr=1e12"], tmp_path,
-                             tiny_data)
-    assert got == EXIT_FAILED
-    assert "global step" in res["error"] and "model.optimizer.lr" in res["error"]
+def test_nan_loss_names_the_step_and_a_hint(tmp_path, tiny_data, monkeypatch, capsys):
+    got, _, err = train_inprocess([*FAST, "logger=none", "model/optimizer=sgd",
+                                   "model.optimizer.lr=1e12"], monkeypatch, capsys, tiny_data,
+                                  tmp_path / "logs")
+    assert got == 1
+    (d,) = run_dirs(tmp_path / "logs")
+    assert "global step" in results(d)["error"] and "model.optimizer.lr" in results(d)["error"]
 
 
-def test_corrupt_data_file_is_named(tmp_path, tiny_data, capsys):
+def test_corrupt_data_file_is_named(tmp_path, tiny_data, monkeypatch, capsys):
     import shutil
     root = tmp_path / "data"
     shutil.copytree(tiny_data, root)
     f = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     f.write_bytes(f.read_bytes()[:-7])
-    got, res = run_inprocess([], tmp_path, root)
-    assert got == EXIT_BAD_INPUT
-    assert "train-labels-idx1-ubyte is corrupt or truncated" in capsys.readouterr().err
+    got, _, err = train_inprocess([*FAST, "logger=none"], monkeypatch, capsys, root,
+                                  tmp_path / "logs")
+    assert got == 2
+    assert "train-labels-idx1-ubyte is corrupt or truncated" in err
+
+
+def test_a_refused_relaunch_loses_nothing_already_written(tmp_path, tiny_data, monkeypatch,
+                                                          capsys):
+    run = tmp_path / "logs" / "run"
+    args = [*FAST, "logger=none", f"hydra.run.dir={run}"]
+    assert train_inprocess(args, monkeypatch, capsys, tiny_data, tmp_path / "logs")[0] == 0
+    before = (run / "results.json").read_text()
+    ckpt = (run / "checkpoints" / "last.ckpt").read_bytes()
+    got, _, err = train_inprocess([*args, "resume=auto", "skip_completed=false",
+                                   "model.net.dropout=1.5"], monkeypatch, capsys, tiny_data,
+                                  tmp_path / "logs")
+    assert got == 2 and "model.net.dropout=1.5" in err
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == ckpt
+    assert (run / "results.json").read_text() == before  # still the completed record
 
 
 def test_cli_bad_value_exits_2_with_no_traceback(cli_env, tmp_path):
@@ -118,6 +135,6 @@ def test_cli_bad_value_exits_2_with_no_traceback(cli_env, tmp_path):
 
 def test_cli_unknown_net_lists_the_valid_ones(cli_env):
     proc = cnnlab(["model/net=vgg99"], cli_env, timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     out = proc.stderr + proc.stdout
     assert "vgg99" in out and "mycnn" in out and "keras_cnn" in out and "Traceback" not in out

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import functools
 import typing
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, ValidationError, validate_call
+from pydantic import ConfigDict, Field, ValidationError, validate_call
 
 # exit codes: 0 ok, 1 the run failed, 2 bad input (config, data or weights files),
 # 143 stopped by a signal (128 + SIGTERM, as a shell reports it)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 143
+
+
+# argument types for @checked constructors, each with the text the user reads
+Count = Annotated[int, Field(ge=1, description="an integer >= 1")]
+NonNegative = Annotated[int, Field(ge=0, description="an integer >= 0")]
+Fraction = Annotated[float, Field(gt=0, lt=1, description="a fraction strictly between 0 and 1")]
+Probability = Annotated[float, Field(ge=0, le=1, description="a probability in [0, 1]")]
+DropoutP = Annotated[float, Field(ge=0, lt=1, description="a probability in [0, 1) (0 turns dropout off)")]
+Positive = Annotated[float, Field(gt=0, description="a number > 0")]
+NonNegativeFloat = Annotated[float, Field(ge=0, description="a number >= 0")]
+Classes = Annotated[int, Field(ge=2, description="an integer >= 2")]
 
 
 class ArgumentError(ValueError):
@@ -28,11 +39,18 @@ class ArgumentError(ValueError):
 
 
 class ConfigError(ValueError):
-    """A config value outside what is allowed, named by its full config key."""
+    """A config value outside what is allowed, named by its full config key.
+
+    Without a value it names a whole node (``model.scheduler is invalid: ...``): the
+    object refused its arguments together and no single one could be blamed.
+    """
+
+    NODE = object()
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is invalid: {allowed}")
+        shown = key if value is ConfigError.NODE else f"{key}={value!r}"
+        super().__init__(f"{shown} is invalid: {allowed}")
 
 
 class BadInput(ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.analysis import stats
+from cnnlab.config.overrides import as_dict
 from cnnlab.run.results import read_results
 
 SEED_KEYS = ("seed",)
@@ -70,13 +72,6 @@ class CompareError(ValueError):
     """Bad input to cnnlab-compare (a path with no runs, an unknown reference arm)."""
 
 
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    # Hydra's sweeper writes booleans as Python does (False); configs and users write false
-    value = {"True": "true", "False": "false", "None": "null"}.get(value, value)
-    return key.lstrip("+~"), value
-
-
 def load_run(path: Path) -> Run:
     saved = path / ".hydra" / "overrides.yaml"
     res = read_results(path)
@@ -84,7 +79,7 @@ def load_run(path: Path) -> Run:
         overrides = [str(o) for o in OmegaConf.load(saved)]
     else:
         overrides = list((res or {}).get("overrides") or [])
-    parsed = dict(_split(o) for o in overrides)
+    parsed = as_dict(overrides)
     reference = None
     if (path / ".hydra" / "config.yaml").exists():
         reference = OmegaConf.load(path / ".hydra" / "config.yaml").get("study_reference")
@@ -147,11 +142,11 @@ def _summary(label: str, runs: list[Run], metric: str) -> ArmSummary:
 
     def avg(xs):
         xs = [x for x in xs if x is not None]
-        return stats.mean(xs) if xs else None
+        return statistics.fmean(xs) if xs else None
 
     return ArmSummary(
         label, runs, len(done), vals,
-        stats.mean(vals) if vals else None, stats.std(vals) if vals else None,
+        statistics.fmean(vals) if vals else None, stats.std(vals) if vals else None,
         min(vals) if vals else None, max(vals) if vals else None,
         avg([r.metrics.get("test/loss") for r in done]), avg([r.epochs for r in done]),
         avg([r.fit_time_s for r in done]))
@@ -201,7 +196,7 @@ def mean_curve(runs: list[Run], key: str = "val/acc") -> tuple[list[int], list[f
             if row.get(key) is not None:
                 by_epoch.setdefault(int(row["epoch"]), []).append(row[key])
     epochs = sorted(by_epoch)
-    return epochs, [stats.mean(by_epoch[e]) for e in epochs]
+    return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
 
 
 COLUMNS = ["arm", "n", "test acc mean ± std", "min", "max", "test loss", "epochs",
@@ -316,8 +311,8 @@ def runs_from_wandb(path: str, group: str | None) -> list[Run]:
         runs = []
         for wr in found:
             cfg = dict(wr.config)
-            overrides = {str(o).split("=", 1)[0].lstrip("+~"): str(o).split("=", 1)[1]
-                         for o in cfg.get("provenance", {}).get("overrides", []) if "=" in str(o)}
+            overrides = as_dict(o for o in cfg.get("provenance", {}).get("overrides", [])
+                                if "=" in str(o))
             summary = dict(wr.summary)
             status = {"finished": "completed", "crashed": "failed",
                       "failed": "failed"}.get(wr.state, wr.state)

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def save_confusion_matrix(matrix: list[list[int]], path: Path):
-    """Row-normalised confusion matrix with counts; returns the figure (also for W&B)."""
+def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
+    """Row-normalised confusion matrix with counts, written to ``path`` (returned)."""
     import numpy as np
 
     m = np.asarray(matrix, dtype=float)
@@ -30,4 +30,4 @@ def save_confusion_matrix(matrix: list[list[int]], path: Path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return fig
+    return path

@@ -1,45 +1,61 @@
-"""cnnlab-eval: test a cnnlab checkpoint on the test set, rebuilt from the config it carries."""
+"""cnnlab-eval: test a cnnlab checkpoint on the test set, rebuilt from the config it carries.
+
+A checkpoint is data: it is read with ``torch.load(weights_only=True)``, and the config it
+carries may only build cnnlab's kind of objects (``cnnlab.config.targets``) unless
+``--trust`` says the user wrote it. Its data folder is read, never downloaded into, unless
+the user names one with ``--data-root``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from cnnlab.nets.transfer import load_checkpoint
+from cnnlab.checkpoints import load_checkpoint
+from cnnlab.console import error, out
+from cnnlab.errors import EXIT_BAD_INPUT, BadInput, ConfigError
 
 
 def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
-                          dataset: str | None = None):
+                          dataset: str | None = None, trust: bool = False):
     """(model, datamodule, config) from a checkpoint written by cnnlab-train."""
-    import torch  # noqa: F401
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
+
+    from cnnlab.config import targets
+    from cnnlab.config.build import build
 
     ckpt = load_checkpoint(ckpt_path)
     meta = ckpt.get("cnnlab")
-    if not meta or "config" not in meta:
-        raise ValueError(f"checkpoint {ckpt_path} was not written by cnnlab-train "
-                         "(it carries no run config)")
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise BadInput(f"checkpoint {ckpt_path} was not written by cnnlab-train "
+                       "(it carries no run config)")
     cfg = OmegaConf.create(meta["config"])
+    if not trust:
+        targets.check(cfg, f"the config inside checkpoint {ckpt_path}")
     if data_root:
         cfg.data.root = data_root
+    else:
+        cfg.data.download = False  # a path from a file: read what is there, write nothing
     if dataset:
         cfg.data.name = dataset
     cfg.model.init_from = None  # the checkpoint's own weights are loaded below
     cfg.model.freeze = "none"
     if OmegaConf.select(cfg, "model.net.weights"):
         cfg.model.net.weights = None
-    model = instantiate(cfg.model)
-    state = {k: v for k, v in ckpt["state_dict"].items()}
-    model.load_state_dict(state, strict=True)
-    datamodule = instantiate(cfg.data)
-    return model, datamodule, cfg
+    model = build(cfg, "model")
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except (KeyError, RuntimeError) as err:
+        raise BadInput(f"checkpoint {ckpt_path}: its weights do not fit the model its config "
+                       f"builds ({str(err).splitlines()[0]})") from None
+    return model, build(cfg, "data"), cfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,36 +66,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--json", help="also write the metrics to this file")
+    parser.add_argument("--trust", action="store_true",
+                        help="build whatever the checkpoint's config names (only for "
+                             "checkpoints you wrote yourself)")
     args = parser.parse_args(argv)
-    err = Console(stderr=True, soft_wrap=True)
-    import os
-
     import lightning as L
 
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
     try:
-        model, datamodule, cfg = build_from_checkpoint(args.checkpoint, root, args.dataset)
+        model, datamodule, cfg = build_from_checkpoint(args.checkpoint, root, args.dataset,
+                                                       trust=args.trust)
         datamodule.ensure_files()
-    except (FileNotFoundError, ValueError) as e:
-        err.print(f"[bold red]cnnlab-eval:[/] {str(e).splitlines()[0]}", highlight=False)
-        return 2
+    except (FileNotFoundError, BadInput, ConfigError) as e:
+        error(str(e).splitlines()[0], "cnnlab-eval")
+        return EXIT_BAD_INPUT
     trainer = L.Trainer(accelerator=args.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        out = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+        result = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     metrics = {"checkpoint": str(Path(args.checkpoint).resolve()), "dataset": cfg.data.name,
-               "test/acc": out["test/acc"], "test/loss": out["test/loss"],
+               "test/acc": result["test/acc"], "test/loss": result["test/loss"],
                **getattr(model, "test_results", {})}
-    table = Table(title=f"cnnlab-eval · {args.checkpoint}")
+    table = Table(title=Text(f"cnnlab-eval · {args.checkpoint}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("test/acc", f"{metrics['test/acc']:.4f}")
     table.add_row("test/loss", f"{metrics['test/loss']:.4f}")
     for c, acc in enumerate(metrics.get("per_class_acc", [])):
         table.add_row(f"class {c} acc", f"{acc:.4f}")
-    Console().print(table)
+    out.print(table, markup=False)
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
     return 0

@@ -12,22 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from cnnlab.config import targets
+from cnnlab.config.overrides import merged, without
+from cnnlab.console import error, out
+from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConfigError
 from cnnlab.run.results import read_results
+from cnnlab.run.rundir import saved_overrides
 
-console = Console()
-
-
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def merged_overrides(saved: list[str], extra: list[str]) -> list[str]:
-    """The saved overrides, with any key given again on the command line replaced."""
-    replaced = {override_key(o) for o in extra}
-    return [o for o in saved if override_key(o) not in replaced] + list(extra)
+NOT_RECORDED = "not recorded by the original"  # a field newer code writes; not a difference
 
 
 def run_threads(device: dict[str, Any]) -> int | None:
@@ -44,8 +39,8 @@ def pinned_overrides(resolved: Any, provenance: dict[str, Any]) -> list[str]:
     in another order, so the same seed would not give the same bits.
     """
     pinned = []
-    if resolved is not None:
-        pinned.append(f"data.root={resolved.data.root}")
+    if resolved is not None:  # a path from a file: read from, never downloaded into
+        pinned += [f"data.root={resolved.data.root}", "data.download=false"]
     threads = run_threads(provenance.get("device") or {})
     if threads is None and resolved is not None:
         threads = resolved.get("torch_threads")
@@ -70,8 +65,12 @@ def diff_metrics(old: dict[str, Any], new: dict[str, Any], tolerance: float):
     rows = []
     for key in sorted(set(old) | set(new), key=_order):
         a, b = old.get(key), new.get(key)
-        if a is None or b is None:
-            rows.append((key, a, b, "missing in " + ("rerun" if b is None else "original"), False))
+        if a is None and b is not None:
+            rows.append((key, a, b, NOT_RECORDED, True))
+            continue
+        if b is None:
+            rows.append((key, a, b, "missing in rerun" if a is not None else "identical",
+                         a is None))
             continue
         delta = abs(float(a) - float(b))
         if delta == 0 or (math.isnan(a) and math.isnan(b)):
@@ -116,55 +115,86 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="largest absolute difference still accepted (default 0: bit-identical)")
     parser.add_argument("--out", type=Path, help="dir of the rerun (default: beside the original)")
+    parser.add_argument("--trust", action="store_true",
+                        help="apply the run dir's saved overrides whatever they build or where "
+                             "they write (only for run dirs you wrote yourself)")
     args = parser.parse_args(argv)
-    err = Console(stderr=True, soft_wrap=True)
 
     run_dir = args.run_dir.resolve()
-    saved_overrides = run_dir / ".hydra" / "overrides.yaml"
     old = read_results(run_dir)
-    if not saved_overrides.is_file() or old is None:
-        err.print(f"[bold red]cnnlab-rerun:[/] {run_dir} is not a cnnlab run dir "
-                  "(needs .hydra/overrides.yaml and results.json)", highlight=False)
-        return 2
-    saved = [str(o) for o in OmegaConf.load(saved_overrides)]
-    resolved = OmegaConf.load(run_dir / "config.yaml") if (run_dir / "config.yaml").exists() else None
-    pinned = pinned_overrides(resolved, old.get("provenance") or {})
-    out = (args.out or run_dir.parent / f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
-    overrides = merged_overrides(pinned + saved, [o for o in args.overrides])
-    overrides = [o for o in overrides if override_key(o) not in ("resume", "ckpt_path")]
-    cmd = [sys.executable, "-m", "cnnlab.cli.train", *overrides, f"hydra.run.dir={out}"]
-    console.print(f"[bold]rerunning[/] {run_dir.name} → {out}\n  {' '.join(overrides)}")
-    proc = subprocess.run(cmd)
-    new = read_results(out)
-    if new is None:
-        err.print(f"[bold red]cnnlab-rerun:[/] the rerun wrote no results.json (exit {proc.returncode})")
-        return 1
-    if new.get("status") != "completed":
-        err.print(f"[bold red]cnnlab-rerun:[/] the rerun {new.get('status')}: {new.get('error')}")
-        return 1
+    saved = saved_overrides(run_dir)
+    if saved is None or old is None:
+        error(f"{run_dir} is not a cnnlab run dir (needs .hydra/overrides.yaml and "
+              "results.json)", "cnnlab-rerun")
+        return EXIT_BAD_INPUT
+    config = run_dir / "config.yaml"
+    resolved = OmegaConf.load(config) if config.exists() else None
+    out_dir = (args.out or run_dir.parent /
+               f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
+    overrides = without(merged(pinned_overrides(resolved, old.get("provenance") or {}) + saved,
+                               args.overrides), ("resume", "ckpt_path"))
+    try:
+        if not args.trust:
+            check_saved(saved, overrides, run_dir)
+    except ConfigError as err:
+        error(str(err), "cnnlab-rerun")
+        return EXIT_BAD_INPUT
+    out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
+                            " ".join(overrides)))
+    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *overrides,
+                           f"hydra.run.dir={out_dir}"])
+    new = read_results(out_dir)
+    if new is None or new.get("status") != "completed":
+        error(f"the rerun {'wrote no results.json' if new is None else new.get('status')}: "
+              f"{(new or {}).get('error') or f'exit {proc.returncode}'}", "cnnlab-rerun")
+        return EXIT_FAILED
+    return report(run_dir, out_dir, old, new, args.tolerance)
 
+
+def check_saved(saved: list[str], overrides: list[str], run_dir: Path) -> None:
+    """A run dir's overrides may not choose where the rerun writes, and the config they
+    compose may only build cnnlab's kind of objects (the rerun itself is not started)."""
+    from hydra import compose, initialize_config_dir
+
+    from cnnlab.cli.train import CONF_DIR
+
+    source = f"the saved overrides of {run_dir}"
+    targets.check_overrides(saved, source)
+    try:
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+    except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides
+        raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
+                          f"{source} do not compose: {str(err).splitlines()[0]}") from None
+    targets.check(cfg, source)
+
+
+def report(run_dir: Path, out_dir: Path, old: dict[str, Any], new: dict[str, Any],
+           tolerance: float) -> int:
+    """The table of every metric, rerun.json, and the exit code (1: beyond tolerance)."""
     for w in provenance_warnings(old.get("provenance") or {}, new.get("provenance") or {}):
-        console.print(f"[yellow]warning:[/] {w}")
-    rows = diff_metrics(compared_metrics(old), compared_metrics(new), args.tolerance)
-    table = Table(title=f"rerun of {run_dir.name}")
+        out.print(Text.assemble(("warning: ", "yellow"), w))
+    rows = diff_metrics(compared_metrics(old), compared_metrics(new), tolerance)
+    table = Table(title=Text(f"rerun of {run_dir.name}"))
     for col in ("metric", "original", "rerun", "verdict"):
         table.add_column(col, justify="right" if col in ("original", "rerun") else "left")
     for key, a, b, verdict, ok in rows:
         style = "green" if verdict == "identical" else ("yellow" if ok else "red")
-        table.add_row(key, _fmt(a), _fmt(b), f"[{style}]{verdict}[/]")
-    console.print(table)
+        table.add_row(Text(key), _fmt(a), _fmt(b), Text(verdict, style=style))
+    out.print(table)
+    compared = [r for r in rows if r[3] != NOT_RECORDED]
     bad = [r for r in rows if not r[4]]
-    summary = {"original": str(run_dir), "rerun": str(out), "tolerance": args.tolerance,
-               "identical": all(r[3] == "identical" for r in rows),
+    summary = {"original": str(run_dir), "rerun": str(out_dir), "tolerance": tolerance,
+               "identical": all(r[3] == "identical" for r in compared),
                "differences": [{"metric": k, "original": a, "rerun": b, "verdict": v}
                                for k, a, b, v, _ in rows if v != "identical"]}
-    (out / "rerun.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "rerun.json").write_text(json.dumps(summary, indent=2) + "\n")
     if bad:
-        console.print(f"[bold red]{len(bad)} of {len(rows)} metrics differ beyond "
-                      f"tolerance {args.tolerance}[/]")
-        return 1
-    console.print(f"[bold green]all {len(rows)} metrics within tolerance "
-                  f"{args.tolerance}[/] ({'identical' if summary['identical'] else 'close'})")
+        out.print(Text(f"{len(bad)} of {len(rows)} metrics differ beyond tolerance "
+                       f"{tolerance}", style="bold red"))
+        return EXIT_FAILED
+    out.print(Text(f"all {len(compared)} metrics within tolerance {tolerance} "
+                   f"({'identical' if summary['identical'] else 'close'})", style="bold green"))
     return 0
 
 

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
+
+from cnnlab.errors import Probability, checked, require
 
 
 class BatchAugment:
     """Random rotation (±degrees), translation (± fraction of size), scale and h-flip."""
 
-    def __init__(self, name: str = "none", degrees: float = 0.0, translate: float = 0.0,
-                 scale: Sequence[float] = (1.0, 1.0), hflip: float = 0.0) -> None:
-        if degrees < 0:
-            raise ValueError(f"augmentation.degrees={degrees} must be >= 0")
-        if not 0.0 <= translate < 1.0:
-            raise ValueError(f"augmentation.translate={translate} must be in [0, 1)")
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-            raise ValueError(f"augmentation.scale={list(scale)} must be [low, high] with 0 < low <= high")
-        if not 0.0 <= hflip <= 1.0:
-            raise ValueError(f"augmentation.hflip={hflip} must be a probability in [0, 1]")
+    @checked
+    def __init__(self, name: str = "none",
+                 degrees: Annotated[float, Field(ge=0, le=180, description=(
+                     "rotation degrees in [0, 180]"))] = 0.0,
+                 translate: Annotated[float, Field(ge=0, lt=1, description=(
+                     "a fraction of the image size in [0, 1)"))] = 0.0,
+                 scale: Annotated[Sequence[float], Field(min_length=2, max_length=2, description=(
+                     "[low, high] with 0 < low <= high"))] = (1.0, 1.0),
+                 hflip: Probability = 0.0) -> None:
+        require("scale", list(scale), lambda v: 0 < v[0] <= v[1], "[low, high] with 0 < low <= high")
         self.name = name
         self.degrees = float(degrees)
         self.translate = float(translate)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Literal, Optional
 
 import lightning as L
 import torch
 import torchvision
 
 from cnnlab.data.augment import BatchAugment
-from cnnlab.data.batches import Batch, batch_loader
+from cnnlab.data.batches import Batch, batch_loader, move_batch
+from cnnlab.errors import (ArgumentError, BadInput, Classes, Count, Fraction, NonNegative,
+                           Positive, checked)
 from cnnlab.data.idx import IDX_FILES, gunzip_missing, idx_shape
 
 # config name -> torchvision dataset class (the class name is also its folder under root)
@@ -18,6 +21,7 @@ DATASETS = {
     "mnist": torchvision.datasets.MNIST,
     "fashion_mnist": torchvision.datasets.FashionMNIST,
 }
+IMAGE_SIZE = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}  # channels, height, width
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -30,14 +34,14 @@ class MNISTDataModule(L.LightningDataModule):
     per batch in ``on_after_batch_transfer``, i.e. on the training device.
     """
 
-    def __init__(self, name: str = "mnist", root: str = "data", val_fraction: float = 0.2,
-                 split_seed: int = 0, batch_size: int = 64, eval_batch_size: int = 1000,
-                 mean: float = 0.1307, std: float = 0.3081, num_classes: int = 10,
-                 augmentation: BatchAugment | None = None, download: bool = True,
-                 on_device: bool = True, drop_last: bool = False, seed: int = 0) -> None:
+    @checked
+    def __init__(self, name: Literal["mnist", "fashion_mnist"] = "mnist", root: str = "data",
+                 val_fraction: Fraction = 0.2, split_seed: NonNegative = 0,
+                 batch_size: Count = 64, eval_batch_size: Count = 1000,
+                 mean: float = 0.1307, std: Positive = 0.3081, num_classes: Classes = 10,
+                 augmentation: Optional[BatchAugment] = None, download: bool = True,
+                 on_device: bool = True, drop_last: bool = False, seed: NonNegative = 0) -> None:
         super().__init__()
-        if name not in DATASETS:
-            raise ValueError(f"data.name={name!r} is not one of {sorted(DATASETS)}")
         self.name, self.root = name, Path(root)
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -45,7 +49,10 @@ class MNISTDataModule(L.LightningDataModule):
         self.augmentation = augmentation or BatchAugment()
         self.download, self.on_device, self.drop_last, self.seed = download, on_device, drop_last, seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.features = False  # True once the splits hold cached backbone features
+
+    @property
+    def image_size(self) -> tuple[int, int, int]:
+        return IMAGE_SIZE[self.name]
 
     @property
     def raw_folder(self) -> Path:
@@ -78,7 +85,7 @@ class MNISTDataModule(L.LightningDataModule):
         if missing:
             how = (f"the download failed ({err})" if err else
                    "downloading is off (data.download=false)")
-            raise FileNotFoundError(
+            raise BadInput(
                 f"{self.name} data not found: expected the four files {list(IDX_FILES)} in "
                 f"{raw.resolve()} (missing: {missing}); {how}. Point data.root (or the "
                 f"environment variable CNNLAB_DATA_DIR) at the folder that holds "
@@ -108,8 +115,8 @@ class MNISTDataModule(L.LightningDataModule):
         x, y = train.data.unsqueeze(1).contiguous(), train.targets.long()
         n_val = int(round(len(y) * self.val_fraction))
         if not 0 < n_val < len(y):
-            raise ValueError(f"data.val_fraction={self.val_fraction} leaves an empty split "
-                             f"of {len(y)} training images")
+            raise ArgumentError("val_fraction", self.val_fraction,
+                                f"leaves an empty split of {len(y)} training images")
         perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
         self.splits = {
@@ -118,27 +125,12 @@ class MNISTDataModule(L.LightningDataModule):
             "test": (test.data.unsqueeze(1).contiguous(), test.targets.long()),
         }
 
-    def use_features(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Serve precomputed features (cnnlab.training.feature_cache) instead of images."""
-        self._image_splits = self.splits
-        self.splits, self.features = splits, True
-
-    def use_images(self) -> None:
-        if self.features:
-            self.splits, self.features = self._image_splits, False
-
     def _device(self) -> torch.device:
         trainer = self.trainer
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     def _loader(self, split: str, train: bool):
-        images, labels = self.splits[split]
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        return batch_loader(images, labels, self.batch_size if train else self.eval_batch_size,
-                            shuffle=train, seed=self.seed, drop_last=self.drop_last and train,
-                            rank=rank, world_size=world,
-                            epoch_of=(lambda: trainer.current_epoch) if trainer else None)
+        return loader_for(self, *self.splits[split], train=train)
 
     def train_dataloader(self):
         return self._loader("train", train=True)
@@ -150,10 +142,8 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        if not isinstance(batch, Batch):  # e.g. the model summary's example input
-            return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        return Batch(batch.images.to(device, non_blocking=True),
-                     batch.labels.to(device, non_blocking=True), batch.seed)
+        return move_batch(batch, device) if isinstance(batch, Batch) else \
+            super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
         if not isinstance(batch, Batch):
@@ -163,13 +153,23 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_batch(self, x: torch.Tensor, seed: int, training: bool) -> torch.Tensor:
         """uint8 → float in [0, 1] → augmented (training only) → normalized."""
-        if self.features:
-            return x
         x = x.float().div_(255.0)
         if training and self.augmentation.active:
             gen = torch.Generator(device=x.device).manual_seed(int(seed))
             x = self.augmentation(x, gen)
         return x.sub_(self.mean).div_(self.std)
+
+
+def loader_for(dm: L.LightningDataModule, images: torch.Tensor, labels: torch.Tensor,
+               train: bool):
+    """The batch loader of one split of a DataModule holding ``batch_size``, ``seed``, ...:
+    shuffled and sharded by the trainer's rank, the epoch read from the trainer."""
+    trainer = dm.trainer
+    rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+    return batch_loader(images, labels, dm.batch_size if train else dm.eval_batch_size,
+                        shuffle=train, seed=dm.seed, drop_last=dm.drop_last and train,
+                        rank=rank, world_size=world,
+                        epoch_of=(lambda: trainer.current_epoch) if trainer else None)
 
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -6,6 +6,8 @@ import gzip
 import shutil
 from pathlib import Path
 
+from cnnlab.errors import BadInput
+
 # The four files torchvision's MNIST-style datasets read from ``ROOT/<Name>/raw/``.
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -20,15 +22,15 @@ def idx_shape(path: Path) -> tuple[int, ...]:
     """Shape declared by an IDX file's header, after checking the file holds exactly that."""
     data = path.read_bytes()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPE_SIZES:
-        raise ValueError(f"data file {path} is not an IDX file (bad magic number)")
+        raise BadInput(f"data file {path} is not an IDX file (bad magic number)")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"data file {path} is truncated: its header is incomplete")
+        raise BadInput(f"data file {path} is truncated: its header is incomplete")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     expected = header + _DTYPE_SIZES[data[2]] * _prod(shape)
     if len(data) != expected:
-        raise ValueError(
+        raise BadInput(
             f"data file {path} is corrupt or truncated: its header declares shape {list(shape)} "
             f"({expected} bytes) but the file has {len(data)} bytes")
     return shape

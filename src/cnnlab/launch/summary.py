@@ -28,14 +28,15 @@ class JobResult(NamedTuple):
 
 
 class JobProblem(RuntimeError):
-    """A job that did not complete; ``status`` says how and the message says why, in one line."""
+    """A job that did not complete; ``status`` says how and the message says why, in one
+    line; ``code`` is the exit code of a single run that ends so."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: str, reason: str, code: int = 1) -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.code = status, reason, code
 
-    def __reduce__(self):  # keep status and reason across process boundaries
-        return type(self), (self.status, self.reason)
+    def __reduce__(self):  # keep status, reason and code across process boundaries
+        return type(self), (self.status, self.reason, self.code)
 
 
 class SweepIncomplete(RuntimeError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.errors import Count, DropoutP, checked
+
 
 class KerasCNN(nn.Module):
     """Conv2D(32, same) → Conv2D(64, same) → MaxPool 2 → Flatten → Dense 128 → Dense 10.
@@ -14,8 +16,9 @@ class KerasCNN(nn.Module):
 
     head_name = "fc2"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, hidden: int = 128,
-                 dropout: float = 0.0) -> None:
+    @checked
+    def __init__(self, num_classes: Count = 10, in_channels: Count = 1, hidden: Count = 128,
+                 dropout: DropoutP = 0.0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 32, kernel_size=3, padding="same")
         self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding="same")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
+
+from cnnlab.errors import Count, checked
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 
@@ -13,12 +17,10 @@ class LeNet5(nn.Module):
 
     head_name = "fc3"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1,
-                 activation: str = "tanh") -> None:
+    @checked
+    def __init__(self, num_classes: Count = 10, in_channels: Count = 1,
+                 activation: Literal["tanh", "relu", "sigmoid"] = "tanh") -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"lenet5.activation={activation!r} is not one of {sorted(_ACTIVATIONS)}")
         act = _ACTIVATIONS[activation]
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), act(), nn.AvgPool2d(2),

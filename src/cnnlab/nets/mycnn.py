@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
+
+from cnnlab.errors import Count, DropoutP, checked
 
 
 class MyCNN(nn.Module):
@@ -16,13 +22,14 @@ class MyCNN(nn.Module):
     head_name = "fc2"
     input_size = (1, 28, 28)
 
+    @checked
     def __init__(
         self,
-        num_classes: int = 10,
-        in_channels: int = 1,
-        channels: tuple[int, int] = (32, 64),
-        hidden: int = 128,
-        dropout: float = 0.0,
+        num_classes: Count = 10,
+        in_channels: Count = 1,
+        channels: Annotated[Sequence[Count], Field(min_length=2, max_length=2)] = (32, 64),
+        hidden: Count = 128,
+        dropout: DropoutP = 0.0,
         batchnorm: bool = False,
         seed_init: bool = True,
     ) -> None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Annotated, Optional
+
 import torch
 import torch.nn.functional as F
 import torchvision
+from pydantic import Field
 from torch import nn
+
+from cnnlab.errors import Count, WeightsUnavailable, checked
 
 
 class ResNet18Transfer(nn.Module):
@@ -21,8 +26,11 @@ class ResNet18Transfer(nn.Module):
 
     head_name = "backbone.fc"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 64,
-                 weights: str | None = None) -> None:
+    @checked
+    def __init__(self, num_classes: Count = 10, in_channels: Count = 1,
+                 input_size: Annotated[int, Field(ge=32, description=(
+                     "the side in pixels that images are resized to, >= 32"))] = 64,
+                 weights: Optional[str] = None) -> None:
         super().__init__()
         self.backbone = torchvision.models.resnet18(weights=None)
         if weights:
@@ -41,10 +49,6 @@ class ResNet18Transfer(nn.Module):
         return self.backbone(x)
 
 
-class WeightsNotAvailable(FileNotFoundError):
-    """Named torchvision weights that are neither cached nor downloadable here."""
-
-
 def load_resnet18_weights(weights: str) -> dict[str, torch.Tensor]:
     """A resnet18 state dict from a torchvision weights name or a local file."""
     names = [w.name for w in torchvision.models.ResNet18_Weights]
@@ -52,7 +56,7 @@ def load_resnet18_weights(weights: str) -> dict[str, torch.Tensor]:
         try:
             return torchvision.models.ResNet18_Weights[weights].get_state_dict(progress=False)
         except Exception as err:  # no network and not in torch's hub cache
-            raise WeightsNotAvailable(
+            raise WeightsUnavailable(
                 f"resnet18 weights {weights!r} are not in torch's cache "
                 f"({torch.hub.get_dir()}/checkpoints) and could not be downloaded ({err}). "
                 "Download them where there is a network, or set model.net.weights=/path/to/file.pth"

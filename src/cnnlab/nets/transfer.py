@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
+
+from cnnlab.checkpoints import load_checkpoint
+from cnnlab.errors import BadInput
 
 FREEZE_MODES = ("none", "backbone")
 
@@ -19,17 +21,6 @@ def head_name(net: nn.Module) -> str:
     if not linears:
         raise ValueError(f"{type(net).__name__} has no Linear layer to use as a head")
     return linears[-1]
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """A cnnlab/Lightning checkpoint, loaded without unpickling arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"checkpoint {path} is corrupt or not a torch checkpoint: {err}") from None
 
 
 def init_from_checkpoint(net: nn.Module, path: str | Path) -> list[str]:
@@ -55,7 +46,7 @@ def init_from_checkpoint(net: nn.Module, path: str | Path) -> list[str]:
             mismatched.append(f"{key} {list(value.shape)} vs "
                               f"{'missing' if src is None else list(src.shape)}")
     if mismatched:
-        raise ValueError(
+        raise BadInput(
             f"checkpoint {path} holds another architecture than {type(net).__name__}: "
             f"{'; '.join(mismatched[:3])}{' ...' if len(mismatched) > 3 else ''}")
     net.load_state_dict(own)

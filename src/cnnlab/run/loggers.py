@@ -1,19 +1,22 @@
-"""Loggers from config, with a W&B logger that can neither block nor break a run."""
+"""A W&B logger that can neither block nor break a run."""
 
 from __future__ import annotations
 
 import netrc
 import os
+import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
-from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger, WandbLogger
-from omegaconf import DictConfig
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from cnnlab.errors import Positive, checked, require
 
 WANDB_MODES = ("offline", "online", "disabled")
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def wandb_credentials_present() -> bool:
@@ -36,13 +39,14 @@ class SafeWandbLogger(WandbLogger):
     training goes on, with results still written to the run directory.
     """
 
-    def __init__(self, mode: str = "offline", init_timeout: float = 60.0, **kwargs: Any) -> None:
-        if mode not in WANDB_MODES:
-            raise ValueError(f"logger.wandb.mode={mode!r} is not one of {list(WANDB_MODES)}")
-        if mode == "online" and not wandb_credentials_present():
-            raise ValueError(
-                "logger.wandb.mode=online but no W&B credentials were found: set WANDB_API_KEY "
-                "or run `wandb login` once, or use WANDB_MODE=offline and `wandb sync` later")
+    @checked
+    def __init__(self, mode: Literal[WANDB_MODES] = "offline",  # type: ignore[valid-type]
+                 init_timeout: Positive = 60.0, **kwargs: Any) -> None:
+        require("mode", mode, lambda v: v != "online" or wandb_credentials_present(),
+                "online needs W&B credentials and none were found: set WANDB_API_KEY or run "
+                "`wandb login` once, or use offline (the default) and `wandb sync` later")
+        require("id", kwargs.get("id"), lambda v: v is None or _RUN_ID.fullmatch(v),
+                "a W&B run id of letters, digits, '-' and '_' (it becomes a folder name)")
         import wandb
 
         os.environ["WANDB_MODE"] = mode  # also covers wandb's service process
@@ -86,19 +90,16 @@ class SafeWandbLogger(WandbLogger):
     def finalize(self, status: str) -> None:
         self._guard("finalize", super().finalize, status)
 
+    @rank_zero_only
     def start(self) -> bool:
         """Create the W&B run now, so a failure shows at start and not mid-epoch."""
         return self._guard("init", lambda: self.experiment) is not None
 
-    def run_id(self) -> str | None:
-        exp = self._experiment
-        return getattr(exp, "id", None) if exp is not None else self._id
-
-    def log_plot(self, key: str, figure) -> None:
-        def _log():
-            import wandb
-            self.experiment.log({key: wandb.Image(figure)})
-        self._guard("log_plot", _log)
+    @rank_zero_only
+    def finish(self) -> None:
+        """End the W&B run, so the next job of a sweep starts its own."""
+        if self._experiment is not None and isinstance(self._experiment, _LiveRun):
+            self._guard("finish", self._experiment.finish)
 
 
 class _NoRun:
@@ -114,20 +115,6 @@ try:
     from wandb.sdk.wandb_run import Run as _LiveRun
 except ImportError:  # pragma: no cover
     _LiveRun = type(None)
-
-
-def build_loggers(cfg: DictConfig | None) -> list[Logger]:
-    """Instantiate every logger under ``cfg.logger`` (a mapping name → config)."""
-    if not cfg:
-        return []
-    loggers = []
-    for name, conf in cfg.items():
-        if conf is None:
-            continue
-        if "_target_" not in conf:
-            raise ValueError(f"logger.{name} has no _target_")
-        loggers.append(instantiate(conf))
-    return loggers
 
 
 def finish_wandb() -> None:

@@ -80,6 +80,11 @@ def data_checksums(files: list[Path]) -> dict[str, str | None]:
     return {p.name: (md5(p) if p.exists() else None) for p in files}
 
 
+def to_json(prov: dict[str, Any]) -> str:
+    import json
+    return json.dumps(prov, indent=2) + "\n"
+
+
 def collect(seed: int, overrides: list[str], data_files: list[Path]) -> dict[str, Any]:
     return {
         "seed": seed,

@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = "results.json"
-STATUSES = ("running", "completed", "failed", "interrupted", "skipped")
+STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "skipped")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)  # a reader never sees half a file, even if we are killed
+    """Whole or not at all: a reader never sees half a file, even if we are killed, and a
+    full disk leaves the previous file and no temporary one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_results(run_dir: Path) -> dict[str, Any] | None:
@@ -29,8 +35,8 @@ def read_results(run_dir: Path) -> dict[str, Any] | None:
 class RunRecord:
     """The evolving results.json of one run."""
 
-    def __init__(self, run_dir: Path, **fields: Any) -> None:
-        self.path = Path(run_dir) / RESULTS
+    def __init__(self, where: Path, **fields: Any) -> None:
+        self.path = Path(where) / RESULTS
         self.data: dict[str, Any] = {"status": "running", "error": None, "metrics": {},
                                      "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                      **fields}

@@ -1,263 +1,273 @@
-"""One training run, from a composed config to a results.json, whatever happens on the way."""
+"""One training run, from a composed config to a results.json, whatever happens on the way.
+
+    build   every object the run needs, from its config; a bad value is one line, exit 2,
+            before any data is read
+    open    the run dir (resuming an earlier one if asked), locked, with its record,
+            provenance and W&B run
+    fit     train (on cached backbone features when that gives the same result faster)
+    test    test the best (or last) checkpoint
+    record  results.json: metrics, best epoch, history, timings
+
+A failure at any step leaves a record saying so; ``run`` returns the job's result or raises
+``JobProblem`` with its one-line reason.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import shutil
-import warnings
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cnnlab.config.checks import ConfigError, validate
-from cnnlab.run.results import RunRecord, read_results
+from cnnlab import checkpoints
+from cnnlab.config import checks, schema
+from cnnlab.config.build import build as build_from
+from cnnlab.config.build import make_object
+from cnnlab.config.overrides import key_of
+from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput,
+                           ConfigError, WeightsUnavailable)
+from cnnlab.launch.summary import JobProblem, JobResult
+from cnnlab.run import provenance, resources, rundir
+from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
+from cnnlab.run.results import RESULTS, RunRecord, read_results
+from cnnlab.run.signals import Interrupted, StopSignals
+from cnnlab.training import callbacks as cb
+from cnnlab.training.feature_cache import fitting_on_features
 
-err_console = Console(stderr=True, soft_wrap=True)
-
-# exit codes: 0 ok, 1 the run failed, 2 bad input (config, data or weights files)
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+RANK = int(os.environ.get("LOCAL_RANK", 0) or 0) + int(os.environ.get("NODE_RANK", 0) or 0)
 
 
-class BadInput(ValueError):
-    """A data, weights or checkpoint file, or a value, that the run cannot use."""
+@dataclass
+class Run:
+    """Everything built for a run, and its record as it goes."""
+
+    cfg: DictConfig
+    settings: schema.RunConfig
+    run_dir: Path
+    overrides: list[str]
+    hydra_dir: Path = Path(".")
+    datamodule: Any = None
+    model: Any = None
+    trainer: Any = None
+    loggers: list = field(default_factory=list)
+    history: cb.History = field(default_factory=cb.History)
+    stop: cb.CheckpointOnStop | None = None
+    record: RunRecord | None = None
+    ckpt_path: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    test_results: dict[str, Any] = field(default_factory=dict)
 
 
-@contextlib.contextmanager
-def bad_input_errors():
-    """While building the run, a ValueError or missing file is the user's input, not a bug."""
-    from hydra.errors import InstantiationException
-
+def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -> JobResult:
+    """The job: build, open, fit, test, record; every outcome leaves a record."""
+    signals = StopSignals().install()
+    state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
     try:
-        yield
-    except (ValueError, FileNotFoundError) as err:
-        raise _as_bad_input(err) from err
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, (ValueError, FileNotFoundError)):
-            raise _as_bad_input(cause) from err
-        raise
-
-
-class WeightsUnavailable(BadInput):
-    """Pretrained weights that cannot be had here (no network and not cached)."""
-
-
-def _as_bad_input(err: Exception) -> BadInput:
-    from cnnlab.nets.resnet import WeightsNotAvailable
-
-    return (WeightsUnavailable if isinstance(err, WeightsNotAvailable) else BadInput)(str(err))
-
-
-def run_and_report(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> tuple[int, Any]:
-    """Run, and turn any failure into one clear line, an exit code and a failed record."""
-    from cnnlab.training.callbacks import NonFiniteLossError
-
-    record = None
-    try:
-        validate(cfg)
-        run_dir, record, done = _open_run(cfg, run_dir, overrides)
-        if record is None:  # already completed: hand the sweeper its metric again
-            return 0, done
-        return 0, train(cfg, run_dir, overrides, record)
-    except (ConfigError, BadInput, NonFiniteLossError) as err:
-        if isinstance(err, WeightsUnavailable) and cfg.get("skip_unavailable_weights"):
-            message = str(err).splitlines()[0]
-            err_console.print(f"[bold yellow]cnnlab: skipped:[/] {message}", highlight=False)
-            _fail(record, run_dir, overrides, cfg, message, status="skipped")
-            return 0, None
-        code = EXIT_FAILED if isinstance(err, NonFiniteLossError) else EXIT_BAD_INPUT
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        err_console.print(f"[bold red]cnnlab:[/] {message}", highlight=False, soft_wrap=True)
-        _fail(record, run_dir, overrides, cfg, message)
-        return code, None
-    except KeyboardInterrupt:
-        _fail(record, run_dir, overrides, cfg, "interrupted", status="interrupted")
-        raise
+        state.settings = schema.settings(cfg)
+        done = open_dir(state)
+        if done is not None:
+            return done
+        configure(state, jobs)
+        build_all(state)
+        with rundir.RunDirLock(state.run_dir) if RANK == 0 else contextlib.nullcontext():
+            open_run(state)
+            fit(state)
+            test(state)
+            return record(state)
+    except rundir.RunDirInUse as err:  # touch nothing: the dir is another process's
+        raise JobProblem("in-use", str(err), EXIT_BAD_INPUT) from None
+    except WeightsUnavailable as err:
+        if not cfg.get("skip_unavailable_weights"):
+            raise _fail(state, "failed", err, EXIT_BAD_INPUT) from None
+        _fail(state, "skipped", err, EXIT_BAD_INPUT)
+        return JobResult("skipped", None, _first_line(err))
+    except (ConfigError, BadInput) as err:
+        raise _fail(state, "failed", err, EXIT_BAD_INPUT) from None
+    except cb.NonFiniteLossError as err:
+        raise _fail(state, "failed", err, EXIT_FAILED) from None
+    except (Interrupted, SystemExit, KeyboardInterrupt) as err:
+        problem = _fail(state, "interrupted",
+                        f"stopped by {signals.received or type(err).__name__}", EXIT_INTERRUPTED,
+                        checkpoint=state.stop and state.stop.saved and str(state.stop.saved),
+                        signal=signals.received)
+        signals.hand_over()  # submitit's requeue after a time-limit warning, if any
+        raise problem from None
     except Exception as err:
-        _fail(record, run_dir, overrides, cfg, f"{type(err).__name__}: {err}")
+        _fail(state, "failed", f"{type(err).__name__}: {err}")
         raise
+    finally:
+        finish_wandb()
+        signals.uninstall()
 
 
-def _fail(record, run_dir, overrides, cfg, message, status="failed"):
-    from cnnlab.run.loggers import finish_wandb
-
-    if record is None:
-        record = RunRecord(run_dir, seed=cfg.get("seed"), overrides=overrides)
-    record.finish(status, error=message)
-    finish_wandb()
-
-
-def _open_run(cfg: DictConfig, run_dir: Path, overrides: list[str]):
-    """Pick the run dir (resuming an earlier one if asked) and start its record."""
-    previous = read_results(run_dir)
-    if previous and previous.get("status") == "completed" and cfg.skip_completed:
-        Console().print(f"[green]skipping[/] {run_dir}: results.json says completed")
-        return run_dir, None, previous.get("metrics", {}).get(cfg.optimized_metric)
-    if cfg.resume == "auto" and cfg.ckpt_path is None and not _last_ckpt(run_dir).exists():
-        earlier = find_resumable(run_dir, overrides)
-        if earlier is not None:
-            Console().print(f"[yellow]resume=auto:[/] continuing the unfinished run {earlier}")
-            _adopt_hydra_files(run_dir, earlier)
-            run_dir = earlier
-    record = RunRecord(run_dir, seed=cfg.seed, overrides=overrides)
-    if previous and previous.get("status") != "completed":
-        record.data["attempts"] = int(previous.get("attempts", 1)) + 1
-    return run_dir, record, None
-
-
-def _last_ckpt(run_dir: Path) -> Path:
-    return run_dir / "checkpoints" / "last.ckpt"
-
-
-def resume_checkpoint(run_dir: Path) -> str | None:
-    """last.ckpt, or the newest checkpoint that loads if a kill left last.ckpt half-written."""
-    from cnnlab.nets.transfer import load_checkpoint
-
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return None
-    others = sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in [folder / "last.ckpt", *others]:
-        if not path.exists():
-            continue
-        try:
-            load_checkpoint(path)
-        except ValueError:
-            Console(stderr=True, soft_wrap=True).print(f"[yellow]resume:[/] {path} is unreadable, trying an older one")
-            continue
-        return str(path)
+def open_dir(state: Run) -> JobResult | None:
+    """Pick the run dir; a completed one (relaunched sweep) is not run again."""
+    s, hydra_dir = state.settings, state.run_dir
+    previous = read_results(hydra_dir)
+    if previous and previous.get("status") == "completed" and s.skip_completed:
+        value = (previous.get("metrics") or {}).get(s.optimized_metric)
+        print(f"skipping {hydra_dir}: results.json says completed")
+        return JobResult("completed", value, "already completed")
+    resume = s.resume == "auto" or rundir.requeued()
+    state.run_dir = Path(os.environ.get("CNNLAB_RUN_DIR") or "") if RANK else \
+        rundir.choose(hydra_dir, state.overrides, resume, s.ckpt_path is not None)
+    if state.run_dir != hydra_dir:
+        print(f"resume=auto: continuing the unfinished run {state.run_dir}")
+    with open_dict(state.cfg):
+        state.cfg.paths.output_dir = str(state.run_dir)
+    state.ckpt_path = s.ckpt_path or (checkpoints.resume_checkpoint(state.run_dir) if resume else None)
     return None
 
 
-def _comparable(overrides: list[str]) -> list[str]:
-    return sorted(o for o in overrides if not o.split("=")[0].lstrip("+~") in ("resume", "ckpt_path"))
-
-
-def find_resumable(run_dir: Path, overrides: list[str]) -> Path | None:
-    """Newest sibling run dir with the same overrides, a last.ckpt and no completed result."""
-    mine = _comparable(overrides)
-    candidates = []
-    for other in run_dir.parent.iterdir():
-        if other == run_dir or not _last_ckpt(other).exists():
-            continue
-        res = read_results(other) or {}
-        if res.get("status") == "completed":
-            continue
-        try:
-            theirs = OmegaConf.to_container(OmegaConf.load(other / ".hydra" / "overrides.yaml"))
-        except OSError:
-            continue
-        if _comparable(list(theirs)) == mine:
-            candidates.append(other)
-    return max(candidates, key=lambda p: _last_ckpt(p).stat().st_mtime, default=None)
-
-
-def _adopt_hydra_files(new: Path, earlier: Path) -> None:
-    """The resumed run keeps its own dir; the fresh empty dir Hydra made is removed."""
-    if not (new / "checkpoints").exists():
-        shutil.rmtree(new, ignore_errors=True)
-
-
-def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecord) -> Any:
-    """Build everything from the config, fit, test, and write results.json."""
+def configure(state: Run, jobs: int) -> None:
+    """Threads and malloc for this job's share of the machine; seeds."""
     import lightning as L
-    import torch
-    from hydra.utils import instantiate
 
-    from cnnlab.run import provenance
-    from cnnlab.training.callbacks import ConfigInCheckpoint, History
-    from cnnlab.run.cpu_malloc import keep_freed_memory
-    from cnnlab.run.loggers import SafeWandbLogger, build_loggers, finish_wandb
-    from cnnlab.analysis.plots import save_confusion_matrix
-    from cnnlab.nets.transfer import load_checkpoint
-
+    s, trainer = state.settings, state.cfg.trainer
+    ddp = "ddp" in str(trainer.get("strategy", "")) and isinstance(trainer.get("devices"), int)
+    resources.apply(resources.torch_threads(s.torch_threads, jobs,
+                                            trainer.devices if ddp else 1),
+                    dataclasses.asdict(s.cpu_malloc) if s.cpu_malloc else None)
+    L.seed_everything(s.seed, workers=True, verbose=False)
     _one_log_stream()
-    if cfg.torch_threads:
-        torch.set_num_threads(int(cfg.torch_threads))
-    if cfg.get("cpu_malloc"):
-        keep_freed_memory(**cfg.cpu_malloc)
-    L.seed_everything(cfg.seed, workers=True)
-    with bad_input_errors():
-        datamodule = instantiate(cfg.data)
-        datamodule.check_files()
-        model = instantiate(cfg.model)
-        model.configure_optimizers()  # optimizer/scheduler arguments fail here, not mid-fit
-        if cfg.ckpt_path:
-            load_checkpoint(cfg.ckpt_path)
-    prov = provenance.collect(cfg.seed, overrides, datamodule.data_files())
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+
+
+def build_all(state: Run) -> None:
+    """Every object, built once from its config before any data is read."""
+    cfg, run_dir = state.cfg, state.run_dir
+    build = functools.partial(build_from, suspects=[key_of(o) for o in state.overrides])
+    state.datamodule = build(cfg, "data")
+    state.model = build(cfg, "model")
+    build(cfg, "model.optimizer", make=lambda n: state.model.rehearse_optimization(
+        optimizer=make_object(n)))
+    if cfg.model.get("scheduler") is not None:
+        build(cfg, "model.scheduler", make=lambda n: state.model.rehearse_optimization(
+            scheduler=make_object(n)))
+    checks.check_input_size(cfg, state.model.net, state.datamodule)
+    checks.check_logger_needs(cfg)
+    _set_wandb_identity(cfg, run_dir)
+    state.loggers = [build(cfg, f"logger.{k}") for k, v in (cfg.logger or {}).items() if v]
+    state.stop = cb.CheckpointOnStop(rundir.last_ckpt(run_dir))
+    required = [cb.EpochSeed(state.settings.seed), state.history, cb.FiniteLossGuard(),
+                cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), state.stop,
+                ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)]
+    optional = [build(cfg, f"callbacks.{k}") for k, v in (cfg.callbacks or {}).items() if v]
+    state.trainer = build(cfg, "trainer", callbacks=optional + required,
+                          logger=state.loggers or False,
+                          plugins=[checkpoints.AtomicCheckpointIO()])
+    if state.ckpt_path:
+        checkpoints.load_checkpoint(state.ckpt_path)  # unreadable: say so before training
+    state.datamodule.check_files()  # the first data read: names a missing or corrupt file
+
+
+def open_run(state: Run) -> None:
+    """The run's record, saved config and provenance, and its W&B run (rank 0)."""
+    run_dir, cfg = state.run_dir, state.cfg
+    os.environ["CNNLAB_RUN_DIR"] = str(run_dir)  # DDP's other ranks start from this
+    if RANK:
+        return
+    prov = provenance.collect(state.settings.seed, state.overrides,
+                              state.datamodule.data_files())
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    (run_dir / "provenance.json").write_text(provenance.to_json(prov))
+    wandb = next((lg for lg in state.loggers if isinstance(lg, SafeWandbLogger)), None)
+    previous = read_results(run_dir) or {}
+    state.record = RunRecord(run_dir, seed=state.settings.seed, overrides=state.overrides,
+                             run_dir=str(run_dir), resumed_from=state.ckpt_path,
+                             provenance=prov, attempts=int(previous.get("attempts", 0)) + 1,
+                             wandb={"id": wandb and wandb.version, "mode": wandb and wandb.mode})
+    state.record.save()
+    if wandb is not None:
+        (run_dir / "wandb_id.txt").write_text(f"{wandb.version}\n")
+        wandb.start()
+        wandb.log_hyperparams({**_flat(OmegaConf.to_container(cfg, resolve=True)),
+                               "provenance": prov})
 
-    ckpt_path = cfg.ckpt_path
-    if ckpt_path is None and cfg.resume == "auto":
-        ckpt_path = resume_checkpoint(run_dir)
-    wandb_id = _wandb_id(run_dir, resuming=ckpt_path is not None)
-    with bad_input_errors():
-        loggers = build_loggers(_with_wandb_id(cfg.logger, wandb_id, run_dir))
-    for logger in loggers:
-        if isinstance(logger, SafeWandbLogger):
-            logger.start()
-            logger._guard("config", lambda: logger.experiment.config.update(
-                {**_flat(resolved), "provenance": prov}, allow_val_change=True))
-    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
-    if not loggers:
-        from lightning.pytorch.callbacks import LearningRateMonitor
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    history = next((c for c in callbacks if isinstance(c, History)), None)
-    if history is None:
-        history = History()
-        callbacks.append(history)
-    callbacks.append(ConfigInCheckpoint(resolved))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    record.update(run_dir=str(run_dir), wandb={"id": wandb_id, "mode": _wandb_mode(loggers)},
-                  resumed_from=ckpt_path, provenance=prov)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        fit_time = history.elapsed
-        rows = list(history.rows)  # testing a checkpoint restores callback states: copy now
-        metrics: dict[str, Any] = {}
-        test_results: dict[str, Any] = {}
-        if cfg.test:
-            ckpt = _test_checkpoint(trainer, cfg.test_ckpt)
-            out = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-            metrics.update({k: v for k, v in (out[0] if out else {}).items()
-                            if not k.startswith("test/acc_class_")})
-            test_results = getattr(model, "test_results", {})
-            if test_results.get("confusion_matrix"):
-                png = save_confusion_matrix(test_results["confusion_matrix"],
-                                            run_dir / "confusion_matrix.png")
-                for logger in loggers:
-                    if isinstance(logger, SafeWandbLogger):
-                        logger.log_plot("test/confusion_matrix", png)
-    best = _best(rows)
-    metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
-    ckpt_cb = trainer.checkpoint_callback
-    record.finish(
-        "completed",
-        metrics=metrics,
-        test=test_results,
-        best=best,
-        best_checkpoint=getattr(ckpt_cb, "best_model_path", None) or None,
-        epochs=len(rows),
-        global_step=trainer.global_step,
+def fit(state: Run) -> None:
+    if not state.settings.train:
+        return
+    with fitting_on_features(state.model, state.datamodule,
+                             state.settings.feature_cache) as datamodule:
+        state.trainer.fit(state.model, datamodule=datamodule, ckpt_path=state.ckpt_path)
+
+
+def test(state: Run) -> None:
+    """Test the best checkpoint (or the last weights); the confusion matrix as a picture."""
+    if not state.settings.test:
+        return
+    from cnnlab.analysis.plots import save_confusion_matrix
+
+    best = next((c.best_model_path for c in state.trainer.checkpoint_callbacks
+                 if c.monitor and c.best_model_path), None)
+    ckpt = best if state.settings.test_ckpt == "best" else None
+    out = state.trainer.test(state.model, datamodule=state.datamodule, ckpt_path=ckpt,
+                             verbose=False)
+    state.metrics.update({k: v for k, v in (out[0] if out else {}).items()
+                          if not k.startswith("test/acc_class_")})
+    state.test_results = getattr(state.model, "test_results", {})
+    matrix = state.test_results.get("confusion_matrix")
+    if matrix and RANK == 0:
+        png = save_confusion_matrix(matrix, state.run_dir / "confusion_matrix.png")
+        for logger in state.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image("test/confusion_matrix", [str(png)])
+
+
+def record(state: Run) -> JobResult:
+    """results.json: what the run measured, its best epoch, its history and timings."""
+    rows, best, trainer = state.history.rows, state.history.best, state.trainer
+    metrics = {**state.metrics, **{k: v for k, v in best.items() if k.startswith("val/")}}
+    metrics.update(_overfitting(rows, best, metrics))
+    value = metrics.get(state.settings.optimized_metric)
+    if RANK:
+        return JobResult("completed", value)
+    wandb = next((lg for lg in state.loggers if isinstance(lg, SafeWandbLogger)), None)
+    if wandb is not None:
+        wandb.log_metrics({k: v for k, v in metrics.items() if v is not None})
+    state.record.finish(
+        "completed", metrics=metrics, test=state.test_results, best=best,
+        best_checkpoint=next((c.best_model_path for c in trainer.checkpoint_callbacks
+                              if c.monitor and c.best_model_path), None),
+        epochs=len(rows), global_step=trainer.global_step,
         stopped_early=bool(trainer.should_stop and trainer.current_epoch < trainer.max_epochs),
-        fit_time_s=round(fit_time, 3),
-        history=rows,
-    )
-    for logger in loggers:
-        if isinstance(logger, SafeWandbLogger) and logger.broken:
-            record.update(wandb={**record.data["wandb"], "error": logger.broken})
-    finish_wandb()
-    _print_summary(run_dir, record.data)
-    return metrics.get(cfg.optimized_metric)
+        fit_time_s=round(state.history.elapsed, 3), history=rows,
+        wandb={**state.record.data["wandb"], "error": wandb and wandb.broken})
+    _print_summary(state.run_dir, state.record.data)
+    return JobResult("completed", value)
+
+
+def _overfitting(rows: list[dict], best: dict, metrics: dict) -> dict[str, Any]:
+    """Seed 004's point: a large train − test accuracy gap means overfitting."""
+    final = rows[-1].get("train/acc") if rows else None
+    test_acc = metrics.get("test/acc")
+    return {"train/acc_final": final, "train/acc_at_best": best.get("train/acc_at_best"),
+            "gap/train_test": None if final is None or test_acc is None else final - test_acc}
+
+
+def _fail(state: Run, status: str, err: Any, code: int = EXIT_FAILED,
+          **fields: Any) -> JobProblem:
+    """Record a run that did not complete; the JobProblem to raise says why in one line."""
+    message = _first_line(err)
+    record = state.record
+    if record is None and RANK == 0:  # refused before this session opened its record:
+        where = next((d for d in (state.run_dir, state.hydra_dir)  # never over an earlier one
+                      if not (d / RESULTS).exists()), None)
+        record = where and RunRecord(where, seed=state.cfg.get("seed"), overrides=state.overrides)
+    if record is not None and RANK == 0:
+        record.finish(status, error=message, **fields)
+    return JobProblem(status, message, code)
+
+
+def _first_line(err: Any) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _one_log_stream() -> None:
@@ -274,47 +284,14 @@ def _one_log_stream() -> None:
         lambda record: "litlogger" not in record.getMessage())
 
 
-def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    scored = [r for r in rows if r.get("val/acc") is not None]
-    if not scored:
-        return {}
-    top = max(scored, key=lambda r: r["val/acc"])  # first epoch reaching the best accuracy
-    losses = [r["val/loss"] for r in rows if r.get("val/loss") is not None]
-    return {"epoch": top["epoch"], "val/acc_best": top["val/acc"],
-            "val/loss_at_best": top.get("val/loss"),
-            "val/loss_min": min(losses) if losses else None}
-
-
-def _test_checkpoint(trainer, which: str) -> str | None:
-    cb = trainer.checkpoint_callback
-    if which == "best" and cb is not None and getattr(cb, "best_model_path", ""):
-        return cb.best_model_path
-    return None  # the weights in memory: the last ones
-
-
-def _wandb_id(run_dir: Path, resuming: bool) -> str:
+def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
     """Same W&B run id for every session of a run dir, so a resumed run continues on W&B."""
+    if not cfg.get("logger") or not cfg.logger.get("wandb"):
+        return
     path = run_dir / "wandb_id.txt"
-    if path.exists():
-        return path.read_text().strip()
     import secrets
-    run_id = secrets.token_hex(4)
-    path.write_text(run_id + "\n")
-    return run_id
-
-
-def _with_wandb_id(logger_cfg: DictConfig | None, run_id: str, run_dir: Path):
-    if not logger_cfg or "wandb" not in logger_cfg or logger_cfg.wandb is None:
-        return logger_cfg
-    cfg = OmegaConf.to_container(logger_cfg, resolve=True)
-    cfg["wandb"]["id"] = run_id
-    cfg["wandb"]["save_dir"] = str(run_dir)
-    return OmegaConf.create(cfg)
-
-
-def _wandb_mode(loggers) -> str | None:
-    from cnnlab.run.loggers import SafeWandbLogger
-    return next((lg.mode for lg in loggers if isinstance(lg, SafeWandbLogger)), None)
+    with open_dict(cfg):
+        cfg.logger.wandb.id = path.read_text().strip() if path.exists() else secrets.token_hex(4)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -322,21 +299,22 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
     return out
 
 
 def _print_summary(run_dir: Path, data: dict[str, Any]) -> None:
+    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"cnnlab run · {run_dir}", show_header=True)
+    table = Table(title=Text(f"cnnlab run · {run_dir}"), show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in data.get("metrics", {}).items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     table.add_row("epochs", str(data.get("epochs")))
     table.add_row("fit time (s)", f"{data.get('fit_time_s', 0):.1f}")
-    Console().print(table)
+    Console(markup=False).print(table)
+
+

@@ -1,19 +1,25 @@
-"""Callbacks Lightning does not ship: per-epoch history, per-epoch seeding, finite-loss guard."""
+"""Callbacks a run's correctness depends on; the runner adds them in code, not from YAML.
+
+- ``EpochSeed``: all of an epoch's randomness is a function of (seed, epoch);
+- ``History``: one row per epoch and the best epoch, kept in checkpoints;
+- ``FiniteLossGuard``: a NaN loss stops the run, naming where;
+- ``ConfigInCheckpoint``: one checkpoint file rebuilds its model;
+- ``CheckpointOnStop``: a run stopped by a signal saves where it stopped.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, 7]).generate_state(1)[0])
+from cnnlab import seeding
 
 
 class EpochSeed(Callback):
@@ -21,14 +27,36 @@ class EpochSeed(Callback):
 
     Shuffling and augmentation already draw from (seed, epoch, batch); with this, all of a
     training epoch's randomness is a function of the seed and the epoch number, so a run
-    resumed from an epoch-end checkpoint continues exactly as if it had never stopped.
+    resumed from an epoch-end checkpoint continues exactly as if it had never stopped. A
+    checkpoint written mid-epoch also carries the RNG state of that moment, and a run
+    resumed from it picks up that state instead.
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self._restore: dict[str, Any] | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        torch.manual_seed(epoch_seed(self.seed, trainer.current_epoch))
+        torch.manual_seed(seeding.dropout_seed(self.seed, trainer.current_epoch))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state, self._restore = self._restore, None
+        if state and state["epoch"] == trainer.current_epoch and state["mid_epoch"]:
+            torch.set_rng_state(state["cpu"])
+            if torch.cuda.is_available() and state.get("cuda"):
+                torch.cuda.set_rng_state_all(state["cuda"])
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        checkpoint["epoch_rng"] = {
+            "epoch": trainer.current_epoch,
+            "mid_epoch": 0 < progress.completed < trainer.num_training_batches,
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        self._restore = checkpoint.get("epoch_rng")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -47,46 +75,75 @@ class FiniteLossGuard(Callback):
                 "rate (model.optimizer.lr=...) or clip gradients (trainer.gradient_clip_val=1.0)")
 
 
+def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first epoch reaching the best validation accuracy, and the loss record."""
+    scored = [r for r in rows if r.get("val/acc") is not None]
+    if not scored:
+        return {}
+    top = max(scored, key=lambda r: r["val/acc"])
+    losses = [r["val/loss"] for r in rows if r.get("val/loss") is not None]
+    return {"epoch": top["epoch"], "val/acc_best": top["val/acc"],
+            "val/loss_at_best": top.get("val/loss"),
+            "val/loss_min": min(losses) if losses else None,
+            "train/acc_at_best": top.get("train/acc")}
+
+
 class History(Callback):
     """One row per epoch (train/val loss and accuracy, lr, wall time), kept in checkpoints.
 
     Rows are written at ``on_validation_end``, before ModelCheckpoint saves, so the history
-    inside ``last.ckpt`` always covers every epoch the checkpoint has trained.
+    inside ``last.ckpt`` always covers every epoch the checkpoint has trained. The best
+    epoch is computed here and only here; ``val/acc_best`` goes to the loggers each epoch.
     """
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.elapsed_before = 0.0  # wall seconds of earlier sessions of a resumed run
         self._t0 = time.perf_counter()
+        self._loaded: dict[str, Any] | None = None
 
     @property
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self._t0
 
+    @property
+    def best(self) -> dict[str, Any]:
+        return best_epoch(self.rows)
+
     def on_fit_start(self, trainer, pl_module) -> None:
         self._t0 = time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # a checkpoint's rows count only when training resumes from it; testing the best
+        # checkpoint also loads callback states, and must not roll the history back
+        if self._loaded is not None:
+            self.rows = list(self._loaded.get("rows", []))
+            self.elapsed_before = float(self._loaded.get("elapsed", 0.0))
+            self._loaded = None
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        if hasattr(pl_module, "train_metrics"):
-            row.update({k: _num(v) for k, v in pl_module.train_metrics().items()})
-        for key in ("val/loss", "val/acc", "val/acc_best"):
+        row.update({k: _num(v) for k, v in pl_module.epoch_train_metrics().items()})
+        for key in ("val/loss", "val/acc"):
             if key in trainer.callback_metrics:
                 row[key] = _num(trainer.callback_metrics[key])
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        best = self.best.get("val/acc_best")
+        if best is not None:
+            row["val/acc_best"] = best
+            for logger in trainer.loggers:
+                logger.log_metrics({"val/acc_best": best}, step=trainer.global_step)
         if trainer.optimizers:
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         row["time_s"] = round(self.elapsed, 3)
-        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "elapsed": self.elapsed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rows = list(state.get("rows", []))
-        self.elapsed_before = float(state.get("elapsed", 0.0))
-        self._t0 = time.perf_counter()
+        self._loaded = state
 
 
 def _num(value: Any) -> float | None:
@@ -103,3 +160,22 @@ class ConfigInCheckpoint(Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         import cnnlab
         checkpoint["cnnlab"] = {"config": self.config, "version": cnnlab.__version__}
+
+
+class CheckpointOnStop(Callback):
+    """A run stopped by SIGTERM (Lightning's signal handling) saves ``last.ckpt`` where it
+    stopped: after the last finished training batch, with everything a resumed run needs
+    to continue exactly. Stopped during validation, it keeps the epoch-end checkpoint of
+    the epoch before, and the resumed run redoes the epoch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
+            return
+        if not trainer.training or trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(self.path)
+        self.saved = self.path

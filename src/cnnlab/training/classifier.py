@@ -2,55 +2,76 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from functools import partial
+from typing import Annotated, Any, Literal, Optional
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from cnnlab.errors import ArgumentError, Classes, NonNegative, checked
+from cnnlab.nets.transfer import FREEZE_MODES, frozen_norm_layers_to_eval, init_from_checkpoint
 from cnnlab.nets.transfer import freeze as freeze_net
-from cnnlab.nets.transfer import frozen_norm_layers_to_eval, head_name, init_from_checkpoint
+
+# scheduler arguments that cnnlab fills from the trainer when a config leaves them null:
+# the number of scheduler steps of the whole fit (optimizer steps, or epochs)
+FILLED_FROM_TRAINER = ("total_steps", "T_max")
 
 
 class Classifier(L.LightningModule):
-    """Cross-entropy classifier; optimizer and scheduler arrive as partials from Hydra."""
+    """Cross-entropy classifier; optimizer and scheduler arrive as partials from Hydra.
 
-    def __init__(self, net: nn.Module, optimizer: partial, scheduler: partial | None = None,
-                 scheduler_monitor: str = "val/loss", num_classes: int = 10,
-                 init_from: str | None = None, freeze: str = "none",
-                 grad_norm_every: int = 50) -> None:
+    The scheduler steps once per epoch (``scheduler_interval: epoch``, e.g. seed 003's
+    ReduceLROnPlateau) or after every optimizer step (``step``, e.g. OneCycleLR).
+    """
+
+    @checked
+    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Optional[Callable[..., Any]] = None,
+                 scheduler_interval: Literal["epoch", "step"] = "epoch",
+                 scheduler_monitor: str = "val/loss", num_classes: Classes = 10,
+                 init_from: Optional[str] = None,
+                 freeze: Literal[FREEZE_MODES] = "none",  # type: ignore[valid-type]
+                 label_smoothing: Annotated[float, Field(ge=0, lt=1, description=(
+                     "a fraction in [0, 1) of the target moved to the other classes"))] = 0.0,
+                 grad_norm_every: NonNegative = 50) -> None:
         super().__init__()
         self.net = net
         if init_from:
             init_from_checkpoint(net, init_from)
         freeze_net(net, freeze)
         self.freeze_mode = freeze
-        self.head_only = False
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.scheduler_monitor = scheduler_monitor
+        self.scheduler_interval, self.scheduler_monitor = scheduler_interval, scheduler_monitor
+        self.label_smoothing = label_smoothing
         self.grad_norm_every = grad_norm_every
-        self.example_input_array = torch.zeros(2, *getattr(net, "input_size", (1, 28, 28)))
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_class_acc = MulticlassAccuracy(num_classes, average=None)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self.best_val_acc: float | None = None  # a plain float so checkpoints keep it
+        self.layers = [name for name, m in net.named_modules()
+                       if any(True for _ in m.parameters(recurse=False))]
         self._train_steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._grad_norms: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.head_only:  # batches are cached backbone features (cnnlab.training.feature_cache)
-            return self.net.get_submodule(head_name(self.net))(x)
         return self.net(x)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
 
     def _step(self, batch, loss_metric, acc_metric):
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.loss(logits, y)
         loss_metric.update(loss.detach(), weight=y.numel())
         acc_metric.update(logits.detach(), y)
         return loss, logits
@@ -61,22 +82,28 @@ class Classifier(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.loss(logits, y)
         self._train_steps.append((loss.detach(), logits.detach().argmax(dim=1), y))
         return loss
 
-    def train_metrics(self) -> dict[str, torch.Tensor]:
-        """The epoch's training loss and accuracy so far (empty before any step)."""
+    def epoch_train_metrics(self) -> dict[str, torch.Tensor]:
+        """The epoch's training loss, accuracy and mean per-layer gradient norms so far."""
         if self._train_steps:
             losses, preds, targets = zip(*self._train_steps)
             self._train_steps.clear()
-            weights = torch.tensor([len(t) for t in targets], device=losses[0].device,
-                                   dtype=losses[0].dtype)
-            self.train_loss.update(torch.stack(losses), weight=weights)
-            self.train_acc.update(torch.cat(preds), torch.cat(targets))
-        if not self.train_acc.update_called:
-            return {}
-        return {"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()}
+            losses = torch.stack(losses).to(self.device)  # a no-op but after a resume
+            weights = torch.tensor([len(t) for t in targets], device=self.device,
+                                   dtype=losses.dtype)
+            self.train_loss.update(losses, weight=weights)
+            self.train_acc.update(torch.cat(preds).to(self.device),
+                                  torch.cat(targets).to(self.device))
+        out: dict[str, torch.Tensor] = {}
+        if self.train_acc.update_called:
+            out = {"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()}
+        if self._grad_norms:
+            means = torch.stack([g.to(self.device) for g in self._grad_norms]).mean(dim=0)
+            out.update({f"grad_norm/{name}": v for name, v in zip(self.layers, means)})
+        return out
 
     # Metrics are logged once per epoch: each ``self.log`` of a Metric moves it to the
     # device and re-checks its metadata, ~0.3 ms per call (experiments/benchmark).
@@ -87,23 +114,36 @@ class Classifier(L.LightningModule):
         loss_metric.reset()
         acc_metric.reset()
 
+    def on_train_start(self) -> None:
+        if self.freeze_mode != "none":  # a resumed epoch does not start with the hook below
+            frozen_norm_layers_to_eval(self.net)
+        self._replay_epoch_scheduler_steps()
+
     def on_train_epoch_start(self) -> None:
         self._train_steps.clear()
+        self._grad_norms.clear()
         if self.freeze_mode != "none":
             frozen_norm_layers_to_eval(self.net)
 
     def on_train_epoch_end(self) -> None:
-        self.train_metrics()
+        self.epoch_train_metrics()
         self._log_epoch("train", self.train_loss, self.train_acc, prog_bar=True)
+        self._grad_norms.clear()
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        # seed 003 tracks the gradient norm; it costs a pass over the grads, so sample it
-        if self.grad_norm_every and self.global_step % self.grad_norm_every == 0:
-            grads = [p.grad for p in self.net.parameters() if p.grad is not None]
-            if grads:
-                norm = torch.linalg.vector_norm(
-                    torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-                self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+        # seed 003 tracks the gradient norm; per layer it shows where gradients vanish
+        # (seed 002). It costs a pass over the grads, so it is sampled.
+        if not self.grad_norm_every or self.global_step % self.grad_norm_every:
+            return
+        norms = torch.stack([
+            torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(p.grad) for p in m.parameters(recurse=False)
+                 if p.grad is not None] or [torch.zeros((), device=self.device)]))
+            for m in (self.net.get_submodule(name) for name in self.layers)])
+        self._grad_norms.append(norms.detach())
+        self.log("train/grad_norm", torch.linalg.vector_norm(norms), on_step=True, on_epoch=False)
+        self.log_dict({f"grad_norm/{n}": v for n, v in zip(self.layers, norms)},
+                      on_step=True, on_epoch=False)
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, self.val_loss, self.val_acc)
@@ -113,10 +153,7 @@ class Classifier(L.LightningModule):
             self.val_loss.reset()
             self.val_acc.reset()
             return
-        acc = float(self.val_acc.compute())
         self._log_epoch("val", self.val_loss, self.val_acc, prog_bar=True)
-        self.best_val_acc = acc if self.best_val_acc is None else max(self.best_val_acc, acc)
-        self.log("val/acc_best", self.best_val_acc, prog_bar=True)
 
     def test_step(self, batch, batch_idx):
         _, logits = self._step(batch, self.test_loss, self.test_acc)
@@ -135,30 +172,81 @@ class Classifier(L.LightningModule):
         self.test_class_acc.reset()
         self.test_confusion.reset()
 
+    # -- optimization -------------------------------------------------------------------
+
+    def make_optimizer(self, net: nn.Module | None = None,
+                       factory: Callable[..., torch.optim.Optimizer] | None = None,
+                       ) -> torch.optim.Optimizer:
+        params = [p for p in (net or self.net).parameters() if p.requires_grad]
+        optimizer = (factory or self.optimizer_factory)(params=params)
+        for group in optimizer.param_groups:  # torch accepts 0; it trains nothing
+            if not group["lr"] > 0:
+                raise ArgumentError("lr", group["lr"], "a learning rate > 0")
+        return optimizer
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, total: int,
+                       factory: Callable[..., Any] | None = None) -> Any:
+        """The scheduler, with a null ``total_steps``/``T_max`` set to ``total``."""
+        factory = factory or self.scheduler_factory
+        filled = {k: total for k in FILLED_FROM_TRAINER
+                  if isinstance(factory, partial) and k in factory.keywords
+                  and factory.keywords[k] is None}
+        return factory(optimizer=optimizer, **filled)
+
+    def scheduler_steps(self) -> int:
+        """How many times the scheduler steps over the whole fit."""
+        if self.scheduler_interval == "step":
+            return int(self.trainer.estimated_stepping_batches)
+        return int(self.trainer.max_epochs)
+
     def configure_optimizers(self):
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params=params)
+        optimizer = self.make_optimizer()
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        scheduler = self.make_scheduler(optimizer, self.scheduler_steps())
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor,
-                                 "interval": "epoch", "frequency": 1}}
+                                 "interval": self.scheduler_interval, "frequency": 1}}
+
+    def rehearse_optimization(self, optimizer: Callable | None = None,
+                              scheduler: Callable | None = None, steps: int = 2) -> None:
+        """Build an optimizer (and the given scheduler) on a throwaway copy of the net and
+        step them: arguments torch reads only when stepping (a plateau's patience, a cycle's
+        length) fail now, before any data is read, not at the end of the first epoch."""
+        net = copy.deepcopy(self.net)
+        opt = self.make_optimizer(net, optimizer)
+        for p in (p for g in opt.param_groups for p in g["params"]):
+            p.grad = torch.zeros_like(p)
+        sched = None if scheduler is None else self.make_scheduler(opt, max(steps, 10), scheduler)
+        for _ in range(steps):
+            opt.step()
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(1.0)
+            elif sched is not None:
+                sched.step()
+
+    # -- checkpoints ----------------------------------------------------------------------
 
     # Lightning saves the epoch-end checkpoint before the epoch's scheduler step, and a run
     # resumed from it never takes that step (ReduceLROnPlateau also needs the monitored
     # value, which Lightning does not save). We keep the value and take the missed steps,
     # so a resumed run follows the same learning-rate schedule as one that never stopped.
+    # A checkpoint written mid-epoch (a run stopped by SIGTERM) also keeps the epoch's
+    # buffered training predictions, so its train metrics come out as if it never stopped.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["best_val_acc"] = self.best_val_acc
         value = self.trainer.callback_metrics.get(self.scheduler_monitor)
         checkpoint["plateau_metric"] = None if value is None else float(value)
+        checkpoint["train_buffer"] = {
+            "steps": [tuple(t.cpu() for t in step) for step in self._train_steps],
+            "grad_norms": [t.cpu() for t in self._grad_norms]}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.best_val_acc = checkpoint.get("best_val_acc")
         self._plateau_metric_on_resume = checkpoint.get("plateau_metric")
+        buffer = checkpoint.get("train_buffer") or {}
+        self._train_steps = [tuple(step) for step in buffer.get("steps", [])]
+        self._grad_norms = list(buffer.get("grad_norms", []))
 
-    def on_train_start(self) -> None:
+    def _replay_epoch_scheduler_steps(self) -> None:
         metric = getattr(self, "_plateau_metric_on_resume", None)
         self._plateau_metric_on_resume = None
         for config in self.trainer.lr_scheduler_configs:

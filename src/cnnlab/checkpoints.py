@@ -1,0 +1,78 @@
+"""Checkpoint files: read as data (never as code), written whole or not at all."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from cnnlab.errors import BadInput
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A cnnlab/Lightning checkpoint, loaded without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise BadInput(f"checkpoint {path} is corrupt or not a torch checkpoint: "
+                       f"{str(err).splitlines()[0]}") from None
+
+
+class DiskFull(BadInput):
+    """No space left to write a file of the run (the path and what was being written)."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, through a temporary file renamed into place.
+
+    A kill or a full disk during a save leaves the previous file untouched and no
+    truncated one beside it; a full disk is reported in one line naming the file.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
+                        storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"no space left on the device to write the checkpoint {path} "
+                               "(nothing was written; free space and resume with "
+                               "resume=auto)") from None
+            raise
+
+
+def resume_checkpoint(run_dir: Path) -> str | None:
+    """last.ckpt, or the newest checkpoint that loads if last.ckpt cannot be read."""
+    from rich.console import Console
+
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    others = sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in [folder / "last.ckpt", *others]:
+        if not path.exists():
+            continue
+        try:
+            load_checkpoint(path)
+        except BadInput:
+            Console(stderr=True, soft_wrap=True, markup=False).print(
+                f"resume: {path} is unreadable, trying an older one")
+            continue
+        return str(path)
+    return None

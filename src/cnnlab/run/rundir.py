@@ -1,0 +1,160 @@
+"""Which directory a run writes to, whether it continues an earlier one, and who holds it.
+
+One process per run dir: the lock file names its holder (host, PID, the process's start
+time, the SLURM job id) so a second process can say who has the dir. A lock left by a
+dead process on this host, or by a SLURM job that is no longer running, is broken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from cnnlab.config.overrides import without
+from cnnlab.run.results import read_results
+
+LOCK = "run.lock"
+_NOT_COMPARED = ("resume", "ckpt_path")  # how a run is continued, not what it is
+
+
+@dataclass
+class Holder:
+    host: str
+    pid: int
+    started: str | None  # the process's start time in clock ticks since boot (this host)
+    job_id: str | None
+    since: str
+
+    def __str__(self) -> str:
+        job = f", SLURM job {self.job_id}" if self.job_id else ""
+        return f"PID {self.pid} on {self.host}{job}, since {self.since}"
+
+
+class RunDirInUse(RuntimeError):
+    """Another live process holds the run dir."""
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command name
+
+
+def me() -> Holder:
+    job = os.environ.get("SLURM_JOB_ID")
+    if job and os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    return Holder(socket.gethostname(), os.getpid(), _start_ticks(os.getpid()), job,
+                  time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def _alive(holder: Holder) -> bool:
+    if holder.host == socket.gethostname():
+        return holder.started is not None and _start_ticks(holder.pid) == holder.started
+    if holder.job_id and shutil.which("squeue"):
+        try:
+            out = subprocess.run(["squeue", "-h", "-j", holder.job_id, "-o", "%T"],
+                                 capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return True  # cannot tell: do not take a dir from a job that may be running
+        return out.returncode == 0 and out.stdout.strip() in ("RUNNING", "COMPLETING",
+                                                               "SUSPENDED", "STOPPED")
+    return True  # another host and no job id: nothing to check, assume it lives
+
+
+class RunDirLock:
+    """``with RunDirLock(run_dir):`` — this process alone writes there."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK
+        self.held = False
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mine = me()
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self.holder()
+                if holder is not None and _alive(holder):
+                    raise RunDirInUse(f"{self.path.parent} is in use by {holder}") from None
+                self.path.unlink(missing_ok=True)  # a dead holder's lock, or unreadable
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(asdict(mine), f)
+            self.held = True
+            return
+        raise RunDirInUse(f"{self.path.parent} is in use (its lock came back at once)")
+
+    def holder(self) -> Holder | None:
+        try:
+            return Holder(**json.loads(self.path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> RunDirLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def requeued() -> bool:
+    """A SLURM job started again by the scheduler (time limit, preemption, requeue)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def last_ckpt(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
+def saved_overrides(run_dir: Path) -> list[str] | None:
+    try:
+        return [str(o) for o in OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml")]
+    except (OSError, ValueError):
+        return None
+
+
+def find_resumable(run_dir: Path, overrides: list[str]) -> Path | None:
+    """Newest sibling run dir with the same overrides, a last.ckpt and no completed result."""
+    mine = sorted(without(overrides, _NOT_COMPARED))
+    candidates = []
+    for other in run_dir.parent.iterdir():
+        if other == run_dir or not last_ckpt(other).exists():
+            continue
+        if (read_results(other) or {}).get("status") == "completed":
+            continue
+        theirs = saved_overrides(other)
+        if theirs is not None and sorted(without(theirs, _NOT_COMPARED)) == mine:
+            candidates.append(other)
+    return max(candidates, key=lambda p: last_ckpt(p).stat().st_mtime, default=None)
+
+
+def choose(run_dir: Path, overrides: list[str], resume: bool, has_ckpt_path: bool) -> Path:
+    """This run's dir: the one Hydra made, or (resume) the unfinished run it continues."""
+    if not resume or has_ckpt_path or last_ckpt(run_dir).exists():
+        return run_dir
+    earlier = find_resumable(run_dir, overrides)
+    if earlier is None:
+        return run_dir
+    if not (run_dir / "checkpoints").exists():  # the fresh dir Hydra made is not needed
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return earlier
