@@ -133,3 +133,15 @@ def test_convnet_pooling_kinds_and_padding():
     assert layer_shapes(net, (1, 28, 28))[:5] == [[28, 28, 4], [28, 28, 4], [28, 28, 4],
                                                   [14, 14, 4], [7, 7, 6]]
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_convnet_is_built_in_training_mode():
+    # the shape pass runs each layer in eval mode, and Lightning (2.6) does not switch
+    # modules back to training mode: a net left so would train without dropout
+    net = ConvNet(["flatten", {"type": "dropout", "p": 0.5}], input_size=[1, 4, 4],
+                  num_classes=None)
+    assert all(m.training for m in net.modules())
+    torch.manual_seed(0)
+    out = net(torch.ones(8, 1, 4, 4))
+    # dropout zeroes about half of the 128 ones and doubles the rest
+    assert set(out.unique().tolist()) == {0.0, 2.0}

@@ -72,7 +72,7 @@ class ConvNet(nn.Module):
                 raise ArgumentError(f"{where}.{err.name}", err.value, err.allowed) from None
             with torch.no_grad():
                 try:
-                    x = module.eval()(x)
+                    x = module.eval()(x)  # back in training mode below
                 except RuntimeError as err:
                     raise ArgumentError(
                         where, spec, f"a layer that can take an input of shape "
@@ -89,6 +89,10 @@ class ConvNet(nn.Module):
         self.layers = nn.Sequential(*modules)
         linears = [n for n, m in self.layers.named_children() if isinstance(m, nn.Linear)]
         self.head_name = f"layers.{linears[-1]}" if linears else None
+        # the shape pass left every layer in eval mode; Lightning does not switch modules
+        # to training mode, so without this dropout, batchnorm and stochastic pooling
+        # would train as they evaluate
+        self.train()
         if init == "seed003":
             from cnnlab.nets.mycnn import seed003_init
             seed003_init(self)
