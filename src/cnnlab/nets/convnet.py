@@ -67,7 +67,7 @@ class ConvNet(nn.Module):
             spec = {"type": spec} if isinstance(spec, str) else dict(spec)
             where = f"layers[{i}]"
             try:
-                module = _build(spec, x, activation)
+                module = _build(dict(spec), x, activation)
             except ArgumentError as err:  # a layer class names its own argument
                 raise ArgumentError(f"{where}.{err.name}", err.value, err.allowed) from None
             with torch.no_grad():
@@ -129,6 +129,14 @@ def _build(spec: dict[str, Any], x: torch.Tensor, default_act: str | None) -> nn
         if not (_is_int(k) and k >= 1 or isinstance(k, Sequence) and len(k) == 2
                 and all(_is_int(v) and v >= 1 for v in k)):
             raise ArgumentError("kernel", k, REQUIRED["conv", "kernel"])
+        if x.dim() != 4:
+            raise ArgumentError("type", kind, f"a conv needs a [channels, height, width] "
+                                f"input (it gets {list(x.shape[1:])})")
+        kh, kw = (k, k) if _is_int(k) else k
+        p = 0 if pad in ("same", "valid") else pad
+        if pad != "same" and (kh > x.shape[2] + 2 * p or kw > x.shape[3] + 2 * p):
+            raise ArgumentError("kernel", k, f"a kernel that fits the layer's input of shape "
+                                f"{list(x.shape[1:])} with padding {pad!r}")
         conv = nn.Conv2d(x.shape[1], spec["channels"], k if _is_int(k) else tuple(k),
                          stride=stride, padding=pad, bias=bool(spec.get("bias", True)))
         return conv if act is None else nn.Sequential(conv, _activation(act))
