@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnlab.errors import ArgumentError
 from cnnlab.nets import ConvNet, CrossChannelPool2d, FixedFilter2d, StochasticPool2d
-from conftest import FAST, cnnlab, run_dirs
+from conftest import FAST, cnnlab, results, run_dirs
 
 # One row of four 2×2 windows (size 2, stride 2), read column pair by column pair:
 #   window 0: [1, 3 / 0, 0]    window 1: [0, 0 / 0, 0]
@@ -223,3 +223,19 @@ def test_a_net_of_the_new_layers_trains_a_step():
     loss.backward()
     opt.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_a_run_with_stochastic_pooling_is_exact_on_rerun(cli_env, tmp_path):
+    # seed 000's net with both pools stochastic; the draws come from the global RNG that
+    # cnnlab reseeds from (seed, epoch), so the same seed trains the same, step for step
+    args = ["logger=none", *FAST, "model/net=convnet", "model.net.layers.1.kind=stochastic",
+            "model.net.layers.3.kind=stochastic", "seed=3"]
+    for _ in range(2):
+        proc = cnnlab(args, cli_env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    first, second = (results(d) for d in run_dirs(tmp_path / "logs"))
+    strip = [{k: v for k, v in row.items() if k != "time_s"} for row in first["history"]]
+    assert strip == [{k: v for k, v in row.items() if k != "time_s"} for row in second["history"]]
+    assert first["metrics"] == second["metrics"]
+    config = (run_dirs(tmp_path / "logs")[0] / "config.yaml").read_text()
+    assert config.count("kind: stochastic") == 2
