@@ -115,64 +115,11 @@ def _build(spec: dict[str, Any], x: torch.Tensor, default_act: str | None) -> nn
             raise ArgumentError(key, None, f"required for a {kind} layer: {what}")
     act = spec.pop("activation", default_act)
     if kind == "conv":
-        pad, stride = spec.get("padding", "valid"), spec.get("stride", 1)
-        if not (pad in ("same", "valid") or (_is_int(pad) and pad >= 0)):
-            raise ArgumentError("padding", pad, "'same', 'valid' or an integer >= 0")
-        if not (_is_int(stride) and stride >= 1):
-            raise ArgumentError("stride", stride, "an integer >= 1")
-        if pad == "same" and stride != 1:
-            raise ArgumentError("padding", pad, f"'same' needs stride 1 (stride={stride}); "
-                                "use an integer padding")
-        if not (_is_int(spec["channels"]) and spec["channels"] >= 1):
-            raise ArgumentError("channels", spec["channels"], REQUIRED["conv", "channels"])
-        k = spec["kernel"]
-        if not (_is_int(k) and k >= 1 or isinstance(k, Sequence) and len(k) == 2
-                and all(_is_int(v) and v >= 1 for v in k)):
-            raise ArgumentError("kernel", k, REQUIRED["conv", "kernel"])
-        if x.dim() != 4:
-            raise ArgumentError("type", kind, f"a conv needs a [channels, height, width] "
-                                f"input (it gets {list(x.shape[1:])})")
-        kh, kw = (k, k) if _is_int(k) else k
-        p = 0 if pad in ("same", "valid") else pad
-        if pad != "same" and (kh > x.shape[2] + 2 * p or kw > x.shape[3] + 2 * p):
-            raise ArgumentError("kernel", k, f"a kernel that fits the layer's input of shape "
-                                f"{list(x.shape[1:])} with padding {pad!r}")
-        conv = nn.Conv2d(x.shape[1], spec["channels"], k if _is_int(k) else tuple(k),
-                         stride=stride, padding=pad, bias=bool(spec.get("bias", True)))
-        return conv if act is None else nn.Sequential(conv, _activation(act))
+        return _conv(spec, x, act)
     if kind == "fixed":
-        module = FixedFilter2d(**spec)
-        kh, kw = module.kernel_size
-        if x.dim() != 4 or kh > x.shape[2] or kw > x.shape[3]:
-            key = "kernel" if module.kernel_name == "matrix" else "size"
-            raise ArgumentError(key, spec.get(key, list(module.kernel_size)),
-                                f"a kernel that fits the layer's input of shape "
-                                f"{list(x.shape[1:])} (here {kh}×{kw})")
-        return module
+        return _fixed(spec, x)
     if kind == "pool":
-        pool = spec.get("kind", "max")
-        size, stride = spec.get("size", 2), spec.get("stride")
-        if pool not in POOLS:
-            raise ArgumentError("kind", pool, f"one of {list(POOLS)}")
-        if x.dim() != 4:
-            raise ArgumentError("type", kind, f"a pool needs a [channels, height, width] "
-                                f"input (it gets {list(x.shape[1:])})")
-        if pool.startswith("global_"):
-            return nn.AdaptiveMaxPool2d(1) if pool == "global_max" else nn.AdaptiveAvgPool2d(1)
-        if pool == "cross_channel":
-            if stride is not None:
-                raise ArgumentError("stride", stride, "null: cross_channel pooling groups "
-                                    "channels, `size` adjacent channels at a time")
-            return CrossChannelPool2d(size, in_channels=x.shape[1])
-        if not (_is_int(size) and size >= 1):
-            raise ArgumentError("size", size, "a window size, an integer >= 1")
-        if stride is not None and not (_is_int(stride) and stride >= 1):
-            raise ArgumentError("stride", stride, "null (= size) or an integer >= 1")
-        if pool == "max":
-            return nn.MaxPool2d(size, stride=stride)
-        if pool == "avg":
-            return nn.AvgPool2d(size, stride=stride)
-        return StochasticPool2d(size, stride=stride)
+        return _pool(spec, x)
     if kind == "act":
         fn = spec.get("fn", "relu")
         if fn not in ACTIVATIONS:
@@ -195,6 +142,71 @@ def _build(spec: dict[str, Any], x: torch.Tensor, default_act: str | None) -> nn
         raise ArgumentError("features", spec["features"], REQUIRED["linear", "features"])
     linear = nn.Linear(x.shape[1], spec["features"])
     return linear if act is None else nn.Sequential(linear, _activation(act))
+
+
+def _conv(spec: dict[str, Any], x: torch.Tensor, act: str | None) -> nn.Module:
+    pad, stride = spec.get("padding", "valid"), spec.get("stride", 1)
+    if not (pad in ("same", "valid") or (_is_int(pad) and pad >= 0)):
+        raise ArgumentError("padding", pad, "'same', 'valid' or an integer >= 0")
+    if not (_is_int(stride) and stride >= 1):
+        raise ArgumentError("stride", stride, "an integer >= 1")
+    if pad == "same" and stride != 1:
+        raise ArgumentError("padding", pad, f"'same' needs stride 1 (stride={stride}); "
+                            "use an integer padding")
+    if not (_is_int(spec["channels"]) and spec["channels"] >= 1):
+        raise ArgumentError("channels", spec["channels"], REQUIRED["conv", "channels"])
+    k = spec["kernel"]
+    if not (_is_int(k) and k >= 1 or isinstance(k, Sequence) and len(k) == 2
+            and all(_is_int(v) and v >= 1 for v in k)):
+        raise ArgumentError("kernel", k, REQUIRED["conv", "kernel"])
+    if x.dim() != 4:
+        raise ArgumentError("type", "conv", f"a conv needs a [channels, height, width] "
+                            f"input (it gets {list(x.shape[1:])})")
+    kh, kw = (k, k) if _is_int(k) else k
+    p = 0 if pad in ("same", "valid") else pad
+    if pad != "same" and (kh > x.shape[2] + 2 * p or kw > x.shape[3] + 2 * p):
+        raise ArgumentError("kernel", k, f"a kernel that fits the layer's input of shape "
+                            f"{list(x.shape[1:])} with padding {pad!r}")
+    conv = nn.Conv2d(x.shape[1], spec["channels"], k if _is_int(k) else tuple(k),
+                     stride=stride, padding=pad, bias=bool(spec.get("bias", True)))
+    return conv if act is None else nn.Sequential(conv, _activation(act))
+
+
+def _fixed(spec: dict[str, Any], x: torch.Tensor) -> nn.Module:
+    module = FixedFilter2d(**spec)
+    kh, kw = module.kernel_size
+    if x.dim() != 4 or kh > x.shape[2] or kw > x.shape[3]:
+        key = "kernel" if module.kernel_name == "matrix" else "size"
+        raise ArgumentError(key, spec.get(key, list(module.kernel_size)),
+                            f"a kernel that fits the layer's input of shape "
+                            f"{list(x.shape[1:])} (here {kh}×{kw})")
+    return module
+
+
+def _pool(spec: dict[str, Any], x: torch.Tensor) -> nn.Module:
+    pool = spec.get("kind", "max")
+    size, stride = spec.get("size", 2), spec.get("stride")
+    if pool not in POOLS:
+        raise ArgumentError("kind", pool, f"one of {list(POOLS)}")
+    if x.dim() != 4:
+        raise ArgumentError("type", "pool", f"a pool needs a [channels, height, width] "
+                            f"input (it gets {list(x.shape[1:])})")
+    if pool.startswith("global_"):
+        return nn.AdaptiveMaxPool2d(1) if pool == "global_max" else nn.AdaptiveAvgPool2d(1)
+    if pool == "cross_channel":
+        if stride is not None:
+            raise ArgumentError("stride", stride, "null: cross_channel pooling groups "
+                                "channels, `size` adjacent channels at a time")
+        return CrossChannelPool2d(size, in_channels=x.shape[1])
+    if not (_is_int(size) and size >= 1):
+        raise ArgumentError("size", size, "a window size, an integer >= 1")
+    if stride is not None and not (_is_int(stride) and stride >= 1):
+        raise ArgumentError("stride", stride, "null (= size) or an integer >= 1")
+    if pool == "max":
+        return nn.MaxPool2d(size, stride=stride)
+    if pool == "avg":
+        return nn.AvgPool2d(size, stride=stride)
+    return StochasticPool2d(size, stride=stride)
 
 
 def _activation(name: Any) -> nn.Module:
