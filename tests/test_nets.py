@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab.errors import ArgumentError
 from cnnlab.nets import ConvNet, KerasCNN, LeNet5, MyCNN
 
 
@@ -94,18 +95,35 @@ def test_convnet_expresses_seed000_sequential():
 
 
 @pytest.mark.parametrize("layers, message", [
-    ([{"type": "conv", "channels": 8, "kernel": 3, "padding": "full"}], "padding='full'"),
-    ([{"type": "pool", "kind": "median"}], "pool kind='median'"),
-    ([{"type": "dense", "features": 3}], "type='dense'"),
-    ([{"type": "conv", "kernel": 3}], "needs the key 'channels'"),
-    ([{"type": "conv", "channels": 8, "kernel": 30}], "cannot take an input"),
-    ([{"type": "linear", "features": 3}], "needs a flatten"),
-    ([{"type": "dropout", "p": 1.5}], "outside [0, 1)"),
+    # each message starts with the layer's index and key, and the offending value
+    ([{"type": "conv", "channels": 8, "kernel": 3, "padding": "full"}], "layers[0].padding='full'"),
+    ([{"type": "pool", "kind": "median"}], "layers[0].kind='median'"),
+    ([{"type": "dense", "features": 3}], "layers[0].type='dense'"),
+    ([{"type": "conv", "kernel": 3}], "layers[0].channels=None is invalid: required"),
+    ([{"type": "conv", "channels": 8, "kernel": 30}],
+     "layers[0].kernel=30 is invalid: a kernel that fits the layer's input of shape [1, 28, 28]"),
+    (["flatten", {"type": "pool"}], "layers[1].type='pool' is invalid: a pool needs"),
+    # what no check foresees is still caught by running the layer: a 40×40 pool on 28×28
+    ([{"type": "pool", "size": 40}], "layers[0]={'type': 'pool', 'size': 40} is invalid: a "
+                                     "layer that can take an input of shape [1, 28, 28]"),
+    ([{"type": "linear", "features": 3}], "layers[0].type='linear' is invalid: a linear needs "
+                                          "a flatten"),
+    ([{"type": "dropout", "p": 1.5}], "layers[0].p=1.5 is invalid: a dropout probability in [0, 1)"),
+    ([{"type": "conv", "channels": 8, "kernel": 3, "activation": "gelu"}],
+     "layers[0].activation='gelu'"),
+    ([{"type": "conv", "channels": 8, "kernel": 3, "dilation": 2}], "layers[0].dilation=2"),
 ])
 def test_convnet_rejects_bad_specs_naming_the_layer(layers, message):
-    with pytest.raises(ValueError, match="convnet layer 0") as err:
+    with pytest.raises(ArgumentError) as err:
         ConvNet(layers)
-    assert message in str(err.value)
+    assert str(err.value).startswith(message)
+
+
+def test_convnet_error_names_the_right_layer():
+    ok = {"type": "conv", "channels": 4, "kernel": 3, "padding": "same"}
+    with pytest.raises(ArgumentError) as err:
+        ConvNet([ok, ok, {"type": "pool", "kind": "median"}])
+    assert (err.value.name, err.value.value) == ("layers[2].kind", "median")
 
 
 def test_convnet_pooling_kinds_and_padding():
@@ -119,3 +137,15 @@ def test_convnet_pooling_kinds_and_padding():
     assert layer_shapes(net, (1, 28, 28))[:5] == [[28, 28, 4], [28, 28, 4], [28, 28, 4],
                                                   [14, 14, 4], [7, 7, 6]]
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_convnet_is_built_in_training_mode():
+    # the shape pass runs each layer in eval mode, and Lightning (2.6) does not switch
+    # modules back to training mode: a net left so would train without dropout
+    net = ConvNet(["flatten", {"type": "dropout", "p": 0.5}], input_size=[1, 4, 4],
+                  num_classes=None)
+    assert all(m.training for m in net.modules())
+    torch.manual_seed(0)
+    out = net(torch.ones(8, 1, 4, 4))
+    # dropout zeroes about half of the 128 ones and doubles the rest
+    assert set(out.unique().tolist()) == {0.0, 2.0}
