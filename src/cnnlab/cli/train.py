@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import cnnlab.config.schema  # noqa: F401  (registers run_schema with Hydra's ConfigStore)
 from cnnlab.console import error
-from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConfigError
+from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, ConfigError
 from cnnlab.launch.summary import JobProblem, JobResult, SweepIncomplete
 
 CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
@@ -52,9 +52,15 @@ def task(cfg: DictConfig) -> JobResult:
 
 def main() -> None:
     """The console script: Hydra's errors and a sweep's failures as one line, no traceback."""
+    from cnnlab.run.signals import Interrupted, watch
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
+    watch()  # SIGTERM from here on ends the run (or sweep) in one line
     try:
         task()
+    except Interrupted as err:
+        error(str(err))
+        sys.exit(EXIT_INTERRUPTED)
     except SweepIncomplete as err:
         error(str(err))
         sys.exit(EXIT_FAILED)

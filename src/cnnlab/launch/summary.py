@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cnnlab.config.overrides import as_dict
+
 # outcomes that leave nothing for the user to do
 FINE = ("completed", "skipped")
 
@@ -80,15 +82,26 @@ def one_line(text: str) -> str:
     return lines[0] if lines else ""
 
 
+def swept(outcomes: list[Outcome]) -> list[str]:
+    """The override keys whose values differ between jobs (all of them for one job)."""
+    values = [as_dict(o.overrides) for o in outcomes]
+    keys = list(dict.fromkeys(k for v in values for k in v))
+    differ = [k for k in keys if len({v.get(k) for v in values}) > 1]
+    return differ or keys
+
+
 def render(outcomes: list[Outcome]) -> Table:
     table = Table(title=f"sweep: {sum(o.status == 'completed' for o in outcomes)} of "
                         f"{len(outcomes)} jobs completed")
     for col in ("job", "overrides", "status", "reason"):
         table.add_column(col, overflow="fold")
     styles = {"completed": "green", "skipped": "yellow"}
+    keys = swept(outcomes)
     for o in outcomes:
+        mine = as_dict(o.overrides)
+        shown = " ".join(f"{k}={mine[k]}" for k in keys if k in mine)
         # Text cells: overrides and reasons are the user's text, never Rich markup
-        table.add_row(str(o.num), Text(" ".join(o.overrides)),
+        table.add_row(str(o.num), Text(shown),
                       Text(o.status, style=styles.get(o.status, "bold red")),
                       Text(o.reason or ""))
     return table

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
 from cnnlab.run.results import RESULTS, RunRecord, read_results
-from cnnlab.run.signals import Interrupted, StopSignals
+from cnnlab.run.signals import Interrupted, watch
 from cnnlab.training import callbacks as cb
 from cnnlab.training.feature_cache import fitting_on_features
 
@@ -66,7 +67,7 @@ class Run:
 
 def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -> JobResult:
     """The job: build, open, fit, test, record; every outcome leaves a record."""
-    signals = StopSignals().install()
+    signals = watch()
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
     try:
         state.settings = schema.settings(cfg)
@@ -103,7 +104,6 @@ def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -
         raise
     finally:
         finish_wandb()
-        signals.uninstall()
 
 
 def open_dir(state: Run) -> JobResult | None:
@@ -136,6 +136,8 @@ def configure(state: Run, jobs: int) -> None:
                     dataclasses.asdict(s.cpu_malloc) if s.cpu_malloc else None)
     L.seed_everything(s.seed, workers=True, verbose=False)
     _one_log_stream()
+    # Lightning warns that srun is installed whenever SLURM is but the run is not a job
+    warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
 
 
 def build_all(state: Run) -> None:

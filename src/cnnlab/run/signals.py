@@ -26,6 +26,9 @@ class Interrupted(Exception):
 
 
 class StopSignals:
+    """One per process (``watch()``), installed before Hydra starts, so a signal at any
+    point of a run or sweep ends it in one line."""
+
     def __init__(self) -> None:
         self.received: str | None = None
         self._previous: dict[int, Any] = {}
@@ -61,3 +64,14 @@ class StopSignals:
         if self._usr2_owner is not None and self.received and "SIGUSR2" in self.received:
             owner, self._usr2_owner = self._usr2_owner, None
             owner(signal.SIGUSR2, None)
+
+
+_WATCHER: StopSignals | None = None
+
+
+def watch() -> StopSignals:
+    """The process's StopSignals, installed on first use."""
+    global _WATCHER
+    if _WATCHER is None:
+        _WATCHER = StopSignals().install()
+    return _WATCHER

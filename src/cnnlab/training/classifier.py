@@ -117,13 +117,14 @@ class Classifier(L.LightningModule):
     def on_train_start(self) -> None:
         if self.freeze_mode != "none":  # a resumed epoch does not start with the hook below
             frozen_norm_layers_to_eval(self.net)
-        self._replay_epoch_scheduler_steps()
+        self._catch_up_epoch_schedulers()
 
     def on_train_epoch_start(self) -> None:
         self._train_steps.clear()
         self._grad_norms.clear()
         if self.freeze_mode != "none":
             frozen_norm_layers_to_eval(self.net)
+        self._catch_up_epoch_schedulers()
 
     def on_train_epoch_end(self) -> None:
         self.epoch_train_metrics()
@@ -229,8 +230,9 @@ class Classifier(L.LightningModule):
 
     # Lightning saves the epoch-end checkpoint before the epoch's scheduler step, and a run
     # resumed from it never takes that step (ReduceLROnPlateau also needs the monitored
-    # value, which Lightning does not save). We keep the value and take the missed steps,
-    # so a resumed run follows the same learning-rate schedule as one that never stopped.
+    # value, which Lightning does not save); a run resumed mid-epoch skips the step at the
+    # end of that epoch. We keep the value and take the missed steps at the next epoch
+    # start, so a resumed run follows the schedule of one that never stopped.
     # A checkpoint written mid-epoch (a run stopped by SIGTERM) also keeps the epoch's
     # buffered training predictions, so its train metrics come out as if it never stopped.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -246,9 +248,11 @@ class Classifier(L.LightningModule):
         self._train_steps = [tuple(step) for step in buffer.get("steps", [])]
         self._grad_norms = list(buffer.get("grad_norms", []))
 
-    def _replay_epoch_scheduler_steps(self) -> None:
+    def _catch_up_epoch_schedulers(self) -> None:
         metric = getattr(self, "_plateau_metric_on_resume", None)
         self._plateau_metric_on_resume = None
+        if metric is None and self.scheduler_monitor in self.trainer.callback_metrics:
+            metric = float(self.trainer.callback_metrics[self.scheduler_monitor])
         for config in self.trainer.lr_scheduler_configs:
             if config.interval != "epoch":
                 continue

@@ -1,0 +1,121 @@
+"""Runs stopped by a signal, a full disk or a second process: honest records, exact resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAST, cnnlab, results
+from idx_data import make_dataset
+from test_reproducibility import RANDOM_RUN
+
+EXE = str(Path(sys.executable).parent / "cnnlab-train")
+
+
+def strip_times(rows):
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, "the run ended before the test could stop it"
+        assert time.time() - t0 < timeout, f"{path} did not appear in {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def long_epochs(cli_env, tmp_path):
+    """Epochs of ~2 s on this CPU: a signal a second after epoch 0's checkpoint lands
+    in the middle of epoch 1's training batches."""
+    data = make_dataset(tmp_path / "data", n_train=12000, n_test=200)
+    env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
+    args = [*RANDOM_RUN, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=0",
+            "torch_threads=1"]
+    return env, args
+
+
+def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_epochs, tmp_path):
+    env, args = long_epochs
+    straight = tmp_path / "logs" / "straight"
+    proc = cnnlab([*args, f"hydra.run.dir={straight}"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    stopped = tmp_path / "logs" / "stopped"
+    victim = subprocess.Popen([EXE, *args, f"hydra.run.dir={stopped}"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(stopped / "checkpoints" / "epoch_000.ckpt", victim)
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGTERM)
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "cnnlab: stopped by SIGTERM" in err
+    record = results(stopped)
+    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
+    assert record["checkpoint"].endswith("last.ckpt")
+    ckpt = torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)
+    progress = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
+    assert ckpt["epoch"] == 1 and 0 < progress < 300, "the stop landed mid-epoch 1"
+
+    proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={stopped}"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed, reference = results(stopped), results(straight)
+    assert resumed["status"] == "completed" and resumed["attempts"] == 2
+    assert resumed["metrics"] == reference["metrics"]
+    assert strip_times(resumed["history"]) == strip_times(reference["history"])
+
+
+def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
+    run = tmp_path / "logs" / "early"
+    proc = subprocess.Popen([EXE, *FAST, "logger=none", f"hydra.run.dir={run}"], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(run / ".hydra" / "overrides.yaml", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err
+    assert "cnnlab: stopped by SIGTERM" in err
+    if (run / "results.json").exists():  # it got as far as the runner: the record says so
+        assert results(run)["status"] == "interrupted"
+
+
+def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_path):
+    env, args = long_epochs
+    run = tmp_path / "logs" / "busy"
+    first = subprocess.Popen([EXE, *args, f"hydra.run.dir={run}"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(run / "checkpoints" / "epoch_000.ckpt", first)
+        proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={run}"], env, timeout=120)
+        assert proc.returncode == 2
+        line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
+        assert len(line) == 1 and "is in use by PID" in line[0] and str(first.pid) in line[0]
+        # the first run's record and lock are untouched, and it is still running
+        assert json.loads((run / "results.json").read_text())["status"] == "running"
+        assert json.loads((run / "run.lock").read_text())["pid"] == first.pid
+        assert first.poll() is None
+    finally:
+        first.wait(timeout=300)
+    assert first.returncode == 0 and results(run)["status"] == "completed"
+    assert results(run)["attempts"] == 1 and not (run / "run.lock").exists()
+
+
+def test_a_stale_lock_of_a_dead_process_is_broken(tmp_path):
+    from cnnlab.run.rundir import LOCK, RunDirInUse, RunDirLock, me
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    holder = {**me().__dict__, "pid": dead.pid}
+    (tmp_path / LOCK).write_text(json.dumps(holder))
+    with RunDirLock(tmp_path):
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+        with pytest.raises(RunDirInUse, match=f"PID {os.getpid()}"):
+            RunDirLock(tmp_path).acquire()
+    assert not (tmp_path / LOCK).exists()
