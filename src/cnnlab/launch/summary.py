@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.config.overrides import as_dict
+from cnnlab.run.results import write_json
 
 # outcomes that leave nothing for the user to do
 FINE = ("completed", "skipped")
@@ -107,10 +108,16 @@ def render(outcomes: list[Outcome]) -> Table:
     return table
 
 
-def finish(job_returns: list[Any], console: Console | None = None) -> list[Outcome]:
-    """Print the table; raise SweepIncomplete when any job did not complete."""
+def finish(job_returns: list[Any], sweep_dir: Path | None = None,
+           console: Console | None = None) -> list[Outcome]:
+    """Print the table (and write it to ``<sweep_dir>/sweep.json``); raise SweepIncomplete
+    when any job did not complete."""
     outcomes = [outcome_of(i, r) for i, r in enumerate(job_returns)]
     (console or Console(stderr=True)).print(render(outcomes))
+    if sweep_dir is not None:
+        write_json(Path(sweep_dir) / "sweep.json", {"jobs": [
+            {"job": o.num, "overrides": o.overrides, "status": o.status, "reason": o.reason,
+             "run_dir": o.run_dir and str(o.run_dir)} for o in outcomes]})
     bad = [o for o in outcomes if o.status not in FINE]
     if bad:
         raise SweepIncomplete(f"{len(bad)} of {len(outcomes)} jobs did not complete: "

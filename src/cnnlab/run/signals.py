@@ -3,18 +3,18 @@
 - SIGTERM (``kill``, ``timeout``, ``scancel``, preemption): Lightning's own handler raises
   ``SIGTERMException`` after the current batch, and cnnlab's ``CheckpointOnStop`` saves
   there. Outside a Lightning loop (building, reading data) it stops the run at once.
-- SIGUSR2, submitit's warning before a SLURM time limit: submitit would checkpoint,
-  requeue and exit on the spot, mid-step. cnnlab first turns it into the SIGTERM path
-  above (a consistent checkpoint after a whole batch), then hands it to submitit's
-  handler, which requeues the job through ``checkpoint()`` and exits; the requeued job
-  resumes from that checkpoint.
+- SIGUSR2, submitit's warning that a SLURM time limit is near (SLURM may send it a minute
+  early): submitit would checkpoint, requeue and exit on the spot, mid-step. cnnlab notes
+  it and trains on; at the limit SLURM sends SIGTERM, the path above checkpoints after the
+  current batch, and then submitit's own handler requeues the job (its ``checkpoint()``,
+  ``scontrol requeue``) and exits. The requeued job resumes from that checkpoint.
 
 This module only records which signal came and routes it; it keeps no protocol of its own.
 """
 
 from __future__ import annotations
 
-import os
+import atexit
 import signal
 import threading
 from types import FrameType
@@ -31,8 +31,10 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.received: str | None = None
+        self.time_limit_near = False
         self._previous: dict[int, Any] = {}
         self._usr2_owner: Any = None  # submitit's handler, called after our checkpoint
+        self._done = False
 
     def install(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():
@@ -42,6 +44,7 @@ class StopSignals:
         self._previous[signal.SIGUSR2] = previous
         if callable(previous) and "submitit" in getattr(previous, "__module__", "") + repr(previous):
             self._usr2_owner = previous
+        atexit.register(self.uninstall)  # a signal while the interpreter exits: no traceback
         return self
 
     def uninstall(self) -> None:
@@ -50,19 +53,21 @@ class StopSignals:
         self._previous.clear()
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
-        self.received = self.received or signal.Signals(signum).name
+        if self._done:
+            return
+        self.received = self.received or signal.Signals(signum).name + (
+            " at the SLURM time limit" if self.time_limit_near else "")
         if signal.getsignal(signal.SIGTERM) == self._on_term:  # no Lightning loop is watching
             raise Interrupted(f"stopped by {self.received}")
 
     def _on_usr2(self, signum: int, frame: FrameType | None) -> None:
-        self.received = "SIGUSR2 (SLURM time limit ahead)"
-        os.kill(os.getpid(), signal.SIGTERM)  # Lightning's path: stop after this batch
+        self.time_limit_near = True  # train on: SLURM's SIGTERM at the limit stops the run
 
     def hand_over(self) -> None:
-        """After the run recorded its stop: let submitit requeue a job warned of its time
-        limit (it calls the launcher's ``checkpoint()``, requeues and exits)."""
-        if self._usr2_owner is not None and self.received and "SIGUSR2" in self.received:
-            owner, self._usr2_owner = self._usr2_owner, None
+        """After the run recorded its stop at a time limit: let submitit requeue the job (it
+        calls the launcher's ``checkpoint()``, ``scontrol requeue`` and exits)."""
+        if self._usr2_owner is not None and self.time_limit_near:
+            owner, self._usr2_owner, self._done = self._usr2_owner, None, True
             owner(signal.SIGUSR2, None)
 
 

@@ -57,6 +57,14 @@ class CnnlabSlurmLauncher(SlurmLauncher):
         super().__init__(**params)
         self.poll_s = float(poll_s)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """In the job: watch the stop signals first (before Hydra and torch start), so a
+        time-limit warning that comes early is cnnlab's to handle."""
+        from cnnlab.run.signals import watch
+
+        watch()
+        return super().__call__(*args, **kwargs)
+
     def launch(self, job_overrides: Sequence[Sequence[str]],
                initial_job_idx: int) -> Sequence[JobReturn]:
         jobs = self._submit(job_overrides, initial_job_idx)
@@ -130,17 +138,34 @@ def _pending_reasons(job_ids: list) -> dict:
 
 def _outcome(job: Any, overrides: Sequence[str]) -> JobReturn:
     """The job's own JobReturn, or one that says how SLURM ended it."""
-    state = str(job.state).split()[0]
-    status = next((s for prefix, s in ENDED.items() if state.startswith(prefix)), None)
     try:
         result = job.results()[0]
     except Exception as err:  # noqa: BLE001 - no result: SLURM ended the job
-        return _problem(overrides, status or "failed",
+        state = _final_state(job)
+        return _problem(overrides, _status(state) or "failed",
                         f"SLURM job {job.job_id} ended {state}: {_last_line(job, err)}")
-    if status in ("cancelled", "timeout"):  # it recorded its stop; SLURM says why
-        return _problem(overrides, status, f"SLURM job {job.job_id} ended {state}; "
+    if result.status == JobStatus.COMPLETED:  # it finished, whatever SLURM did after
+        return result
+    state = _final_state(job)
+    if _status(state) in ("cancelled", "timeout"):  # it recorded its stop; SLURM says why
+        return _problem(overrides, _status(state), f"SLURM job {job.job_id} ended {state}; "
                         "relaunch the same command with resume=auto to finish it")
     return result
+
+
+def _status(state: str):
+    return next((s for prefix, s in ENDED.items() if state.startswith(prefix)), None)
+
+
+def _final_state(job: Any, wait_s: float = 30.0) -> str:
+    """SLURM's state of an ended job, asked afresh (a job may have written its result a
+    moment before SLURM records it CANCELLED or TIMEOUT)."""
+    deadline = time.time() + wait_s
+    while True:
+        state = str(job.get_info(mode="force").get("State") or "UNKNOWN").split()[0]
+        if state not in ("RUNNING", "COMPLETING", "PENDING", "UNKNOWN") or time.time() > deadline:
+            return state
+        time.sleep(1.0)
 
 
 def _last_line(job: Any, err: BaseException) -> str:

@@ -40,5 +40,5 @@ class CnnlabSweeper(BasicSweeper):
             results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
             initial_job_idx += len(batch)
             returns.append(results)
-        summary.finish([r for batch in returns for r in batch])
+        summary.finish([r for batch in returns for r in batch], sweep_dir)
         return returns
