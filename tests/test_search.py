@@ -1,15 +1,19 @@
-"""The Optuna search: Hydra sweep syntax to Optuna distributions, and the storage a study
-lives in (in memory, journal file, SQL)."""
+"""The Optuna search: Hydra sweep syntax to Optuna distributions, the storage a study lives
+in (in memory, journal file, SQL), and the report written from a study."""
 
 from __future__ import annotations
 
+import csv
 
 import optuna
 import pytest
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from cnnlab.errors import ConfigError
+from cnnlab.search import report
 from cnnlab.search.space import format_value, parse
 from cnnlab.search.storage import load_study, open_storage, open_study, parse_storage
 
@@ -111,5 +115,48 @@ def test_a_study_with_the_other_direction_is_a_config_error(tmp_path):
     assert str(err.value).startswith("hydra.sweeper.direction='minimize' is invalid")
     again = open_study(open_storage(storage), storage, "s", "maximize")  # same direction: resumes
     assert again.study_name == "s"
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def test_the_report_from_a_study(tmp_path):
+    study = optuna.create_study(direction="maximize", study_name="r")
+    x = FloatDistribution(0, 1)
+    for value, state, attrs in [(0.5, TrialState.COMPLETE, {"overrides": ["x=0.5"]}),
+                                (0.9, TrialState.COMPLETE, {"overrides": ["x=0.9"],
+                                                             "metrics": {"test/acc": 0.88}}),
+                                (None, TrialState.FAIL, {"reason": "boom"}),
+                                (None, TrialState.FAIL, {"surplus": True}),
+                                (0.7, TrialState.COMPLETE, {"overrides": ["x=0.7"]})]:
+        trial = study.ask({"x": x})
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        study.tell(trial, value, state=state)
+    info = report.write(study, tmp_path / "out", "in-memory")
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert best == info
+    assert best["best"]["number"] == 1 and best["best"]["value"] == 0.9
+    assert best["best"]["overrides"] == ["x=0.9"] and best["best"]["metrics"] == {"test/acc": 0.88}
+    assert best["trials"] == {"complete": 3, "fail": 1}  # the surplus trial never ran
+    rows = list(csv.DictReader((tmp_path / "out" / "trials.csv").open()))
+    assert [(r["number"], r["state"]) for r in rows] == [
+        ("0", "COMPLETE"), ("1", "COMPLETE"), ("2", "FAIL"), ("4", "COMPLETE")]
+    assert rows[2]["reason"] == "boom" and rows[1]["test/acc"] == "0.88"
+    for png in ("history.png", "importances.png"):
+        assert (tmp_path / "out" / png).stat().st_size > 5000, png
+    assert "best trial 1: 0.9 with x=0.9" in report.describe(info, tmp_path / "out")
+
+
+def test_search_report_command_bad_input_exits_2(tmp_path, capsys):
+    assert report.main([str(tmp_path)]) == 2
+    assert "not a search's sweep dir" in capsys.readouterr().err
+    assert report.main(["--storage", str(tmp_path / "none.journal"), "--study-name", "s"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    storage = parse_storage(f"sqlite:///{tmp_path}/r.db")
+    open_study(open_storage(storage), storage, "there", "maximize")
+    assert report.main(["--storage", storage.url, "--study-name", "other"]) == 2
+    assert "no study 'other'" in capsys.readouterr().err
+    assert report.main(["--storage", storage.url]) == 2
 
 
