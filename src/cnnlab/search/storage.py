@@ -116,7 +116,7 @@ def _sqlite_file(url: str) -> str | None:
 def _open_rdb(url: str, tries: int) -> Any:
     import optuna
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     engine_kwargs: dict[str, Any] = {}
     if make_url(url).get_backend_name() == "sqlite":
@@ -127,9 +127,11 @@ def _open_rdb(url: str, tries: int) -> Any:
     for attempt in range(tries):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except OperationalError as err:
-            # two processes creating the tables of a new SQLite file at the same moment
-            racing = "already exists" in str(err) or "locked" in str(err)
+        except (OperationalError, IntegrityError) as err:
+            # two processes creating the tables of a new database at the same moment: the
+            # loser finds a table or alembic's version row already there; it opens it next time
+            racing = any(s in str(err) for s in ("already exists", "locked", "UNIQUE constraint",
+                                                 "duplicate key"))
             if not racing or attempt == tries - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
