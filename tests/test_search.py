@@ -207,6 +207,88 @@ def test_a_trial_of_another_machine_is_stale_when_its_heartbeat_stops():
     assert is_stale(no_owner, me, now + 181, stale_after_s=180)
 
 
+# --- pruning with a bare Lightning trainer -----------------------------------------------------
+
+
+def _fit_with_pruning(callback, max_epochs=3):
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Model(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):  # val/acc = 0.1, 0.2, 0.3 ... by epoch
+            self.log("val/acc", 0.1 * (self.current_epoch + 1))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=4)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=max_epochs, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[callback] if callback else [])
+    trainer.fit(Model(), data, data)
+    return trainer
+
+
+def _journal_study(tmp_path, pruner):
+    from cnnlab.search.storage import PRUNER_ATTR
+
+    setting = f"journal:{tmp_path / 'p.journal'}"
+    storage = parse_storage(setting)
+    study = open_study(open_storage(storage), storage, "p", "maximize")
+    study._storage.set_study_system_attr(study._study_id, PRUNER_ATTR, pruner)
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    search = {"storage": setting, "study_name": "p", "trial_number": trial.number,
+              "monitor": "val/acc", "owner": "someone"}
+    return study, trial, search
+
+
+def test_the_callback_reports_each_epoch_and_does_not_prune_without_a_pruner(tmp_path):
+    from cnnlab.search.pruning import callback_for
+
+    study, trial, search = _journal_study(tmp_path, None)
+    callback = callback_for({"search": search})  # opens the study from the journal file
+    trainer = _fit_with_pruning(callback)
+    assert trainer.current_epoch == 3 and callback.pruned is False
+    values = study.trials[trial.number].intermediate_values
+    assert values == pytest.approx({0: 0.1, 1: 0.2, 2: 0.3})
+
+
+def test_the_callback_stops_the_run_when_the_pruner_says_so(tmp_path):
+    from cnnlab.search.pruning import callback_for
+
+    # prune anything below 2.0 (val/acc never is): stop after the first validation
+    study, trial, search = _journal_study(
+        tmp_path, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 2.0})
+    callback = callback_for({"search": search})
+    trainer = _fit_with_pruning(callback)
+    assert callback.pruned is True and callback.pruned_at == 0
+    assert trainer.current_epoch == 1  # one epoch of three
+    assert study.trials[trial.number].intermediate_values == pytest.approx({0: 0.1})
+
+
+def test_no_callback_outside_a_search_or_out_of_reach(tmp_path, caplog):
+    from cnnlab.search.pruning import callback_for
+
+    assert callback_for({"search": None}) is None
+    assert callback_for({}) is None
+    # an in-memory study of another process (joblib, SLURM): no callback, one warning
+    assert callback_for({"search": {"storage": None, "study_name": "s", "trial_number": 0,
+                                    "owner": "not-here"}}) is None
+    assert "in-memory study lives in another process" in caplog.text
+    # a storage that is gone: the run goes on without pruning
+    assert callback_for({"search": {"storage": str(tmp_path / "gone.journal"),
+                                    "study_name": "s", "trial_number": 0}}) is None
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
