@@ -335,7 +335,7 @@ def test_search_report_command_bad_input_exits_2(tmp_path, capsys):
 # --- end to end: cnnlab-train -m hparams_search=optuna on tiny data ---------------------------
 
 SEARCH = ["-m", "hparams_search=optuna", *FAST, "logger=none", "test=false",
-          "hydra.sweeper.pruner=null",
+          "hydra/sweeper/pruner=none",
           # sweep syntax on the command line replaces those params of the config...
           "model.optimizer.lr=tag(log,interval(1e-3,1e-2))", "model.net.dropout=interval(0.0,0.5)",
           # ...and a plain value fixes one (data.batch_size is fixed by FAST)

@@ -25,7 +25,7 @@ class CnnlabOptunaSweeperConf:
     study_name: str = "cnnlab"
     sampler: Optional[Dict[str, Any]] = field(
         default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
-    pruner: Optional[Dict[str, Any]] = None
+    pruner: Optional[Dict[str, Any]] = None  # conf/hydra/sweeper/pruner/*.yaml
     monitor: str = "val/acc"              # what jobs report to the pruner each epoch
     params: Optional[Dict[str, Any]] = None
     max_failures: Optional[int] = None    # failed jobs before this process gives up (n_trials)
