@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 # outcomes that leave nothing for the user to do
-FINE = ("completed", "skipped")
+FINE = ("completed", "skipped", "pruned")  # TEMP wiring (optuna branch): a pruned trial is fine
 
 
 class JobResult(NamedTuple):

@@ -213,6 +213,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
         history = History()
         callbacks.append(history)
     callbacks.append(ConfigInCheckpoint(resolved))
+    from cnnlab.search.pruning import callback_for  # TEMP wiring (optuna branch)
+    pruning = callback_for(cfg)
+    if pruning is not None:
+        callbacks.append(pruning)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     record.update(run_dir=str(run_dir), wandb={"id": wandb_id, "mode": _wandb_mode(loggers)},
@@ -257,6 +261,10 @@ def train(cfg: DictConfig, run_dir: Path, overrides: list[str], record: RunRecor
             record.update(wandb={**record.data["wandb"], "error": logger.broken})
     finish_wandb()
     _print_summary(run_dir, record.data)
+    if pruning is not None and pruning.pruned:  # TEMP wiring (optuna branch)
+        from cnnlab.launch.summary import JobResult
+        return JobResult("pruned", metrics.get(cfg.optimized_metric),
+                         f"pruned after epoch {pruning.pruned_at}")
     return metrics.get(cfg.optimized_metric)
 
 
