@@ -509,3 +509,23 @@ def test_bad_input_is_one_line_before_any_trial(cli_env, tmp_path, case):
     assert load_study(storage.url, "bad").trials == []
     if proc.returncode != 2:
         pytest.xfail("exit code 2 for a ConfigError comes with the CLI wrapper on main")
+
+
+def test_pruned_trials_with_in_memory_storage_in_process(cli_env, tmp_path):
+    """The runner adds callback_for(cfg) and returns status 'pruned' (the TEMP wiring commit
+    on this branch, the runner's own wiring on main); in memory, jobs of the local launcher
+    reach the study in the sweeper's process."""
+    sweep = tmp_path / "sweep"
+    proc = cnnlab([*SEARCH, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
+                   "trainer.max_epochs=3",  # prune anything below val/acc 2.0: all, at epoch 0
+                   "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+                   "+hydra.sweeper.pruner.lower=2.0"], cli_env, timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    best = yaml.safe_load((sweep / "search" / "best.yaml").read_text())
+    assert best["trials"] == {"pruned": 2} and best["best"] is None
+    assert "curves.png" in best["files"]  # the val/acc each job reported per epoch
+    rows = list(csv.DictReader((sweep / "search" / "trials.csv").open()))
+    assert [r["state"] for r in rows] == ["PRUNED", "PRUNED"]
+    for row in rows:
+        assert _results(row["run_dir"])["epochs"] == 1  # of 3: stopped after the first
