@@ -334,7 +334,7 @@ def test_search_report_command_bad_input_exits_2(tmp_path, capsys):
 
 # --- end to end: cnnlab-train -m hparams_search=optuna on tiny data ---------------------------
 
-SEARCH = ["-m", "hparams_search=optuna", *FAST, "logger=none", "test=false",
+SEARCH = ["-m", "hparams_search=optuna", *FAST, "logger=none", "test=false", "trainer.max_epochs=1",
           "hydra/sweeper/pruner=none",
           # sweep syntax on the command line replaces those params of the config...
           "model.optimizer.lr=tag(log,interval(1e-3,1e-2))", "model.net.dropout=interval(0.0,0.5)",
@@ -365,33 +365,39 @@ def _results(run_dir) -> dict:
     return json.loads((Path(run_dir) / "results.json").read_text())
 
 
+def _training_after(journal: Path, study: str, sweep: Path, done: int) -> bool:
+    """At least ``done`` trials complete, and a RUNNING one whose run has started training."""
+    if not journal.exists():
+        return False
+    try:
+        trials = load_study(str(journal), study).trials
+    except KeyError:  # the sweeper has not created the study yet
+        return False
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    return sum(t.state == TrialState.COMPLETE for t in trials) >= done and any(
+        (sweep / f"trial_{t.number:04d}" / "results.json").exists() for t in running)
+
+
 def test_a_search_killed_after_3_trials_resumes_to_exactly_6(cli_env, tmp_path):
     journal = tmp_path / "optuna.journal"
     # every tiny run reaches val/acc 1.0: minimise the loss, so that values tell trials apart
     args = _args(tmp_path, journal, "resume", 6, "sweep", "optimized_metric=val/loss_min",
-                 "hydra.sweeper.direction=minimize")
+                 "hydra.sweeper.direction=minimize", "trainer.max_epochs=2")
     first = _start(args, cli_env, tmp_path / "first.log")
     deadline = time.monotonic() + 180
-    try:
-        while True:  # poll the study the way a user would, and kill at 3 completed trials
+    try:  # poll the study as a user would; kill once 3 trials are done and the next is training
+        while not _training_after(journal, "resume", tmp_path / "sweep", done=3):
             assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "3 trials did not complete in 180 s"
-            if journal.exists():
-                try:
-                    done = load_study(str(journal), "resume").get_trials(
-                        deepcopy=False, states=(TrialState.COMPLETE,))
-                except KeyError:  # the study is not created yet
-                    done = []
-                if len(done) >= 3:
-                    break
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         if first.poll() is None:  # the sweeper: with the local launcher, its jobs too
             first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
-    before = {t.number: t for t in load_study(str(journal), "resume").trials
-              if t.state == TrialState.COMPLETE}
-    assert 3 <= len(before) < 6
+    killed = load_study(str(journal), "resume").trials
+    before = {t.number: t for t in killed if t.state == TrialState.COMPLETE}
+    cut = [t for t in killed if t.state == TrialState.RUNNING]
+    assert 3 <= len(before) < 6 and len(cut) == 1
     stamps = {n: Path(t.user_attrs["run_dir"], "results.json").stat().st_mtime_ns
               for n, t in before.items()}
 
@@ -408,11 +414,12 @@ def test_a_search_killed_after_3_trials_resumes_to_exactly_6(cli_env, tmp_path):
             (old.state, old.params, old.value, old.datetime_complete)
         assert Path(now.user_attrs["run_dir"], "results.json").stat().st_mtime_ns == stamps[n]
     assert _jobs_run(out) == 6 - len(before)  # the relaunch ran only the missing trials
-    # a trial cut off by the kill is failed as stale and its parameters run again once
-    for t in (t for t in trials if t.state == TrialState.FAIL):
-        assert t.user_attrs["reason"].startswith("stale")
-        retries = [r for r in complete if r.user_attrs.get("retry_of") == t.number]
-        assert len(retries) == 1 and retries[0].params == t.params
+    # the trial cut off by the kill is failed as stale and its parameters run again, once
+    stale = trials[cut[0].number]
+    assert stale.state == TrialState.FAIL and stale.user_attrs["reason"].startswith("stale")
+    assert [t.params for t in complete if t.user_attrs.get("retry_of") == stale.number] == \
+        [cut[0].params]
+    assert [t.state for t in trials].count(TrialState.FAIL) == 1
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     best = yaml.safe_load((tmp_path / "sweep" / "search" / "best.yaml").read_text())
     assert best["trials"]["complete"] == 6
@@ -422,7 +429,8 @@ def test_a_search_killed_after_3_trials_resumes_to_exactly_6(cli_env, tmp_path):
 
 def test_two_processes_share_one_sqlite_study(cli_env, tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = _args(tmp_path, url, "shared", 6)  # one sweep dir too: trial dirs must not clash
+    # one sweep dir too: trial dirs must not clash
+    args = _args(tmp_path, url, "shared", 6, "sweep", "hydra.sweeper.poll_s=1")
     procs = [_start(args, cli_env, tmp_path / f"p{i}.log") for i in range(2)]
     try:
         codes = [p.wait(timeout=240) for p in procs]
