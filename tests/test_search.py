@@ -21,6 +21,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from cnnlab.errors import ConfigError
+from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.search import report
 from cnnlab.search.liveness import OWNER_ATTR, Owner, is_stale
 from cnnlab.search.space import format_value, parse
@@ -132,6 +133,76 @@ def test_a_seeded_sampler_draws_per_trial_number_not_per_process(tmp_path):
     # a fresh study with the same seed draws trial 0 and 1 as above
     c = optuna.create_study(sampler=make_sampler(spec))
     assert [_ask_params(c, space) for _ in range(2)] == drawn[:2]
+
+
+# --- telling job outcomes -------------------------------------------------------------------
+
+
+def _job_return(value):
+    """What Hydra hands the sweeper for a job that returned ``value`` or raised it."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    raised = isinstance(value, Exception)
+    return JobReturn(overrides=["x=1"], _return_value=value,
+                     status=JobStatus.FAILED if raised else JobStatus.COMPLETED)
+
+
+@pytest.mark.parametrize("value, state, reason, failures, queued", [
+    (0.75, TrialState.COMPLETE, None, 0, 0),
+    (None, TrialState.FAIL, "no finite val/acc_best", 1, 0),
+    (float("nan"), TrialState.FAIL, "no finite val/acc_best", 1, 0),
+    (JobResult("pruned", 0.5, "pruned after epoch 1"), TrialState.PRUNED, "pruned after", 0, 0),
+    (JobResult("skipped", None, "no weights"), TrialState.FAIL, "no weights", 1, 0),
+    (JobProblem("failed", "lr=-1 is invalid"), TrialState.FAIL, "lr=-1 is invalid", 1, 0),
+    (RuntimeError("boom"), TrialState.FAIL, "RuntimeError: boom", 1, 0),
+    # stopped from outside: no fault of its parameters, which run again once
+    (JobProblem("interrupted", "SIGTERM"), TrialState.FAIL, "SIGTERM", 0, 1),
+])
+def test_each_job_outcome_is_told_to_its_trial(value, state, reason, failures, queued):
+    from omegaconf import OmegaConf
+
+    from cnnlab.search.sweep import Search
+
+    host = type("Host", (), {"config": OmegaConf.create({"optimized_metric": "val/acc_best"})})
+    search = Search(Settings.from_config({}), host())
+    search.space = parse({"x": "interval(0, 1)"})
+    search.study = optuna.create_study(direction="maximize")
+    trial = search.study.ask(search.space.distributions)
+    search._tell(trial, _job_return(value), 0)
+    told = search.study.trials[0]
+    assert told.state == state
+    assert told.value == (0.75 if state == TrialState.COMPLETE else None)
+    if reason is None:
+        assert told.user_attrs["reason"] is None
+    else:
+        assert reason in told.user_attrs["reason"]
+    assert search.failures == failures
+    waiting = search.study.get_trials(states=(TrialState.WAITING,))
+    assert [(t.system_attrs["fixed_params"], t.user_attrs) for t in waiting] == \
+        [(trial.params, {"retry_of": 0})] * queued
+
+
+@pytest.mark.parametrize("n_trials, surplus", [(3, True), (4, False)])
+def test_a_trial_with_n_trials_ahead_of_it_is_surplus_and_never_runs(n_trials, surplus):
+    """Two processes asking at once both see room for one more: the later number yields."""
+    from omegaconf import OmegaConf
+
+    from cnnlab.search.sweep import Search
+
+    host = type("Host", (), {"config": OmegaConf.create({})})
+    search = Search(Settings.from_config({"n_trials": n_trials}), host())
+    search.space = parse({"x": "interval(0, 1)"})
+    search.study = optuna.create_study()
+    search.storage_obj = search.study._storage
+    for _ in range(2):  # 2 with a result, and 1 running in another process
+        search.study.tell(search.study.ask(search.space.distributions), 0.5)
+    search.study.ask(search.space.distributions)
+    batch = search._ask(1)
+    mine = search.study.trials[3]
+    assert [t.number for t in batch] == ([] if surplus else [3])
+    assert mine.state == (TrialState.FAIL if surplus else TrialState.RUNNING)
+    assert mine.user_attrs.get("surplus", False) is surplus
+    assert mine.system_attrs[OWNER_ATTR]["token"] == search.owner.token
 
 
 # --- storage --------------------------------------------------------------------------------

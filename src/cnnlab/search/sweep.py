@@ -18,7 +18,9 @@ storage) can run it on the same study at once. They share the study's ``n_trials
 - RUNNING trials whose sweeper is gone are failed and their parameters queued once
   (``enqueue_trial``, user attr ``retry_of``): see :mod:`cnnlab.search.liveness`. A
   relaunched command therefore keeps every finished trial as it was and re-runs only what
-  was cut off.
+  was cut off. So are the parameters of a job that ended ``interrupted`` or ``cancelled``
+  (stopped from outside, e.g. SLURM's scancel); those failures do not count toward
+  ``max_failures``.
 
 Jobs go through whatever launcher Hydra is configured with, ``n_jobs`` per batch. Each job
 is told its trial by the override ``++search={...}`` (read by
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 KEY = "hydra.sweeper"
 STUDY_FILE = "search/study.json"
+# job statuses of runs stopped from outside: their parameters are queued to run again, once
+CUT_OFF = ("interrupted", "cancelled")
 
 
 @dataclass
@@ -344,9 +348,7 @@ class Search:
             except Exception as err:  # storage busy: look again next round
                 log.warning("search: could not fail stale trial %d: %s", t.number, err)
                 continue
-            again = "retry_of" not in t.user_attrs and bool(t.params)
-            if again:
-                self.study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            again = self._queue_again(t)
             log.warning("search: trial %d was left running by a sweeper that is gone: failed%s",
                         t.number, ", its parameters queued again" if again else "")
 
@@ -400,14 +402,20 @@ class Search:
         return [*self.space.fixed, *self.space.overrides(trial.params), f"++search={{{value}}}",
                 f"hydra.sweep.subdir=trial_{trial.number:04d}"]
 
+    def _queue_again(self, trial: Any) -> bool:
+        """Enqueue a cut-off trial's parameters for another run, once (not a retry's)."""
+        if "retry_of" in trial.user_attrs or not trial.params:
+            return False
+        self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        return True
+
     def _abandon(self, trial: Any) -> None:
         from optuna.trial import TrialState
 
         try:
             trial.set_user_attr("reason", "interrupted: the sweeper stopped")
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            if "retry_of" not in trial.user_attrs:
-                self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            self._queue_again(trial)
         except Exception as err:
             log.warning("search: trial %d left running: %s", trial.number, err)
 
@@ -435,6 +443,7 @@ class Search:
                                    f"(optimized_metric) in the run: {value!r}")
         elif outcome.status == "pruned":
             state = TrialState.PRUNED
+        cut_off = outcome.status in CUT_OFF
         try:
             for key, val in attrs.items():
                 trial.set_user_attr(key, val)
@@ -443,7 +452,9 @@ class Search:
         except Exception as err:  # the storage failed us: the next session will retry it
             log.warning("search: could not record trial %d: %s", trial.number, _one_line(err))
             return
-        if state == TrialState.FAIL:
+        if cut_off:  # stopped from outside (SIGTERM, scancel): no fault of its parameters
+            self._queue_again(trial)
+        elif state == TrialState.FAIL:
             self.failures += 1
         shown = f"{value:.6g}" if state == TrialState.COMPLETE else outcome.status
         log.info("search: trial %d %s%s", trial.number, shown,
