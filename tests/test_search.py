@@ -205,6 +205,51 @@ def test_a_trial_with_n_trials_ahead_of_it_is_surplus_and_never_runs(n_trials, s
     assert mine.system_attrs[OWNER_ATTR]["token"] == search.owner.token
 
 
+class FakeLauncher:
+    """Runs 'jobs' in no time: each returns its x; the first call fails if told to."""
+
+    def __init__(self, fail_first: bool) -> None:
+        self.fail_first, self.calls = fail_first, []
+
+    def launch(self, jobs, initial_job_idx):
+        self.calls.append([list(j) for j in jobs])
+        if self.fail_first and len(self.calls) == 1:
+            raise RuntimeError("a worker died")
+        return [_job_return(float(next(o for o in j if o.startswith("x=")).split("=")[1]))
+                for j in jobs]
+
+
+@pytest.mark.parametrize("max_failures", [None, 1])
+def test_a_failing_launcher_fails_its_trials_and_the_search_goes_on(tmp_path, max_failures):
+    from omegaconf import OmegaConf
+
+    from cnnlab.launch.summary import SweepIncomplete
+    from cnnlab.search.sweep import run_search
+
+    host = type("Host", (), {})()
+    host.config = OmegaConf.create({"optimized_metric": "val/acc_best", "hydra": {
+        "sweep": {"dir": str(tmp_path)}, "runtime": {"cwd": str(tmp_path)}}})
+    host.validate_batch_is_legal = lambda batch: None
+    host.launcher = FakeLauncher(fail_first=True)
+    settings = {"n_trials": 2, "max_failures": max_failures, "params": {"x": "interval(0, 1)"},
+                "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 3}}
+    if max_failures == 1:  # gives up after the launcher's failure: 0 of 2 trials, exit 1
+        with pytest.raises(SweepIncomplete, match="stopped after 1 failed jobs"):
+            run_search(settings, host, [])
+        assert len(host.launcher.calls) == 1
+    else:
+        returns = run_search(settings, host, [])
+        assert len(returns) == 2 and len(host.launcher.calls) == 3
+    info = yaml.safe_load((tmp_path / "search" / "best.yaml").read_text())
+    assert info["trials"] == ({"fail": 1} if max_failures else {"complete": 2, "fail": 1})
+    rows = list(csv.DictReader((tmp_path / "search" / "trials.csv").open()))
+    assert rows[0]["state"] == "FAIL" and rows[0]["reason"].startswith("launcher: RuntimeError")
+    for row in rows[1:]:  # each job got its own trial's x and subdir
+        assert float(row["value"]) == float(row["x"])
+    jobs = [j for call in host.launcher.calls for j in call]
+    assert [j[-1] for j in jobs] == [f"hydra.sweep.subdir=trial_{n:04d}" for n in range(len(jobs))]
+
+
 # --- storage --------------------------------------------------------------------------------
 
 
@@ -551,7 +596,7 @@ def test_failed_jobs_are_failed_trials_not_a_crashed_search(cli_env, tmp_path):
                         "hydra.sweeper.max_failures=2"), cli_env, timeout=240)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]  # the sweep says jobs failed...
-    assert "stopping after 2 failed jobs" in out and "2 of 2 jobs did not complete" in out
+    assert "search stopped after 2 failed jobs" in out and "2 of 2 jobs did not complete" in out
     trials = load_study(str(journal), "fails").trials
     assert [t.state for t in trials] == [TrialState.FAIL] * 2  # ...and the study records why
     for t in trials:

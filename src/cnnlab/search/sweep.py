@@ -264,7 +264,8 @@ class Search:
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
 
     # --- the loop ------------------------------------------------------------------------
-    def run(self) -> list[Any]:
+    def run(self) -> str | None:
+        """Work on the study until it has n_trials results; None, or why it stopped short."""
         from optuna.trial import TrialState
 
         s, study = self.settings, self.study
@@ -282,10 +283,11 @@ class Search:
                 if done >= s.n_trials:
                     break
                 if self.failures >= self.max_failures and self.failures:
-                    log.error("search: stopping after %d failed jobs (hydra.sweeper.max_failures"
-                              "=%d); %d of %d trials have a result", self.failures,
-                              self.max_failures, done, s.n_trials)
-                    break
+                    short = (f"search stopped after {self.failures} failed jobs (hydra.sweeper."
+                             f"max_failures={self.max_failures}); {done} of {s.n_trials} trials "
+                             "have a result")
+                    log.error("%s", short)
+                    return short
                 room = s.n_trials - done - counts[TrialState.RUNNING]
                 batch = self._ask(min(self.n_jobs, room)) if room > 0 else []
                 if not batch:
@@ -301,7 +303,7 @@ class Search:
             if heartbeat:
                 heartbeat.__exit__(None, None, None)
             unregister_in_process(self.owner.token)
-        return self.returns
+        return None
 
     def _announce(self) -> None:
         from optuna.trial import TrialState
@@ -380,9 +382,17 @@ class Search:
                 heartbeat.add(t._trial_id)
         try:
             results = self.host.launcher.launch(jobs, initial_job_idx=self._job_idx)
-        except BaseException:  # Ctrl-C, a launcher that cannot submit: run these again later
+        except Exception as err:  # a worker killed under joblib, a submission refused...
+            log.error("search: the launcher failed on trials %s: %s",
+                      ", ".join(str(t.number) for t in batch), _one_line(err))
             for t in batch:
-                self._abandon(t)
+                self._fail(t, f"launcher: {type(err).__name__}: {_one_line(err)}")
+                self.failures += 1
+            return
+        except BaseException:  # Ctrl-C: these trials run again next time
+            for t in batch:
+                self._fail(t, "interrupted: the sweeper stopped")
+                self._queue_again(t)
             raise
         finally:
             for t in batch:
@@ -409,14 +419,13 @@ class Search:
         self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         return True
 
-    def _abandon(self, trial: Any) -> None:
+    def _fail(self, trial: Any, reason: str) -> None:
         from optuna.trial import TrialState
 
         try:
-            trial.set_user_attr("reason", "interrupted: the sweeper stopped")
+            trial.set_user_attr("reason", reason)
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            self._queue_again(trial)
-        except Exception as err:
+        except Exception as err:  # left RUNNING: failed as stale by the next session
             log.warning("search: trial %d left running: %s", trial.number, err)
 
     def _tell(self, trial: Any, result: Any, num: int) -> None:
@@ -467,13 +476,13 @@ def run_search(raw_settings: Any, host: Any, arguments: Sequence[str]) -> list[A
     Raises ConfigError before any trial for bad input, and
     :class:`~cnnlab.launch.summary.SweepIncomplete` at the end when a job did not complete.
     """
-    from cnnlab.launch.summary import finish
+    from cnnlab.launch.summary import SweepIncomplete, finish
     from cnnlab.search import report
 
     search = Search(Settings.from_config(raw_settings), host)
     search.prepare(arguments)
     try:
-        search.run()
+        short = search.run()
     finally:
         out = search.sweep_dir / "search"
         try:
@@ -482,6 +491,8 @@ def run_search(raw_settings: Any, host: Any, arguments: Sequence[str]) -> list[A
         except Exception as err:  # the trials are in the storage; the report can be redone
             log.warning("search report not written: %s", _one_line(err))
     finish(search.returns)
+    if short:  # every job this process ran may have completed, and yet the budget was not met
+        raise SweepIncomplete(short)
     return search.returns
 
 
