@@ -587,6 +587,14 @@ def test_parallel_jobs_through_the_joblib_launcher(cli_env, tmp_path):
     # n_jobs defaults to the launcher's 2: both trials ran at once, in worker processes
     assert max(t.datetime_start for t in trials) < min(t.datetime_complete for t in trials)
     assert _jobs_run(proc.stdout + proc.stderr) == 2
+    # the report again, on demand, from the study the sweep dir names
+    written = (tmp_path / "sweep" / "search" / "best.yaml").read_text()
+    (tmp_path / "sweep" / "search" / "best.yaml").unlink()
+    again = subprocess.run([sys.executable, "-m", "cnnlab.search.report", str(tmp_path / "sweep")],
+                           env=cli_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "sweep" / "search" / "best.yaml").read_text() == written
+    assert "best trial" in again.stdout
 
 
 def test_failed_jobs_are_failed_trials_not_a_crashed_search(cli_env, tmp_path):
