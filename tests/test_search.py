@@ -111,6 +111,15 @@ def test_an_unknown_sampler_is_a_config_error():
         make_sampler({"_target_": "optuna.samplers.Nope", "seed": 1})
 
 
+def test_an_old_optuna_is_one_line_saying_what_to_install(monkeypatch):
+    from cnnlab.search.sweep import _require_optuna
+
+    _require_optuna()  # the one installed here
+    monkeypatch.setattr(optuna, "__version__", "2.10.1")
+    with pytest.raises(ConfigError, match=r"needs optuna>=4 \(found 2\.10\.1\): pip install"):
+        _require_optuna()
+
+
 # --- seeding --------------------------------------------------------------------------------
 
 

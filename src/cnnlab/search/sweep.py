@@ -479,6 +479,7 @@ def run_search(raw_settings: Any, host: Any, arguments: Sequence[str]) -> list[A
     from cnnlab.launch.summary import SweepIncomplete, finish
     from cnnlab.search import report
 
+    _require_optuna()
     search = Search(Settings.from_config(raw_settings), host)
     search.prepare(arguments)
     try:
@@ -494,6 +495,21 @@ def run_search(raw_settings: Any, host: Any, arguments: Sequence[str]) -> list[A
     if short:  # every job this process ran may have completed, and yet the budget was not met
         raise SweepIncomplete(short)
     return search.returns
+
+
+def _require_optuna() -> None:
+    """Optuna >= 4 (journal storage, ask/tell as used here), or one line saying how to get it."""
+    try:
+        import optuna
+    except ImportError:
+        found = "it is not installed"
+    else:
+        major = int(optuna.__version__.split(".")[0])
+        if major >= 4:
+            return
+        found = f"found {optuna.__version__}"
+    raise ConfigError("hydra/sweeper", "cnnlab_optuna", f"needs optuna>=4 ({found}): "
+                      "pip install -e '.[sweep]' (and pip uninstall hydra-optuna-sweeper)")
 
 
 def _run_record(run_dir: Path | None) -> tuple[dict[str, Any], str | None]:
