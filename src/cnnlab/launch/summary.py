@@ -19,7 +19,7 @@ from cnnlab.config.overrides import as_dict
 from cnnlab.run.results import write_json
 
 # outcomes that leave nothing for the user to do
-FINE = ("completed", "skipped")
+FINE = ("completed", "skipped", "pruned")  # a pruned trial is a search working as meant
 
 
 class JobResult(NamedTuple):

@@ -59,6 +59,7 @@ class Run:
     loggers: list = field(default_factory=list)
     history: cb.History = field(default_factory=cb.History)
     stop: cb.CheckpointOnStop | None = None
+    pruning: Any = None  # the search trial's pruning callback, in a search
     record: RunRecord | None = None
     ckpt_path: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -160,6 +161,10 @@ def build_all(state: Run) -> None:
                 cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), state.stop,
                 ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)]
     optional = [build(cfg, f"callbacks.{k}") for k, v in (cfg.callbacks or {}).items() if v]
+    if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
+        from cnnlab.search.pruning import callback_for
+        state.pruning = callback_for(cfg)
+        required += [state.pruning] if state.pruning is not None else []
     state.trainer = build(cfg, "trainer", callbacks=optional + required,
                           logger=state.loggers or False,
                           plugins=[checkpoints.AtomicCheckpointIO()])
@@ -228,13 +233,16 @@ def record(state: Run) -> JobResult:
     metrics = {**state.metrics, **{k: v for k, v in best.items() if k.startswith("val/")}}
     metrics.update(_overfitting(rows, best, metrics))
     value = metrics.get(state.settings.optimized_metric)
+    pruned = state.pruning is not None and state.pruning.pruned
+    status, reason = ("pruned", f"pruned after epoch {state.pruning.pruned_at}") if pruned \
+        else ("completed", None)
     if RANK:
-        return JobResult("completed", value)
+        return JobResult(status, value, reason)
     wandb = next((lg for lg in state.loggers if isinstance(lg, SafeWandbLogger)), None)
     if wandb is not None:
         wandb.log_metrics({k: v for k, v in metrics.items() if v is not None})
     state.record.finish(
-        "completed", metrics=metrics, test=state.test_results, best=best,
+        status, metrics=metrics, test=state.test_results, best=best,
         best_checkpoint=next((c.best_model_path for c in trainer.checkpoint_callbacks
                               if c.monitor and c.best_model_path), None),
         epochs=len(rows), global_step=trainer.global_step,
@@ -242,7 +250,7 @@ def record(state: Run) -> JobResult:
         fit_time_s=round(state.history.elapsed, 3), history=rows,
         wandb={**state.record.data["wandb"], "error": wandb and wandb.broken})
     _print_summary(state.run_dir, state.record.data)
-    return JobResult("completed", value)
+    return JobResult(status, value, reason)
 
 
 def _overfitting(rows: list[dict], best: dict, metrics: dict) -> dict[str, Any]:
