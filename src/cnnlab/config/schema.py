@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -54,7 +54,7 @@ class RunConfig:
     skip_unavailable_weights: bool = False
     optimized_metric: str = "val/acc_best"
     study_reference: Optional[str] = None
-    search: Optional[Dict[str, Any]] = None
+    search: Any = None  # set per job by the Optuna sweeper (a plain dict)
     # the groups: each object checks its own arguments when it is built
     data: Any = None
     model: Any = None
