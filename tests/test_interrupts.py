@@ -119,3 +119,40 @@ def test_a_stale_lock_of_a_dead_process_is_broken(tmp_path):
         with pytest.raises(RunDirInUse, match=f"PID {os.getpid()}"):
             RunDirLock(tmp_path).acquire()
     assert not (tmp_path / LOCK).exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MB filesystem for the run dir (root and tmpfs needed; else the test skips)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_leaves_no_truncated_checkpoint_and_resume_continues(cli_env, small_disk):
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(b"\0" * (12 << 20))  # MyCNN checkpoints are ~6.7 MB: the 2nd fails
+    run = small_disk / "run"
+    args = [*FAST, "logger=none", "trainer.max_epochs=2", f"hydra.run.dir={run}"]
+    proc = cnnlab(args, cli_env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
+    assert len(line) == 1 and "no space left on the device" in line[0] and ".ckpt" in line[0]
+    assert "Traceback" not in proc.stderr
+    record = results(run)
+    assert record["status"] == "failed" and "no space left" in record["error"]
+    ckpts = list((run / "checkpoints").iterdir())
+    assert ckpts and all(p.suffix == ".ckpt" for p in ckpts), ckpts  # no temporary files
+    for p in ckpts:  # every checkpoint there is whole
+        torch.load(p, weights_only=True)
+
+    ballast.unlink()  # space freed: the same command with resume=auto finishes the run
+    proc = cnnlab([*args, "resume=auto"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = results(run)
+    assert res["status"] == "completed" and res["epochs"] == 2 and res["resumed_from"]
