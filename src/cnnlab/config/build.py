@@ -12,6 +12,8 @@ the user reads one line, ``full.key=value is invalid: what is allowed``:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from cnnlab.errors import ArgumentError, BadInput, ConfigError
 
@@ -33,8 +36,77 @@ _FULL_KEY = re.compile(r"full_key: (\S+)")
 
 
 def make_object(node: DictConfig, **kwargs: Any) -> Any:
-    """Hydra's instantiate, with plain lists and dicts for the object's arguments."""
+    """Hydra's instantiate, with plain lists and dicts for the object's arguments, after
+    checking the arguments of every third-party object in it against its annotations."""
+    check_annotations(OmegaConf.to_container(node, resolve=True))
     return instantiate(node, _convert_="all", **kwargs)
+
+
+def check_annotations(values: Any, where: str = "") -> None:
+    """Type-check the arguments given to third-party classes (torch, Lightning) against the
+    annotations of their constructors, as cnnlab's own ``@checked`` classes do themselves;
+    a value of the wrong type there would otherwise surface mid-training, or never."""
+    if isinstance(values, list):
+        for i, v in enumerate(values):
+            check_annotations(v, f"{where}[{i}]")
+        return
+    if not isinstance(values, dict):
+        return
+    for k, v in values.items():
+        if not str(k).startswith("_"):
+            check_annotations(v, f"{where}.{k}" if where else str(k))
+    target = values.get("_target_")
+    if not isinstance(target, str):
+        return
+    for name, hint in _hints(target).items():
+        value = values.get(name)
+        if name not in values or isinstance(value, dict) and "_target_" in value:
+            continue
+        try:
+            TypeAdapter(hint, config=_LAX).validate_python(value)
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise ArgumentError(f"{where}.{name}" if where else name, value,
+                                first["msg"].replace("Input should be", "must be")) from None
+
+
+_LAX = ConfigDict(arbitrary_types_allowed=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(target: str) -> dict[str, Any]:
+    """The annotated constructor arguments of a third-party class; for a cnnlab class, those
+    of the third-party class it passes its other arguments on to (``**kwargs``)."""
+    try:
+        from hydra._internal.utils import _locate
+
+        cls = _locate(target)
+        if not target.startswith("cnnlab."):
+            return _annotations(cls.__init__ if isinstance(cls, type) else cls)
+        own = inspect.signature(cls).parameters
+        base = next((b for b in cls.__mro__[1:] if not b.__module__.startswith("cnnlab")
+                     and "__init__" in b.__dict__), None)
+        if base is None or base is object:
+            return {}
+        return {k: v for k, v in _annotations(base.__init__).items() if k not in own}
+    except Exception:  # noqa: BLE001 - not a class we can read: nothing to check
+        return {}
+
+
+def _annotations(fn: Callable) -> dict[str, Any]:
+    """A function's parameter annotations, each resolved alone (one that names a type only
+    imported for type checkers is skipped, not the whole set)."""
+    out = {}
+    for name, hint in inspect.get_annotations(fn).items():
+        if name == "return":
+            continue
+        if isinstance(hint, str):
+            try:
+                hint = eval(hint, vars(inspect.getmodule(fn)))  # noqa: S307 - a library's own annotation
+            except Exception:  # noqa: BLE001
+                continue
+        out[name] = hint
+    return out
 
 
 def build(cfg: DictConfig, key: str, make: Callable[[DictConfig], Any] | None = None,

@@ -19,6 +19,14 @@ def check_input_size(cfg: DictConfig, net: nn.Module, datamodule) -> None:
                       f"{datamodule.name} gives {list(image)} images")
 
 
+def check_monitors(callbacks: list, logged: tuple[str, ...]) -> None:
+    """A callback monitoring a metric the module never logs would fail at the first epoch."""
+    for key, callback in callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if monitor is not None and monitor not in logged:
+            raise ConfigError(f"{key}.monitor", monitor, f"one of the logged metrics {list(logged)}")
+
+
 def check_logger_needs(cfg: DictConfig) -> None:
     """Lightning's learning-rate monitor fails at the first epoch when there is no logger."""
     if cfg.get("callbacks") and cfg.callbacks.get("lr_monitor") and not any(

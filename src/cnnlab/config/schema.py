@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cnnlab.errors import ArgumentError, ConfigError, require
 from cnnlab.run.cpu_malloc import MAX_MB as MALLOC_MAX_MB
+from cnnlab.run.results import RECORDED
 
 RESUME = ("never", "auto")
 TEST_CKPT = ("best", "last")
@@ -70,6 +71,8 @@ class RunConfig:
         require("torch_threads", self.torch_threads, lambda v: v is None or v >= 1,
                 "null or an integer >= 1")
         require("run_name", self.run_name, lambda v: bool(v.strip()), "a non-empty name")
+        require("optimized_metric", self.optimized_metric, lambda v: v in RECORDED,
+                f"one of the metrics a run records {list(RECORDED)}")
         require("ckpt_path", self.ckpt_path, lambda v: v is None or Path(v).is_file(),
                 "null or the path of an existing checkpoint file")
 

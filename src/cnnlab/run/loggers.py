@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger
@@ -41,19 +41,26 @@ class SafeWandbLogger(WandbLogger):
 
     @checked
     def __init__(self, mode: Literal[WANDB_MODES] = "offline",  # type: ignore[valid-type]
-                 init_timeout: Positive = 60.0, **kwargs: Any) -> None:
+                 init_timeout: Positive = 60.0, project: str = "cnnlab",
+                 entity: Optional[str] = None, name: Optional[str] = None,
+                 group: Optional[str] = None, job_type: Optional[str] = None,
+                 tags: Optional[list[str]] = None, save_dir: str = ".",
+                 log_model: bool = False, id: Optional[str] = None,  # noqa: A002
+                 **kwargs: Any) -> None:
         require("mode", mode, lambda v: v != "online" or wandb_credentials_present(),
                 "online needs W&B credentials and none were found: set WANDB_API_KEY or run "
                 "`wandb login` once, or use offline (the default) and `wandb sync` later")
-        require("id", kwargs.get("id"), lambda v: v is None or _RUN_ID.fullmatch(v),
+        require("id", id, lambda v: v is None or _RUN_ID.fullmatch(v),
                 "a W&B run id of letters, digits, '-' and '_' (it becomes a folder name)")
         import wandb
 
         os.environ["WANDB_MODE"] = mode  # also covers wandb's service process
         os.environ.setdefault("WANDB_SILENT", "true")
-        Path(kwargs.get("save_dir") or ".").mkdir(parents=True, exist_ok=True)
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
         settings = wandb.Settings(init_timeout=init_timeout, console="off", silent=True)
-        super().__init__(mode=mode, settings=settings, **kwargs)
+        super().__init__(mode=mode, settings=settings, project=project, entity=entity,
+                         name=name, group=group, job_type=job_type, tags=tags,
+                         save_dir=save_dir, log_model=log_model, id=id, **kwargs)
         self._wandb_init.pop("anonymous", None)  # deprecated in wandb, warns when passed
         self.mode = mode
         self.broken: str | None = None

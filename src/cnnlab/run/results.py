@@ -10,6 +10,9 @@ from typing import Any
 
 RESULTS = "results.json"
 STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "skipped")
+# the metrics results.json records for every run (a sweeper optimizes one of them)
+RECORDED = ("test/acc", "test/loss", "val/acc_best", "val/loss_at_best", "val/loss_min",
+            "train/acc_final", "train/acc_at_best", "gap/train_test")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
 from cnnlab.run.results import RESULTS, RunRecord, read_results
 from cnnlab.run.signals import Interrupted, watch
 from cnnlab.training import callbacks as cb
+from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
 
 RANK = int(os.environ.get("LOCAL_RANK", 0) or 0) + int(os.environ.get("NODE_RANK", 0) or 0)
@@ -159,8 +160,14 @@ def build_all(state: Run) -> None:
     state.stop = cb.CheckpointOnStop(rundir.last_ckpt(run_dir))
     required = [cb.EpochSeed(state.settings.seed), state.history, cb.FiniteLossGuard(),
                 cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), state.stop,
-                ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)]
-    optional = [build(cfg, f"callbacks.{k}") for k, v in (cfg.callbacks or {}).items() if v]
+                # last.ckpt after every epoch: the newest checkpoint, kept alone (Lightning's
+                # save_last writes only when a top-k checkpoint was written in that step)
+                ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
+                                save_top_k=1, enable_version_counter=False)]
+    optional = [(f"callbacks.{k}", build(cfg, f"callbacks.{k}"))
+                for k, v in (cfg.callbacks or {}).items() if v]
+    checks.check_monitors(optional, LOGGED)
+    optional = [callback for _, callback in optional]
     if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
         from cnnlab.search.pruning import callback_for
         state.pruning = callback_for(cfg)

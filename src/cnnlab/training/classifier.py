@@ -22,6 +22,8 @@ from cnnlab.nets.transfer import freeze as freeze_net
 # scheduler arguments that cnnlab fills from the trainer when a config leaves them null:
 # the number of scheduler steps of the whole fit (optimizer steps, or epochs)
 FILLED_FROM_TRAINER = ("total_steps", "T_max")
+# what the module logs once per epoch: what schedulers and callbacks may monitor
+LOGGED = ("val/loss", "val/acc", "train/loss", "train/acc")
 
 
 class Classifier(L.LightningModule):
@@ -35,7 +37,8 @@ class Classifier(L.LightningModule):
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Optional[Callable[..., Any]] = None,
                  scheduler_interval: Literal["epoch", "step"] = "epoch",
-                 scheduler_monitor: str = "val/loss", num_classes: Classes = 10,
+                 scheduler_monitor: Literal[LOGGED] = "val/loss",  # type: ignore[valid-type]
+                 num_classes: Classes = 10,
                  init_from: Optional[str] = None,
                  freeze: Literal[FREEZE_MODES] = "none",  # type: ignore[valid-type]
                  label_smoothing: Annotated[float, Field(ge=0, lt=1, description=(

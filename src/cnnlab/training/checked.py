@@ -1,0 +1,46 @@
+"""Third-party classes that accept arguments they never check, with the checks added.
+
+Each is the library's own class, unchanged but for ``@checked`` argument types and ranges:
+torch's ReduceLROnPlateau takes a negative patience or factor, CosineAnnealingLR a negative
+period, Lightning's EarlyStopping a negative patience, and each does something odd (or
+fails mid-training) instead of saying so when it is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+import torch
+from lightning.pytorch.callbacks import EarlyStopping as _EarlyStopping
+
+from cnnlab.errors import Count, Fraction, NonNegative, NonNegativeFloat, checked
+
+
+class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    @checked
+    def __init__(self, optimizer: torch.optim.Optimizer, mode: Literal["min", "max"] = "min",
+                 factor: Fraction = 0.1, patience: NonNegative = 10,
+                 threshold: NonNegativeFloat = 1e-4,
+                 threshold_mode: Literal["rel", "abs"] = "rel", cooldown: NonNegative = 0,
+                 min_lr: NonNegativeFloat = 0.0, eps: NonNegativeFloat = 1e-8) -> None:
+        super().__init__(optimizer, mode=mode, factor=factor, patience=patience,
+                         threshold=threshold, threshold_mode=threshold_mode, cooldown=cooldown,
+                         min_lr=min_lr, eps=eps)
+
+
+class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
+    @checked
+    def __init__(self, optimizer: torch.optim.Optimizer, T_max: Count,  # noqa: N803
+                 eta_min: NonNegativeFloat = 0.0, last_epoch: int = -1) -> None:
+        super().__init__(optimizer, T_max=T_max, eta_min=eta_min, last_epoch=last_epoch)
+
+
+class EarlyStopping(_EarlyStopping):
+    @checked
+    def __init__(self, monitor: str, min_delta: NonNegativeFloat = 0.0,
+                 patience: NonNegative = 3, mode: Literal["min", "max"] = "min",
+                 stopping_threshold: Optional[float] = None,
+                 divergence_threshold: Optional[float] = None, **kwargs: Any) -> None:
+        super().__init__(monitor=monitor, min_delta=min_delta, patience=patience, mode=mode,
+                         stopping_threshold=stopping_threshold,
+                         divergence_threshold=divergence_threshold, **kwargs)
