@@ -118,8 +118,9 @@ def test_sweep_with_a_failing_job_keeps_the_others_and_compare_reports_it(cli_en
     proc = cnnlab(["-m", "model.optimizer.lr=0.001,-1", "seed=1", *FAST, "logger=none",
                    f"hydra.sweep.dir={sweep}"], cli_env)
     assert proc.returncode != 0  # the sweep says a job failed...
-    assert json.loads((sweep / "0" / "results.json").read_text())["status"] == "completed"
-    failed = json.loads((sweep / "1" / "results.json").read_text())
+    assert json.loads((sweep / "lr=0.001,seed=1" / "results.json").read_text())["status"] == \
+        "completed"
+    failed = json.loads((sweep / "lr=-1,seed=1" / "results.json").read_text())
     assert failed["status"] == "failed" and "model.optimizer.lr=-1" in failed["error"]
     proc = cnnlab([str(sweep)], cli_env, tool="cnnlab-compare")  # ...and compare shows it
     assert proc.returncode == 0, proc.stderr[-2000:]
