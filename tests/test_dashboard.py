@@ -178,6 +178,19 @@ def test_study_runs_share_one_wandb_folder_named_by_arm_and_seed(study):
     assert sorted(seen) == sorted(RUNS)
 
 
+def test_compare_prints_the_leet_command_and_relative_paths(study):
+    sweep, env = study
+    proc = cnnlab([str(sweep)], env, tool="cnnlab-compare", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout.replace("\n", "")
+    assert f"wandb leet {sweep / 'wandb'}" in out
+    table = json.loads((sweep / "comparison.json").read_text())
+    assert [(r["arm"], r["label"], r["n"]) for r in table] == [
+        (v, k, 2) for k, v in ARMS.items()]
+    assert all(r["gap_train_test"] is not None for r in table)
+    assert str(sweep) not in (sweep / "comparison.md").read_text()
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux to drive wandb leet")
 def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
     """W&B LEET as a user runs it: a terminal program, driven through tmux."""
