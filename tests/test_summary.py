@@ -109,12 +109,30 @@ def test_summary_leaves_the_net_and_the_random_stream_alone():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN stats too
 
 
-@pytest.mark.parametrize("width", [0, -1])
-def test_bad_arguments_name_themselves(width):
+@pytest.mark.parametrize("args, name", [({"max_depth": 0}, "max_depth"), ({"width": 0}, "width"),
+                                        ({"width": "80"}, "width")])
+def test_bad_arguments_name_themselves(args, name):
     from cnnlab.errors import ArgumentError
 
-    with pytest.raises(ArgumentError, match="width" if width < 0 else "max_depth"):
-        ModelSummary(max_depth=0 if width == 0 else 2, width=width if width < 0 else 80)
+    with pytest.raises(ArgumentError, match=name):
+        ModelSummary(**args)
+
+
+def test_a_net_whose_shape_pass_fails_still_gets_its_counts(capsys):
+    class Odd(torch.nn.Module):  # takes two inputs: a zero image alone cannot go through
+        input_size = (1, 28, 28)
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x, y):
+            return self.fc(x + y)
+
+    trainer = type("T", (), {"is_global_zero": True})()
+    ModelSummary().on_fit_start(trainer, type("M", (), {"net": Odd()})())
+    out = capsys.readouterr().out
+    assert "Total params: 10 " in out and "no output shapes" in out
 
 
 def test_a_keras_cnn_run_prints_the_exact_counts(cli_env, tmp_path):

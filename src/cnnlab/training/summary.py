@@ -29,7 +29,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from cnnlab.errors import Count, NonNegative, checked
+from cnnlab.errors import Count, checked
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 DROP_ORDER = ("Type", "Trainable", "Output shape")  # the first to go when too wide
@@ -231,7 +231,7 @@ class ModelSummary(Callback):
     """
 
     @checked
-    def __init__(self, max_depth: Count = 2, width: NonNegative = 80,
+    def __init__(self, max_depth: Count = 2, width: Count = 80,
                  save_to: str | None = None) -> None:
         self.max_depth, self.width = max_depth, width
         self.save_to = Path(save_to) if save_to else None
@@ -240,8 +240,13 @@ class ModelSummary(Callback):
         if not trainer.is_global_zero:
             return
         net = getattr(pl_module, "net", pl_module)
-        text = render(summarize(net, getattr(net, "input_size", None), self.max_depth),
-                      self.width or 80)
+        try:
+            text = render(summarize(net, getattr(net, "input_size", None), self.max_depth),
+                          self.width)
+        except Exception as err:  # noqa: BLE001 - a summary must never stop a run
+            text = render(summarize(net, None, self.max_depth), self.width) + (
+                f"\n(no output shapes: a zero image through the net failed: "
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
         sys.stdout.write(text + "\n")  # plain text: a layer name is never markup
         sys.stdout.flush()
         if self.save_to is not None:
