@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from cnnlab.analysis import stats
-from cnnlab.analysis.compare import group_arms, load_runs, main, summarize
+from cnnlab.analysis.compare import (PLOTS, comparison_figures, group_arms, leet_lines,
+                                     load_runs, main, merged_order, summarize)
 from conftest import FAST, cnnlab
 
 
 def fake_run(root: Path, name: str, overrides: list[str], acc: float | None,
-             status: str = "completed", loss: float = 0.1, write_results: bool = True) -> Path:
+             status: str = "completed", loss: float = 0.1, write_results: bool = True,
+             metrics: dict | None = None, rows: list[dict] | None = None) -> Path:
     d = root / name
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     if write_results:
         res = {"status": status, "error": None if status == "completed" else "boom: it broke",
-               "metrics": {} if acc is None else {"test/acc": acc, "test/loss": loss},
+               "metrics": {} if acc is None else {"test/acc": acc, "test/loss": loss,
+                                                  **(metrics or {})},
                "epochs": 2, "fit_time_s": 10.0,
-               "history": [] if acc is None else [{"epoch": 0, "val/acc": acc - 0.01},
-                                                  {"epoch": 1, "val/acc": acc}]}
+               "history": rows if rows is not None else [] if acc is None else [
+                   {"epoch": 0, "val/acc": acc - 0.01}, {"epoch": 1, "val/acc": acc}]}
         (d / "results.json").write_text(json.dumps(res))
     return d
 
@@ -118,10 +123,170 @@ def test_sweep_with_a_failing_job_keeps_the_others_and_compare_reports_it(cli_en
     proc = cnnlab(["-m", "model.optimizer.lr=0.001,-1", "seed=1", *FAST, "logger=none",
                    f"hydra.sweep.dir={sweep}"], cli_env)
     assert proc.returncode != 0  # the sweep says a job failed...
-    assert json.loads((sweep / "0" / "results.json").read_text())["status"] == "completed"
-    failed = json.loads((sweep / "1" / "results.json").read_text())
+    assert json.loads((sweep / "lr=0.001,seed=1" / "results.json").read_text())["status"] == \
+        "completed"
+    failed = json.loads((sweep / "lr=-1,seed=1" / "results.json").read_text())
     assert failed["status"] == "failed" and "model.optimizer.lr=-1" in failed["error"]
     proc = cnnlab([str(sweep)], cli_env, tool="cnnlab-compare")  # ...and compare shows it
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (sweep / "comparison.md").read_text()
     assert "model.optimizer.lr=-1" in md and "1 failed" in md
+
+
+def test_overfitting_gap_and_gradient_norm_ratio_by_hand(tmp_path):
+    # arm A: gaps recorded by the runs, 0.01 and 0.03 -> mean 0.02, std 0.0141
+    # arm B: an older run with no gap recorded: history's last train/acc 0.95, test 0.92
+    # -> gap 0.03 computed from them
+    fake_run(tmp_path, "a1", ["x=a", "seed=1"], 0.9, metrics={"gap/train_test": 0.01})
+    fake_run(tmp_path, "a2", ["x=a", "seed=2"], 0.9, metrics={"gap/train_test": 0.03})
+    fake_run(tmp_path, "b1", ["x=b", "seed=1"], 0.92,
+             rows=[{"epoch": 0, "train/acc": 0.5}, {"epoch": 1, "train/acc": 0.95}])
+    a, b = summarize(group_arms(load_runs([tmp_path])))
+    assert a.gap == pytest.approx(0.02) and a.gap_std == pytest.approx(0.0141421, abs=1e-6)
+    assert b.gap == pytest.approx(0.03)
+    assert a.grad_ratio is None  # no run logged gradient norms
+
+
+def test_gradient_norms_per_layer_from_the_last_epoch_that_sampled_them(tmp_path):
+    # last sampled epoch: seed 1 conv1 0.1, frozen 0, fc 0.4; seed 2 conv1 0.3, frozen 0,
+    # fc 0.4 -> means conv1 0.2, fc 0.4: first/last 0.5 (the frozen layer has no gradient)
+    def rows(conv1):
+        return [{"epoch": 0, "grad_norm/conv1": 9.0, "grad_norm/frozen": 0.0,
+                 "grad_norm/fc": 9.0},
+                {"epoch": 1, "grad_norm/conv1": conv1, "grad_norm/frozen": 0.0,
+                 "grad_norm/fc": 0.4},
+                {"epoch": 2}]  # an epoch that sampled none
+    for seed, conv1 in ((1, 0.1), (2, 0.3)):
+        fake_run(tmp_path, f"r{seed}", ["model.net.activation=relu", f"seed={seed}"], 0.9,
+                 rows=rows(conv1))
+    (arm,) = summarize(group_arms(load_runs([tmp_path])))
+    assert list(arm.grad_norms) == ["conv1", "frozen", "fc"]  # network order
+    assert arm.grad_norms["conv1"] == pytest.approx((0.2, 0.1414214), abs=1e-6)
+    assert arm.grad_ratio == pytest.approx(0.5)
+    assert main([str(tmp_path)]) == 0
+    assert (tmp_path / PLOTS["grad"]).stat().st_size > 1000
+    row = json.loads((tmp_path / "comparison.json").read_text())[0]
+    assert row["grad_ratio_first_last"] == pytest.approx(0.5)
+    assert "grad first/last" in (tmp_path / "comparison.md").read_text()
+
+
+def test_layers_of_arms_with_other_nets_share_one_axis_in_network_order():
+    assert merged_order([["conv1", "conv2", "fc"], ["conv1", "bn1", "conv2", "bn2", "fc"]]) == \
+        ["conv1", "bn1", "conv2", "bn2", "fc"]
+    assert merged_order([["a", "c"], ["b", "c"]]) in (["a", "b", "c"], ["b", "a", "c"])
+
+
+def full_study(root: Path) -> None:
+    """12 arms (dropout × batchnorm × augmentation) × 3 seeds, with curves and grad norms."""
+    rng = random.Random(0)
+    for d, b, a, seed in itertools.product(["0.0", "0.5"], ["false", "true"],
+                                           ["none", "rotation", "flip_rotation"], [1, 2, 3]):
+        layers = ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"] if b == "true" else \
+            ["conv1", "conv2", "fc1", "fc2"]
+        acc = 0.985 + rng.gauss(0, 0.002)
+        rows = [{"epoch": e, "val/acc": acc - 0.05 * 0.6 ** e, "train/acc": acc + 0.01,
+                 "val/loss": 0.3 * 0.6 ** e + rng.gauss(0, 0.003),
+                 **{f"grad_norm/{k}": 0.05 * (i + 1) * (1 + rng.gauss(0, 0.1))
+                    for i, k in enumerate(layers)}} for e in range(10)]
+        fake_run(root, f"{d}{b}{a}{seed}", [f"model.net.dropout={d}",
+                                            f"model.net.batchnorm={b}",
+                                            f"data/augmentation={a}", f"seed={seed}"],
+                 acc, rows=rows)
+
+
+def overlapping_or_outside(fig) -> list[str]:
+    """Pairs of tick labels of one axis that overlap, and texts that leave the figure."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    texts = [t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    texts += [t for legend in fig.legends for t in legend.get_texts()]
+    for ax in fig.axes:
+        for axis, i in ((ax.xaxis, 0), (ax.yaxis, 1)):
+            lo, hi = sorted(axis.get_view_interval())
+            shown = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()
+                     and lo <= t.get_position()[i] <= hi]  # ticks outside are not drawn
+            texts += shown
+            boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in shown]
+            problems += [f"{a} overlaps {b}" for (a, ba), (b, bb) in
+                         itertools.combinations(boxes, 2) if ba.overlaps(bb)]
+    for t in texts:
+        box = t.get_window_extent(renderer)
+        if t.get_text() and not (box.x0 >= -1 and box.y0 >= -1 and box.x1 <= fig.bbox.x1 + 1
+                                 and box.y1 <= fig.bbox.y1 + 1):
+            problems.append(f"{t.get_text()!r} leaves the figure")
+    return problems
+
+
+def test_a_twelve_arm_study_reads_at_a_glance(tmp_path):
+    full_study(tmp_path)
+    summaries = summarize(group_arms(load_runs([tmp_path])))
+    figs = comparison_figures(summaries, "test/acc")
+    assert set(figs) == {"acc", "curves", "grad"}
+    from cnnlab.analysis.plots import plt
+    try:
+        for name, fig in figs.items():
+            assert overlapping_or_outside(fig) == [], name
+        bars = figs["acc"].axes[0]
+        labels = [t.get_text() for t in bars.get_yticklabels()]
+        # horizontal bars, labelled with the short keys that differ, the reference first
+        assert len(labels) == 12 and labels[0] == summaries[0].display
+        assert "augmentation=rotation batchnorm=true dropout=0.5" in labels
+        curves = figs["curves"].axes
+        assert [ax.get_title().split(" (")[0] for ax in curves] == [
+            "validation accuracy", "validation loss"]
+        assert all(len(ax.collections) == 12 for ax in curves)  # a ±std band per arm
+        grad = figs["grad"].axes[0]
+        assert [t.get_text() for t in grad.get_xticklabels()] == [
+            "conv1", "bn1", "conv2", "bn2", "fc1", "fc2"]
+        assert grad.get_yscale() == "log"
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+
+
+def test_the_overlap_check_sees_overlapping_labels():
+    from cnnlab.analysis.plots import plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.bar(range(12), range(12))
+    ax.set_xticks(range(12), [f"augmentation=flip_rotation {i}" for i in range(12)])
+    try:
+        assert overlapping_or_outside(fig)
+    finally:
+        plt.close(fig)
+
+
+def test_reports_name_runs_relative_to_the_study_and_print_no_markup(tmp_path, capsys):
+    study = tmp_path / "study"
+    fake_run(study, "ok", ["tag=[bold]x[/bold]", "seed=1"], 0.9)
+    fake_run(study, "bad", ["tag=[red]y", "seed=1"], None, status="failed")
+    assert main([str(study)]) == 0
+    out = capsys.readouterr()
+    assert "tag=[bold]x[/bold]" in out.out  # shown as written, not as bold text
+    md, js = (study / "comparison.md").read_text(), (study / "comparison.json").read_text()
+    assert str(tmp_path) not in md and str(tmp_path) not in js
+    assert "failed: bad — boom" in md
+    assert json.loads(js)[1]["not_completed"] == ["bad"]
+    # written elsewhere (experiments/<study>), runs are still named from the study dir
+    assert main([str(study), "--out", str(tmp_path / "published")]) == 0
+    assert json.loads((tmp_path / "published" / "comparison.json").read_text())[1][
+        "not_completed"] == ["bad"]
+
+
+def test_leet_command_for_one_wandb_folder_or_several(tmp_path):
+    def offline(wandb_dir: Path, rid: str) -> None:
+        run = wandb_dir / f"offline-run-20260101_000000-{rid}"
+        run.mkdir(parents=True)
+        (run / f"run-{rid}.wandb").write_bytes(b"")
+
+    offline(tmp_path / "one" / "wandb", "a-1")
+    offline(tmp_path / "one" / "wandb", "b-2")
+    assert leet_lines([tmp_path / "one"]) == [
+        f"W&B, offline: wandb leet {tmp_path / 'one' / 'wandb'}",
+        f"W&B, upload: wandb sync {tmp_path / 'one' / 'wandb'}/offline-run-*"]
+    for i in range(5):  # runs from before: a W&B folder in each run dir
+        offline(tmp_path / "old" / str(i) / "wandb", f"r{i}")
+    lines = leet_lines([tmp_path / "old"])
+    assert "5 folders" in lines[0] and len(lines) == 5 and lines[-1].strip() == "..."
+    assert leet_lines([tmp_path / "none"]) == []

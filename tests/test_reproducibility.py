@@ -126,12 +126,13 @@ def test_relaunched_multirun_skips_completed_jobs(cli_env, tmp_path):
     args = ["-m", "seed=1,2", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"]
     proc = cnnlab(args, cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    first, done = results(sweep / "1"), (sweep / "0" / "results.json").read_text()
+    job0, job1 = sweep / "mycnn,seed=1", sweep / "mycnn,seed=2"  # named by their overrides
+    first, done = results(job1), (job0 / "results.json").read_text()
     # job 1 "was interrupted": its record says so; job 0 completed
-    (sweep / "1" / "results.json").write_text(json.dumps({**first, "status": "interrupted"}))
+    (job1 / "results.json").write_text(json.dumps({**first, "status": "interrupted"}))
     proc = cnnlab([*args, "resume=auto"], cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "skipping" in proc.stdout and str(sweep / "0") in proc.stdout.replace("\n", "")
-    assert (sweep / "0" / "results.json").read_text() == done  # not run again, not rewritten
-    assert results(sweep / "1")["status"] == "completed"
-    assert results(sweep / "1")["resumed_from"] is not None
+    assert "skipping" in proc.stdout and str(job0) in proc.stdout.replace("\n", "")
+    assert (job0 / "results.json").read_text() == done  # not run again, not rewritten
+    assert results(job1)["status"] == "completed"
+    assert results(job1)["resumed_from"] is not None

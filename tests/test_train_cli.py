@@ -25,8 +25,11 @@ def test_every_net_trains_and_writes_results(cli_env, tmp_path):
         assert len(res["test"]["per_class_acc"]) == 10
         assert (d / "config.yaml").exists() and (d / ".hydra" / "overrides.yaml").exists()
         assert (d / "checkpoints" / "last.ckpt").exists()
-        offline = list((d / "wandb").glob("offline-run-*"))
-        assert len(offline) == 1 and offline[0].name.endswith(res["wandb"]["id"])
+        # the sweep's one W&B folder holds each run's, named by what the run is
+        offline = list((d.parent / "wandb").glob(f"offline-run-*-{res['wandb']['id']}"))
+        assert len(offline) == 1 and not (d / "wandb").exists()
+        net = res["overrides"][0].split("=", 1)[1]
+        assert d.name == f"net={net},seed=42" and res["wandb"]["id"].startswith(f"net-{net}_")
         seen.add(res["overrides"][0])
     assert seen == {f"model/net={n}" for n in NETS}
 

@@ -27,7 +27,7 @@ def run(tmp_path, data_root, extra=()):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     overrides = [f"data.root={data_root}", f"paths.output_dir={run_dir}", "run_name=wb",
-                 *FAST, *extra]
+                 f"paths.log_dir={tmp_path / 'logs'}", *FAST, *extra]
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     runner.run(cfg, run_dir, overrides)
@@ -74,5 +74,7 @@ def test_offline_run_logs_grouping_keys(tmp_path, tiny_data, offline_wandb):
     code, res, run_dir = run(tmp_path, tiny_data, ["group=study-x", "tags=[a,b]",
                                                    "job_type=ablation"])
     assert code == 0
-    (offline,) = run_dir.glob("wandb/offline-run-*")
+    # a single run's W&B files go to the log dir's one W&B folder, its id leading with its name
+    (offline,) = (tmp_path / "logs").glob("wandb/offline-run-*")
     assert offline.name.endswith(res["wandb"]["id"]) and res["wandb"]["mode"] == "offline"
+    assert res["wandb"]["id"].startswith("wb-") and not (run_dir / "wandb").exists()

@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cnnlab.analysis import arms
 from cnnlab.errors import ArgumentError, ConfigError, require
 from cnnlab.run.cpu_malloc import MAX_MB as MALLOC_MAX_MB
 from cnnlab.run.results import RECORDED
@@ -78,6 +79,14 @@ class RunConfig:
 
 
 ConfigStore.instance().store(name="run_schema", node=RunConfig)
+
+# What a run is called, from the job's overrides (cnnlab/analysis/arms.py): `arm` in
+# conf/train.yaml, the W&B name, id folder and tags (conf/logger/wandb.yaml), the run dir
+# of a multirun job (conf/hydra/default.yaml), one W&B folder per study (conf/paths).
+for _name, _fn in (("cnnlab_arm", arms.job_arm), ("cnnlab_run_name", arms.job_run_name),
+                   ("cnnlab_dirname", arms.dirname), ("cnnlab_study_dir", arms.study_dir),
+                   ("cnnlab_tags", arms.with_arm_tag)):
+    OmegaConf.register_new_resolver(_name, _fn, replace=True)
 
 GROUPS = ("data", "model", "trainer", "logger", "callbacks", "paths", "hydra")
 

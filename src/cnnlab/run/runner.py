@@ -302,13 +302,17 @@ def _one_log_stream() -> None:
 
 
 def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
-    """Same W&B run id for every session of a run dir, so a resumed run continues on W&B."""
+    """Same W&B run id for every session of a run dir, so a resumed run continues on W&B;
+    a new id starts with the run's name, which W&B's folder name (what `wandb leet` lists)
+    then shows."""
     if not cfg.get("logger") or not cfg.logger.get("wandb"):
         return
+    from cnnlab.analysis.arms import new_run_id
+
     path = run_dir / "wandb_id.txt"
-    import secrets
     with open_dict(cfg):
-        cfg.logger.wandb.id = path.read_text().strip() if path.exists() else secrets.token_hex(4)
+        cfg.logger.wandb.id = (path.read_text().strip() if path.exists()
+                               else new_run_id(str(cfg.logger.wandb.get("name") or "run")))
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
