@@ -31,8 +31,8 @@ def test_ddp_tests_the_whole_split_like_one_process_and_only_rank_0_writes(cli_e
     assert res["metrics"]["test/acc"] == single["test/acc"]
     assert res["test"]["confusion_matrix"] == single["confusion_matrix"]
     # one W&B run, one record: the other rank wrote nothing of its own
-    assert len(list((run / "wandb").glob("offline-run-*"))) == 1
-    assert not [p for p in (tmp_path / "logs").iterdir() if p != run]
+    assert len(list((tmp_path / "logs" / "wandb").glob("offline-run-*"))) == 1
+    assert {p.name for p in (tmp_path / "logs").iterdir()} == {"ddp", "wandb"}
 
 
 def test_ddp_resume_auto_continues_from_the_last_checkpoint(cli_env, tmp_path):

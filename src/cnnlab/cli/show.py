@@ -221,20 +221,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", help="folder holding MNIST/raw/ (default: as trained, "
                         "or $CNNLAB_DATA_DIR)")
     parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
+    parser.add_argument("--trust", action="store_true",
+                        help="build whatever the checkpoint's config names (only for "
+                             "checkpoints you wrote yourself)")
     args = parser.parse_args(argv)
     if not 1 <= args.digits <= 10:
         print(f"cnnlab-show: --digits={args.digits} is invalid: an integer in [1, 10]",
               file=sys.stderr)
         return 2
     from cnnlab.cli.evaluate import build_from_checkpoint
+    from cnnlab.console import error
 
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
     try:
-        model, datamodule, _ = build_from_checkpoint(args.checkpoint, root, args.dataset)
+        model, datamodule, _ = build_from_checkpoint(args.checkpoint, root, args.dataset,
+                                                     trust=args.trust)
         datamodule.ensure_files()
         datamodule.setup("test")
-    except (FileNotFoundError, ValueError) as e:
-        print(f"cnnlab-show: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as e:  # ValueError: BadInput, ConfigError
+        error(str(e).strip().splitlines()[0], "cnnlab-show")
         return 2
     images, labels = datamodule.splits["test"]
     idx = pick_digits(labels, args.digits)
