@@ -156,7 +156,10 @@ def build_all(state: Run) -> None:
     state.stop = cb.CheckpointOnStop(rundir.last_ckpt(run_dir))
     required = [cb.EpochSeed(state.settings.seed), state.history, cb.FiniteLossGuard(),
                 cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), state.stop,
-                ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0)]
+                # last.ckpt at every epoch's end, whatever the Lightning version: 2.6 writes a
+                # save_last=True, save_top_k=0 checkpoint only when training ends
+                ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
+                                save_top_k=1, enable_version_counter=False)]
     optional = [build(cfg, f"callbacks.{k}") for k, v in (cfg.callbacks or {}).items() if v]
     state.trainer = build(cfg, "trainer", callbacks=optional + required,
                           logger=state.loggers or False,
