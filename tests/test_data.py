@@ -40,6 +40,18 @@ def test_split_sizes_and_types(tiny_data):
     assert sum(len(b.labels) for b in m.train_dataloader()) == 240
 
 
+def test_without_validation_the_whole_training_set_trains(tiny_data):
+    m = dm(tiny_data, validation=False, val_fraction=0.25)
+    assert "val" not in m.splits and len(m.splits["test"][1]) == 100
+    assert sum(len(b.labels) for b in m.train_dataloader()) == 320  # nothing held out
+    # every training image once, in the original set's order once sorted
+    on = dm(tiny_data, val_fraction=0.25)
+    images = torch.cat([on.splits["train"][0], on.splits["val"][0]])
+    assert sorted(map(bytes, images.flatten(1).numpy())) == \
+        sorted(map(bytes, m.splits["train"][0].flatten(1).numpy()))
+    assert m.val_dataloader() == []  # Lightning runs no validation loop for no loader
+
+
 def test_split_is_stable_across_run_seeds_and_moves_with_split_seed(tiny_data):
     a, b = dm(tiny_data, seed=1), dm(tiny_data, seed=2)
     assert torch.equal(a.splits["val"][0], b.splits["val"][0])

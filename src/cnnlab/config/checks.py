@@ -33,3 +33,24 @@ def check_logger_needs(cfg: DictConfig) -> None:
             (cfg.get("logger") or {}).values()):
         raise ConfigError("callbacks.lr_monitor", "LearningRateMonitor",
                           "needs a logger; with logger=none set callbacks.lr_monitor=null")
+
+
+def check_validation_needs(cfg: DictConfig) -> None:
+    """With data.validation=false there is no val/ metric: what monitors one would fail
+    at the end of the first epoch, after the training it cost."""
+    if (cfg.get("data") or {}).get("validation", True) is not False:
+        return
+    for name, node in (cfg.get("callbacks") or {}).items():
+        monitor = node.get("monitor") if node else None
+        if isinstance(monitor, str) and monitor.startswith("val/"):
+            raise ConfigError(f"callbacks.{name}", node.get("_target_", "").rsplit(".", 1)[-1],
+                              f"monitors {monitor}, which data.validation=false never "
+                              f"computes; set callbacks.{name}=null")
+    scheduler = (cfg.get("model") or {}).get("scheduler")
+    monitor = cfg.model.get("scheduler_monitor", "")
+    if scheduler and str(scheduler.get("_target_", "")).endswith("ReduceLROnPlateau") \
+            and str(monitor).startswith("val/"):
+        raise ConfigError("model.scheduler", "ReduceLROnPlateau",
+                          f"steps on {monitor}, which data.validation=false never computes; "
+                          "choose a schedule that needs no validation (model/scheduler="
+                          "onecycle, cosine or none)")

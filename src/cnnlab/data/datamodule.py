@@ -28,21 +28,26 @@ class MNISTDataModule(L.LightningDataModule):
     """Holds the whole dataset as uint8 tensors and feeds index batches.
 
     The validation split is drawn from the training set with ``split_seed``, not the run
-    seed, so every seed of a study is validated on the same images. On a GPU the tensors
-    are moved to the device once (``on_device``) and batches never cross the bus.
+    seed, so every seed of a study is validated on the same images. With
+    ``validation=False`` there is no validation split: the model trains on the whole
+    training set and the trainer runs no validation loop (``val_dataloader`` is empty).
+    On a GPU the tensors are moved to the device once (``on_device``) and batches never
+    cross the bus.
     Conversion to float, augmentation (training batches only) and normalization happen
     per batch in ``on_after_batch_transfer``, i.e. on the training device.
     """
 
     @checked
     def __init__(self, name: Literal["mnist", "fashion_mnist"] = "mnist", root: str = "data",
-                 val_fraction: Fraction = 0.2, split_seed: NonNegative = 0,
+                 validation: bool = True, val_fraction: Fraction = 0.2,
+                 split_seed: NonNegative = 0,
                  batch_size: Count = 64, eval_batch_size: Count = 1000,
                  mean: float = 0.1307, std: Positive = 0.3081, num_classes: Classes = 10,
                  augmentation: Optional[BatchAugment] = None, download: bool = True,
                  on_device: bool = True, drop_last: bool = False, seed: NonNegative = 0) -> None:
         super().__init__()
         self.name, self.root = name, Path(root)
+        self.validation = validation
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.mean, self.std, self.num_classes = mean, std, num_classes
@@ -113,6 +118,10 @@ class MNISTDataModule(L.LightningDataModule):
         train = cls(str(self.root), train=True, download=False)
         test = cls(str(self.root), train=False, download=False)
         x, y = train.data.unsqueeze(1).contiguous(), train.targets.long()
+        test_split = (test.data.unsqueeze(1).contiguous(), test.targets.long())
+        if not self.validation:  # the whole training set trains; nothing is held out
+            self.splits = {"train": (x, y), "test": test_split}
+            return
         n_val = int(round(len(y) * self.val_fraction))
         if not 0 < n_val < len(y):
             raise ArgumentError("val_fraction", self.val_fraction,
@@ -122,7 +131,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits = {
             "train": (x[train_idx], y[train_idx]),
             "val": (x[val_idx], y[val_idx]),
-            "test": (test.data.unsqueeze(1).contiguous(), test.targets.long()),
+            "test": test_split,
         }
 
     def _device(self) -> torch.device:
@@ -136,7 +145,8 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader("train", train=True)
 
     def val_dataloader(self):
-        return self._loader("val", train=False)
+        # no loader at all: Lightning then skips the validation loop and its sanity check
+        return self._loader("val", train=False) if self.validation else []
 
     def test_dataloader(self):
         return self._loader("test", train=False)
@@ -173,3 +183,5 @@ def loader_for(dm: L.LightningDataModule, images: torch.Tensor, labels: torch.Te
 
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+# the empty validation "loader" of validation=False, which is meant
+warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")

@@ -155,6 +155,7 @@ def build_all(state: Run) -> None:
             scheduler=make_object(n)))
     checks.check_input_size(cfg, state.model.net, state.datamodule)
     checks.check_logger_needs(cfg)
+    checks.check_validation_needs(cfg)
     _set_wandb_identity(cfg, run_dir)
     state.loggers = [build(cfg, f"logger.{k}") for k, v in (cfg.logger or {}).items() if v]
     state.stop = cb.CheckpointOnStop(rundir.last_ckpt(run_dir))

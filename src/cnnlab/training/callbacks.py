@@ -91,9 +91,10 @@ def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
 class History(Callback):
     """One row per epoch (train/val loss and accuracy, lr, wall time), kept in checkpoints.
 
-    Rows are written at ``on_validation_end``, before ModelCheckpoint saves, so the history
-    inside ``last.ckpt`` always covers every epoch the checkpoint has trained. The best
-    epoch is computed here and only here; ``val/acc_best`` goes to the loggers each epoch.
+    Rows are written at ``on_validation_end`` (or at the end of an epoch that validated
+    nothing), before ModelCheckpoint saves, so the history inside ``last.ckpt`` always
+    covers every epoch the checkpoint has trained. The best epoch is computed here and
+    only here; ``val/acc_best`` goes to the loggers each epoch.
     """
 
     def __init__(self) -> None:
@@ -124,9 +125,18 @@ class History(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
+        self._add_row(trainer, pl_module, validated=True)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        # an epoch that ran no validation loop (data.validation=false) gets its row here,
+        # still before ModelCheckpoint saves last.ckpt (it runs after other callbacks)
+        if not self.rows or self.rows[-1]["epoch"] != trainer.current_epoch:
+            self._add_row(trainer, pl_module, validated=False)
+
+    def _add_row(self, trainer, pl_module, validated: bool) -> None:
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         row.update({k: _num(v) for k, v in pl_module.epoch_train_metrics().items()})
-        for key in ("val/loss", "val/acc"):
+        for key in ("val/loss", "val/acc") if validated else ():
             if key in trainer.callback_metrics:
                 row[key] = _num(trainer.callback_metrics[key])
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
