@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
@@ -126,6 +126,17 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run_with_a_per_step_s
                for r in reference["history"])
     assert not any(k.startswith("val/") for k in reference["metrics"])
     assert reference["best"] == {} and reference["best_checkpoint"] is None
+
+
+def test_cnnlab_rerun_of_a_per_step_schedule_is_identical(cli_env, tmp_path):
+    run = tmp_path / "logs" / "original"
+    proc = cnnlab(["experiment=fast", *QUIET, "trainer.max_epochs=2", "data.batch_size=32",
+                   "data/augmentation=affine", f"hydra.run.dir={run}"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = cnnlab([str(run), "--out", str(tmp_path / "same")], cli_env, tool="cnnlab-rerun")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "same" / "rerun.json").read_text())
+    assert summary["identical"] and summary["differences"] == []
 
 
 def test_validation_on_validates_the_80_percent_split_each_epoch(tiny_data, tmp_path,
