@@ -45,6 +45,7 @@ ACCEPTED = {
     ("data.root", "no_such_value"): "refused too, as missing data (exit 2, another test)",
     ("logger.wandb.save_dir", "no_such_value"): "any folder (a relative one is made)",
     ("callbacks.model_checkpoint.dirpath", "no_such_value"): "any folder for the best one",
+    ("callbacks.model_summary.save_to", "no_such_value"): "any file name for the table",
     ("model.net.layers", "[]"): "no hidden layers: a linear classifier on the pixels",
 }
 

@@ -256,9 +256,18 @@ def record(state: Run) -> JobResult:
         epochs=len(rows), global_step=trainer.global_step,
         stopped_early=bool(trainer.should_stop and trainer.current_epoch < trainer.max_epochs),
         fit_time_s=round(state.history.elapsed, 3), history=rows,
+        gpu_memory_peak_mb=_gpu_memory_peak_mb(),
         wandb={**state.record.data["wandb"], "error": wandb and wandb.broken})
     _print_summary(state.run_dir, state.record.data)
     return JobResult(status, value, reason)
+
+
+def _gpu_memory_peak_mb() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
 def _overfitting(rows: list[dict], best: dict, metrics: dict) -> dict[str, Any]:
