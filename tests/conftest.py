@@ -74,6 +74,22 @@ def train_inprocess(args: list[str], monkeypatch, capsys, data_root: Path,
     return code, captured.out, captured.err
 
 
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Until ``path`` exists; a run that ends first, or a wait past ``timeout``, fails the
+    test (and the run is killed, never left behind)."""
+    import time
+
+    t0 = time.time()
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before {path} appeared")
+        if time.time() - t0 > timeout:
+            proc.kill()
+            proc.wait(timeout=60)
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.05)
+
+
 def run_dirs(log_dir: Path) -> list[Path]:
     return sorted(p.parent for p in log_dir.rglob("results.json"))
 

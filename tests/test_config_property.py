@@ -32,7 +32,8 @@ WRONG_TYPE = {bool: "maybe", int: "abc", float: "abc", str: "[1,2]", list: "abc"
               type(None): "[1,2]"}
 OUT_OF_RANGE = {int: "-7", float: "-7.5", str: "no_such_value", list: "[]"}
 
-# (key, value) -> why cnnlab accepts it
+# (key, value) -> why cnnlab accepts it (every other generated pair must be refused). Not
+# generated: hydra.* (Hydra's own config) and paths.* (where a run writes).
 ACCEPTED = {
     **{(k, "no_such_value"): "a free name" for k in (
         "job_type", "run_name", "group", "arm", "study_reference", "data.augmentation.name",
@@ -96,6 +97,7 @@ CASES = cases()
 def test_a_bad_value_of_any_leaf_is_one_line_naming_the_key(extra, key, value, tmp_path,
                                                             tiny_data, monkeypatch, capsys):
     logger = [] if key.startswith("logger.") else ["logger=none"]
+    monkeypatch.chdir(tmp_path)  # a relative path among the values lands here, not in the repo
     t0 = time.perf_counter()
     code, out, err = train_inprocess([*BASE, *logger, *extra, f"{key}={value}"], monkeypatch,
                                      capsys, tiny_data, tmp_path / "logs")

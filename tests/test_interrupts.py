@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAST, cnnlab, results
+from conftest import FAST, cnnlab, results, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
 
@@ -22,14 +22,6 @@ EXE = str(Path(sys.executable).parent / "cnnlab-train")
 
 def strip_times(rows):
     return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, "the run ended before the test could stop it"
-        assert time.time() - t0 < timeout, f"{path} did not appear in {timeout} s"
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, cnnlab, results
+from conftest import FAST, cnnlab, results, wait_for
 from idx_data import make_dataset
 
 # a run whose every source of randomness is in play: shuffling, per-sample augmentation,
@@ -80,14 +80,6 @@ def test_rerun_of_a_non_run_dir_is_refused(cli_env, tmp_path):
     assert proc.returncode == 2 and "is not a cnnlab run dir" in proc.stderr
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.time() - t0 < timeout
-        time.sleep(0.05)
-
-
 def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env, tmp_path):
     data = make_dataset(tmp_path / "data", n_train=4000, n_test=200)
     env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
@@ -101,7 +93,7 @@ def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env
     exe = Path(sys.executable).parent / "cnnlab-train"
     victim = subprocess.Popen([str(exe), *args, f"hydra.run.dir={killed}"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(killed / "checkpoints" / "last.ckpt", victim)
+    wait_for(killed / "checkpoints" / "last.ckpt", victim)
     time.sleep(0.3)  # into the next epoch
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()

@@ -72,6 +72,9 @@ CRAFTED_OVERRIDES = {
     "where it writes": ["hydra.run.dir={m}"],
     "a checkpoint dir": ["callbacks.model_checkpoint.dirpath={m}"],
     "the paths": ["paths.log_dir={m}"],
+    "the summary file": ["callbacks.model_summary.save_to={m}"],
+    "a study to report to": ["++search={{storage:sqlite:///{m},study_name:x,trial_number:0}}"],
+    "a package override": ["+launcher@hydra.launcher=basic"],
 }
 
 
@@ -87,6 +90,15 @@ def test_cnnlab_rerun_refuses_crafted_saved_overrides(kind, honest_run, tmp_path
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
     assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
     assert not marker.exists() and not (tmp_path / "rerun").exists()
+
+
+def test_a_saved_data_download_is_pinned_off(honest_run, tmp_path, cli_env):
+    saved = honest_run / ".hydra" / "overrides.yaml"
+    saved.write_text(saved.read_text() + f"- data.download=true\n- data.root={tmp_path}/elsewhere\n")
+    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
+                  tool="cnnlab-rerun", timeout=300)
+    assert "data.download=false" in proc.stdout.replace("\n", " ")
+    assert not (tmp_path / "elsewhere").exists()  # nothing downloaded into the file's folder
 
 
 def test_an_honest_run_with_brackets_in_its_overrides_reruns_identically(honest_run, tmp_path,

@@ -19,7 +19,8 @@ import pytest
 
 from conftest import FAST, cnnlab, results
 from idx_data import make_dataset
-from test_interrupts import strip_times, wait_for
+from conftest import wait_for
+from test_interrupts import strip_times
 
 pytestmark = pytest.mark.slurm
 
@@ -60,7 +61,7 @@ def test_two_job_sweep_with_only_the_partition_named_completes(cli_env, tmp_path
     proc = cnnlab(["-m", *SLURM, "seed=1,2", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
                   cli_env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    for job in ("seed=1", "seed=2"):
+    for job in ("mycnn,seed=1", "mycnn,seed=2"):
         res = results(sweep / job)
         assert res["status"] == "completed"
         # threads follow the allocation: the launcher's default is 2 CPUs per job
@@ -86,7 +87,7 @@ def test_scancel_one_job_the_other_completes_and_a_relaunch_finishes_it_exactly(
     t0 = time.time()
     sweeper = subprocess.Popen([EXE, *args], env=medium, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    wait_for(sweep / "seed=2" / "checkpoints" / "epoch_000.ckpt", sweeper)
+    wait_for(sweep / "mycnn,seed=2" / "checkpoints" / "epoch_000.ckpt", sweeper)
     subprocess.run(["scancel", _array_task(sweep, 1)], check=True, timeout=30)
     out, err = sweeper.communicate(timeout=600)
     wall = time.time() - t0
@@ -96,14 +97,14 @@ def test_scancel_one_job_the_other_completes_and_a_relaunch_finishes_it_exactly(
     jobs = json.loads((sweep / "sweep.json").read_text())["jobs"]
     assert [j["status"] for j in jobs] == ["completed", "cancelled"]
     assert "resume=auto" in jobs[1]["reason"]
-    assert results(sweep / "seed=1")["status"] == "completed"
-    assert results(sweep / "seed=2")["status"] == "interrupted"
-    done = (sweep / "seed=1" / "results.json").read_text()
+    assert results(sweep / "mycnn,seed=1")["status"] == "completed"
+    assert results(sweep / "mycnn,seed=2")["status"] == "interrupted"
+    done = (sweep / "mycnn,seed=1" / "results.json").read_text()
 
     proc = cnnlab([*args, "resume=auto"], medium, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert (sweep / "seed=1" / "results.json").read_text() == done  # skipped, not rerun
-    resumed = results(sweep / "seed=2")
+    assert (sweep / "mycnn,seed=1" / "results.json").read_text() == done  # skipped, not rerun
+    resumed = results(sweep / "mycnn,seed=2")
     assert resumed["status"] == "completed" and resumed["resumed_from"]
 
     straight = tmp_path / "logs" / "straight"  # the same job, never stopped, one thread
@@ -144,7 +145,7 @@ def test_a_job_past_a_one_minute_time_limit_is_requeued_and_completes(medium, tm
         stop.set()
         releaser.join(timeout=60)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    res = results(sweep / "seed=1")
+    res = results(sweep / "mycnn,seed=1")
     assert res["status"] == "completed" and res["epochs"] == 18
     assert res["attempts"] >= 2 and res["resumed_from"], res  # it ran past one allocation
 

@@ -31,6 +31,7 @@ from cnnlab.analysis.arms import SEED_KEYS
 from cnnlab.config.overrides import as_dict
 from cnnlab.console import error, note
 from cnnlab.run.results import read_results
+from cnnlab.run.rundir import saved_overrides
 
 GRAD_PREFIX = "grad_norm/"
 
@@ -111,16 +112,16 @@ class CompareError(ValueError):
 
 
 def load_run(path: Path) -> Run:
-    saved = path / ".hydra" / "overrides.yaml"
     res = read_results(path)
-    if saved.exists():
-        overrides = [str(o) for o in OmegaConf.load(saved)]
-    else:
-        overrides = list((res or {}).get("overrides") or [])
+    res = res if isinstance(res, dict) else None  # a results.json that is no record: missing
+    overrides = saved_overrides(path)
+    if overrides is None:
+        overrides = [str(o) for o in (res or {}).get("overrides") or []]
     parsed = as_dict(overrides)
-    reference = None
-    if (path / ".hydra" / "config.yaml").exists():
+    try:
         reference = OmegaConf.load(path / ".hydra" / "config.yaml").get("study_reference")
+    except Exception:  # noqa: BLE001 - no (readable) config: no declared reference
+        reference = None
     if res is None:
         return Run(path, parsed, "missing", "no results.json (the job died before writing it)",
                    reference=reference)

@@ -32,8 +32,9 @@ def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
     from cnnlab.config.build import build
 
     ckpt = load_checkpoint(ckpt_path)
-    meta = ckpt.get("cnnlab")
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+    meta = ckpt.get("cnnlab") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) \
+            or not {"data", "model"} <= set(meta["config"]):
         raise BadInput(f"checkpoint {ckpt_path} was not written by cnnlab-train "
                        "(it carries no run config)")
     cfg = OmegaConf.create(meta["config"])

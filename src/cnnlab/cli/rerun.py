@@ -18,7 +18,7 @@ from rich.text import Text
 from cnnlab.config import targets
 from cnnlab.config.overrides import merged, without
 from cnnlab.console import error, out
-from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConfigError
+from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
 from cnnlab.run.results import read_results
 from cnnlab.run.rundir import saved_overrides
 
@@ -38,14 +38,16 @@ def pinned_overrides(resolved: Any, provenance: dict[str, Any]) -> list[str]:
     cores / n_jobs threads, and a CPU reduction split over another number of threads sums
     in another order, so the same seed would not give the same bits.
     """
-    pinned = []
-    if resolved is not None:  # a path from a file: read from, never downloaded into
-        pinned += [f"data.root={resolved.data.root}", "data.download=false"]
-    threads = run_threads(provenance.get("device") or {})
-    if threads is None and resolved is not None:
-        threads = resolved.get("torch_threads")
-    if threads:
-        pinned.append(f"torch_threads={int(threads)}")
+    saved = OmegaConf.to_container(resolved, resolve=False) if resolved is not None else {}
+    root = (saved.get("data") or {}).get("root") if isinstance(saved, dict) else None
+    pinned = [f"data.root={root}"] if isinstance(root, str) and "${" not in root else []
+    pinned.append("data.download=false")  # a path from a file: read from, never downloaded into
+    device = provenance.get("device") if isinstance(provenance, dict) else None
+    threads = run_threads(device if isinstance(device, dict) else {})
+    if threads is None and isinstance(saved, dict):
+        threads = saved.get("torch_threads")
+    if isinstance(threads, int) and threads > 0:
+        pinned.append(f"torch_threads={threads}")
     return pinned
 
 
@@ -121,24 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     run_dir = args.run_dir.resolve()
-    old = read_results(run_dir)
-    saved = saved_overrides(run_dir)
-    if saved is None or old is None:
-        error(f"{run_dir} is not a cnnlab run dir (needs .hydra/overrides.yaml and "
-              "results.json)", "cnnlab-rerun")
-        return EXIT_BAD_INPUT
-    config = run_dir / "config.yaml"
-    resolved = OmegaConf.load(config) if config.exists() else None
-    out_dir = (args.out or run_dir.parent /
-               f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
-    overrides = without(merged(pinned_overrides(resolved, old.get("provenance") or {}) + saved,
-                               args.overrides), ("resume", "ckpt_path"))
     try:
+        old, saved, resolved = load_run(run_dir)
+        # the pins (data folder, threads) replace what the file says; the user's win over all
+        overrides = without(merged(merged(saved, pinned_overrides(
+            resolved, old.get("provenance") or {})), args.overrides),
+            ("resume", "ckpt_path", "search"))
         if not args.trust:
             check_saved(saved, overrides, run_dir)
-    except ConfigError as err:
+    except (ConfigError, BadInput) as err:
         error(str(err), "cnnlab-rerun")
         return EXIT_BAD_INPUT
+    out_dir = (args.out or run_dir.parent /
+               f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
     out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
                             " ".join(overrides)))
     proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *overrides,
@@ -149,6 +146,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{(new or {}).get('error') or f'exit {proc.returncode}'}", "cnnlab-rerun")
         return EXIT_FAILED
     return report(run_dir, out_dir, old, new, args.tolerance)
+
+
+def load_run(run_dir: Path) -> tuple[dict[str, Any], list[str], Any]:
+    """A run dir's record, saved overrides and saved config (or BadInput saying why not)."""
+    old, saved = read_results(run_dir), saved_overrides(run_dir)
+    if not isinstance(old, dict) or saved is None:
+        raise BadInput(f"{run_dir} is not a cnnlab run dir (needs .hydra/overrides.yaml and "
+                       "results.json)")
+    config = run_dir / "config.yaml"
+    try:
+        resolved = OmegaConf.load(config) if config.exists() else None
+    except Exception as err:  # noqa: BLE001 - a malformed file is the file's problem
+        raise BadInput(f"{config} is not a readable config: {str(err).splitlines()[0]}") from None
+    return old, saved, resolved
 
 
 def check_saved(saved: list[str], overrides: list[str], run_dir: Path) -> None:

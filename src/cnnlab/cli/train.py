@@ -63,7 +63,7 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except SweepIncomplete as err:
         error(str(err))
-        sys.exit(EXIT_FAILED)
+        sys.exit(EXIT_INTERRUPTED if watch().received else EXIT_FAILED)
     except ConfigError as err:
         error(str(err))
         sys.exit(EXIT_BAD_INPUT)

@@ -10,7 +10,6 @@ of the kinds they build. The check imports nothing outside those modules.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -23,9 +22,9 @@ ALLOWED = ("cnnlab's networks, data modules, classifier, trainer, loggers and ca
            "torchmetrics metrics")
 # overrides of these keys choose where a run writes or how Hydra itself runs: a file's
 # overrides may not set them (the rerun picks its own directory)
-WRITE_KEYS = ("hydra", "paths")
+WRITE_KEYS = ("hydra", "paths", "search")  # search: which study and storage a job reports to
 WRITE_LEAVES = ("dirpath", "save_dir", "default_root_dir", "output_dir", "log_dir",
-                "submitit_folder")
+                "submitit_folder", "save_to")
 
 
 def _kinds() -> tuple[type, ...]:
@@ -61,18 +60,16 @@ def targets(node: Any, key: str = "") -> list[tuple[str, Any]]:
 
 
 def allowed(target: Any) -> bool:
+    """A target string within cnnlab's modules that resolves (as Hydra resolves it) to a
+    class of the allowed kinds; nothing outside those modules is imported to find out."""
     if not isinstance(target, str) or not target.startswith(MODULES) or "__" in target:
         return False
-    module_name, _, name = target.rpartition(".")
-    obj = None
-    while module_name and obj is None:  # the longest importable prefix, then attributes
-        try:
-            obj = importlib.import_module(module_name)
-        except ImportError:
-            module_name, _, parent = module_name.rpartition(".")
-            name = f"{parent}.{name}"
-    for part in name.split(".") if obj is not None else ():
-        obj = getattr(obj, part, None)
+    from hydra._internal.utils import _locate
+
+    try:
+        obj = _locate(target)
+    except Exception:  # noqa: BLE001 - not importable, or its import failed: not allowed
+        return False
     return isinstance(obj, type) and issubclass(obj, _kinds())
 
 
@@ -90,6 +87,7 @@ def check_overrides(overrides: list[str], source: str) -> None:
 
     for o in overrides:
         key = key_of(o)
-        if key.split(".")[0].split("/")[0] in WRITE_KEYS or key.split(".")[-1] in WRITE_LEAVES:
+        if "@" in key or key.split(".")[0].split("/")[0] in WRITE_KEYS \
+                or key.split(".")[-1] in WRITE_LEAVES:
             raise ConfigError(key, value_of(o), f"{source} may not choose where a run writes "
                               "or how Hydra runs; if you wrote it yourself, pass --trust")

@@ -56,7 +56,6 @@ class SafeWandbLogger(WandbLogger):
 
         os.environ["WANDB_MODE"] = mode  # also covers wandb's service process
         os.environ.setdefault("WANDB_SILENT", "true")
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
         settings = wandb.Settings(init_timeout=init_timeout, console="off", silent=True)
         super().__init__(mode=mode, settings=settings, project=project, entity=entity,
                          name=name, group=group, job_type=job_type, tags=tags,
@@ -99,7 +98,9 @@ class SafeWandbLogger(WandbLogger):
 
     @rank_zero_only
     def start(self) -> bool:
-        """Create the W&B run now, so a failure shows at start and not mid-epoch."""
+        """Create the W&B run now, so a failure shows at start and not mid-epoch (its
+        folder is made only now: building the logger writes nothing)."""
+        Path(self.save_dir or ".").mkdir(parents=True, exist_ok=True)
         return self._guard("init", lambda: self.experiment) is not None
 
     @rank_zero_only

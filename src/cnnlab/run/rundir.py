@@ -73,6 +73,13 @@ def _alive(holder: Holder) -> bool:
     return True  # another host and no job id: nothing to check, assume it lives
 
 
+def _read_holder(path: Path) -> Holder | None:
+    try:
+        return Holder(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 class RunDirLock:
     """``with RunDirLock(run_dir):`` — this process alone writes there."""
 
@@ -81,28 +88,41 @@ class RunDirLock:
         self.held = False
 
     def acquire(self) -> None:
+        """Take the lock, or raise RunDirInUse naming the live holder. The lock file appears
+        whole (hard-linked from a written temporary file), and a stale one is moved aside
+        and checked before it is replaced, so two processes never both hold the dir."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mine = me()
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self.holder()
-                if holder is not None and _alive(holder):
-                    raise RunDirInUse(f"{self.path.parent} is in use by {holder}") from None
-                self.path.unlink(missing_ok=True)  # a dead holder's lock, or unreadable
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(asdict(mine), f)
-            self.held = True
-            return
-        raise RunDirInUse(f"{self.path.parent} is in use (its lock came back at once)")
+        tmp = self.path.with_name(f".{LOCK}.{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(me())))
+        try:
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.path)
+                    self.held = True
+                    return
+                except FileExistsError:
+                    self._break_if_stale()
+            raise RunDirInUse(f"{self.path.parent} is in use (its lock came back at once)")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _break_if_stale(self) -> None:
+        holder = self.holder()
+        if holder is not None and _alive(holder):
+            raise RunDirInUse(f"{self.path.parent} is in use by {holder}")
+        aside = self.path.with_name(f".{LOCK}.stale.{os.getpid()}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # another process broke it first: try again
+        moved = _read_holder(aside)
+        if moved != holder and moved is not None and _alive(moved):  # a fresh lock, not ours
+            os.rename(aside, self.path)
+            raise RunDirInUse(f"{self.path.parent} is in use by {moved}")
+        aside.unlink(missing_ok=True)
 
     def holder(self) -> Holder | None:
-        try:
-            return Holder(**json.loads(self.path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return _read_holder(self.path)
 
     def release(self) -> None:
         if self.held:
@@ -127,10 +147,12 @@ def last_ckpt(run_dir: Path) -> Path:
 
 
 def saved_overrides(run_dir: Path) -> list[str] | None:
+    """A run dir's saved Hydra overrides (None when missing or not a list of them)."""
     try:
-        return [str(o) for o in OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml")]
-    except (OSError, ValueError):
+        saved = OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml")
+    except Exception:  # noqa: BLE001 - missing or malformed: not a run dir we can read
         return None
+    return [str(o) for o in saved] if OmegaConf.is_list(saved) else None
 
 
 def find_resumable(run_dir: Path, overrides: list[str]) -> Path | None:
@@ -155,6 +177,6 @@ def choose(run_dir: Path, overrides: list[str], resume: bool, has_ckpt_path: boo
     earlier = find_resumable(run_dir, overrides)
     if earlier is None:
         return run_dir
-    if not (run_dir / "checkpoints").exists():  # the fresh dir Hydra made is not needed
-        shutil.rmtree(run_dir, ignore_errors=True)
+    # the fresh dir Hydra made keeps this session's log, and says where the run went on
+    (run_dir / "resumed_in.txt").write_text(f"{earlier}\n")
     return earlier

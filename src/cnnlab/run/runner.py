@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -42,7 +43,8 @@ from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
 
-RANK = int(os.environ.get("LOCAL_RANK", 0) or 0) + int(os.environ.get("NODE_RANK", 0) or 0)
+# this process's global rank (Lightning's reading of RANK, LOCAL_RANK or SLURM_PROCID)
+RANK = _get_rank() or 0
 
 
 @dataclass
@@ -71,6 +73,9 @@ def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -
     """The job: build, open, fit, test, record; every outcome leaves a record."""
     signals = watch()
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
+    if signals.received:  # a sweep told to stop: its remaining jobs do not start
+        raise JobProblem("interrupted", f"not started: stopped by {signals.received}",
+                         EXIT_INTERRUPTED)
     try:
         state.settings = schema.settings(cfg)
         done = open_dir(state)
@@ -117,7 +122,9 @@ def open_dir(state: Run) -> JobResult | None:
         print(f"skipping {hydra_dir}: results.json says completed")
         return JobResult("completed", value, "already completed")
     resume = s.resume == "auto" or rundir.requeued()
-    state.run_dir = Path(os.environ.get("CNNLAB_RUN_DIR") or "") if RANK else \
+    # DDP's other ranks: the dir rank 0 chose (Lightning's launcher passes its environment
+    # on), or under SLURM, where each task is its own job step, the job's own dir
+    state.run_dir = Path(os.environ.get("CNNLAB_RUN_DIR") or hydra_dir) if RANK else \
         rundir.choose(hydra_dir, state.overrides, resume, s.ckpt_path is not None)
     if state.run_dir != hydra_dir:
         print(f"resume=auto: continuing the unfinished run {state.run_dir}")

@@ -55,10 +55,11 @@ class StopSignals:
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         if self._done:
             return
+        again = self.received is not None  # a second signal: the first is being handled
         self.received = self.received or signal.Signals(signum).name + (
             " at the SLURM time limit" if self.time_limit_near else "")
-        if signal.getsignal(signal.SIGTERM) == self._on_term:  # no Lightning loop is watching
-            raise Interrupted(f"stopped by {self.received}")
+        if not again and signal.getsignal(signal.SIGTERM) == self._on_term:
+            raise Interrupted(f"stopped by {self.received}")  # no Lightning loop is watching
 
     def _on_usr2(self, signum: int, frame: FrameType | None) -> None:
         self.time_limit_near = True  # train on: SLURM's SIGTERM at the limit stops the run

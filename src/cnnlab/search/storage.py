@@ -175,7 +175,20 @@ def make_pruner(spec: dict[str, Any] | None) -> Any:
     import optuna
     from hydra.utils import instantiate
 
-    return instantiate(spec) if spec else optuna.pruners.NopPruner()
+    from cnnlab.config.targets import targets
+    from cnnlab.errors import ConfigError
+
+    # the spec comes back from the study's storage, which other processes (or people) write:
+    # nothing but Optuna's pruners may be built from it
+    for key, target in targets(spec or {}):
+        if not (isinstance(target, str) and target.startswith("optuna.pruners.")
+                and "__" not in target):
+            raise ConfigError(f"hydra.sweeper.pruner.{key}", target,
+                              "an Optuna pruner (optuna.pruners.*)")
+    pruner = instantiate(spec) if spec else optuna.pruners.NopPruner()
+    if not isinstance(pruner, optuna.pruners.BasePruner):
+        raise ConfigError("hydra.sweeper.pruner", spec, "an Optuna pruner (optuna.pruners.*)")
+    return pruner
 
 
 def register_in_process(owner: str, study: Any) -> None:

@@ -75,6 +75,8 @@ class FeatureDataModule(L.LightningDataModule):
         self.net.eval()
         with torch.no_grad(), headless(self.net):
             for split in ("train", "val"):
+                if split not in self.images.splits:  # data.validation=false: no val split
+                    continue
                 images, labels = self.images.splits[split]
                 chunks = [self.net(self.images.prepare_batch(
                     images[i:i + self.chunk].to(device), 0, training=False))
@@ -88,7 +90,7 @@ class FeatureDataModule(L.LightningDataModule):
         return loader_for(self, *self.splits["train"], train=True)
 
     def val_dataloader(self):
-        return loader_for(self, *self.splits["val"], train=False)
+        return loader_for(self, *self.splits["val"], train=False) if "val" in self.splits else []
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return move_batch(batch, device)

@@ -34,7 +34,8 @@ NEVER = ("PartitionConfig", "ReqNodeNotAvail", "PartitionNodeLimit", "PartitionT
          "InvalidQOS", "DependencyNeverSatisfied", "QOSMaxCpuPerJobLimit",
          "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob", "QOSMaxNodePerJobLimit",
          "QOSMaxWallDurationPerJobLimit", "AssocMaxCpuPerJobLimit",
-         "AssocMaxWallDurationPerJobLimit", "AssocMaxNodesPerJobLimit")
+         "AssocMaxWallDurationPerJobLimit", "AssocMaxNodesPerJobLimit", "JobHeldAdmin",
+         "launch failed requeued held")
 # SLURM job states → the job's status in the sweep summary
 ENDED = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "PREEMPTED": "interrupted",
          "NODE_FAIL": "failed", "OUT_OF_MEMORY": "failed", "FAILED": "failed",
@@ -149,7 +150,8 @@ def _outcome(job: Any, overrides: Sequence[str]) -> JobReturn:
     state = _final_state(job)
     if _status(state) in ("cancelled", "timeout"):  # it recorded its stop; SLURM says why
         return _problem(overrides, _status(state), f"SLURM job {job.job_id} ended {state}; "
-                        "relaunch the same command with resume=auto to finish it")
+                        "relaunch the same command with hydra.sweep.dir=<this sweep dir> "
+                        "resume=auto to finish it")
     return result
 
 
