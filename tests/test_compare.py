@@ -149,7 +149,8 @@ def test_overfitting_gap_and_gradient_norm_ratio_by_hand(tmp_path):
 
 def test_gradient_norms_per_layer_from_the_last_epoch_that_sampled_them(tmp_path):
     # last sampled epoch: seed 1 conv1 0.1, frozen 0, fc 0.4; seed 2 conv1 0.3, frozen 0,
-    # fc 0.4 -> means conv1 0.2, fc 0.4: first/last 0.5 (the frozen layer has no gradient)
+    # fc 0.4 -> geometric means conv1 sqrt(0.03), fc 0.4: first/last 0.4330 (the frozen
+    # layer has no gradient); conv1's geometric std exp(ln 3 / sqrt 2)
     def rows(conv1):
         return [{"epoch": 0, "grad_norm/conv1": 9.0, "grad_norm/frozen": 0.0,
                  "grad_norm/fc": 9.0},
@@ -161,13 +162,34 @@ def test_gradient_norms_per_layer_from_the_last_epoch_that_sampled_them(tmp_path
                  rows=rows(conv1))
     (arm,) = summarize(group_arms(load_runs([tmp_path])))
     assert list(arm.grad_norms) == ["conv1", "frozen", "fc"]  # network order
-    assert arm.grad_norms["conv1"] == pytest.approx((0.2, 0.1414214), abs=1e-6)
-    assert arm.grad_ratio == pytest.approx(0.5)
+    assert arm.grad_norms["conv1"] == pytest.approx((0.1732051, 2.1746), rel=1e-4)
+    assert arm.grad_norms["fc"] == pytest.approx((0.4, 1.0))
+    assert arm.grad_ratio == pytest.approx(0.4330127)
     assert main([str(tmp_path)]) == 0
     assert (tmp_path / PLOTS["grad"]).stat().st_size > 1000
     row = json.loads((tmp_path / "comparison.json").read_text())[0]
-    assert row["grad_ratio_first_last"] == pytest.approx(0.5)
+    assert row["grad_ratio_first_last"] == pytest.approx(0.4330127)
+    assert row["grad_norms"]["fc"] == {"geometric_mean": pytest.approx(0.4), "geometric_std": 1.0}
     assert "grad first/last" in (tmp_path / "comparison.md").read_text()
+
+
+def test_a_gradient_that_vanished_in_some_seeds_shows_in_the_arm_ratio(tmp_path):
+    # the activation study's sigmoid arm: four seeds stall (first layer 1e-14 of the
+    # head's), one trains (1e-2 of it). An arithmetic mean would report ~2e-3, the one
+    # seed that trained; the geometric mean reports what happened in most seeds.
+    for seed, first in ((1, 1e-14), (2, 1e-14), (3, 1e-14), (4, 1e-14), (5, 1e-2)):
+        fake_run(tmp_path, f"s{seed}", ["model.net.activation=sigmoid", f"seed={seed}"], 0.5,
+                 rows=[{"epoch": 0, "grad_norm/conv1": first, "grad_norm/fc": 1.0}])
+    (arm,) = summarize(group_arms(load_runs([tmp_path])))
+    assert arm.grad_ratio == pytest.approx(10 ** (-(4 * 14 + 2) / 5), rel=1e-6)  # 10^-11.6
+    assert main([str(tmp_path)]) == 0
+    assert (tmp_path / PLOTS["grad"]).stat().st_size > 1000
+
+
+def test_geometric_statistics():
+    assert stats.geometric([1e-2, 1e-4]) == pytest.approx((1e-3, 10 ** (2 / 2 ** 0.5)))
+    assert stats.geometric([0.5]) == (pytest.approx(0.5), 1.0)
+    assert stats.geometric([0.0, 0.3]) == (0.0, 1.0)  # a zero norm: the layer did not train
 
 
 def test_layers_of_arms_with_other_nets_share_one_axis_in_network_order():

@@ -88,6 +88,7 @@ class ArmSummary:
     fit_time_s: float | None
     gap: float | None = None
     gap_std: float | None = None
+    # per layer: geometric mean over seeds and geometric std (a factor): norms span decades
     grad_norms: dict[str, tuple[float, float]] = field(default_factory=dict)
     diff: float | None = None
     ci_low: float | None = None
@@ -98,7 +99,8 @@ class ArmSummary:
 
     @property
     def grad_ratio(self) -> float | None:
-        """First / last gradient norm over the layers that train (frozen ones have none)."""
+        """First / last gradient norm over the layers that train (frozen ones have none);
+        of geometric means over seeds, i.e. the geometric mean of the seeds' ratios."""
         live = [mean for mean, _ in self.grad_norms.values() if mean > 0]
         return live[0] / live[-1] if len(live) >= 2 else None
 
@@ -201,12 +203,14 @@ def _summary(label: str, runs: list[Run], metric: str) -> ArmSummary:
 
 
 def _layer_stats(runs: list[Run]) -> dict[str, tuple[float, float]]:
-    """Mean and std over seeds of each layer's last-epoch gradient norm, network order."""
+    """Geometric mean and std over seeds of each layer's last-epoch gradient norm, in
+    network order: a seed whose gradient vanished (1e-14) and one that trained (1e-2)
+    average to 1e-8, not to half the second."""
     per_layer: dict[str, list[float]] = {}
     for run in runs:
         for layer, value in run.grad_norms.items():
             per_layer.setdefault(layer, []).append(value)
-    return {k: (statistics.fmean(v), stats.std(v)) for k, v in per_layer.items()}
+    return {k: stats.geometric(v) for k, v in per_layer.items()}
 
 
 def summarize(arms: dict[str, list[Run]], reference: str | None = None,
@@ -331,7 +335,7 @@ def write_markdown(summaries: list[ArmSummary], path: Path, title: str, metric: 
              "large means overfitting).", ""]
     if GRAD_COLUMN in cols:
         lines += ["grad first/last: the first layer's gradient norm over the last's in the "
-                  "last epoch that sampled them (layers that train; mean over seeds); well "
+                  "last epoch that sampled them (layers that train; geometric mean over seeds); well "
                   "below 1, the gradients vanish on their way down.", ""]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_row(s, cols)) + " |" for s in summaries]
@@ -359,7 +363,8 @@ def write_json(summaries: list[ArmSummary], path: Path, study: Path | None = Non
           "std": s.std, "test_loss": s.test_loss, "diff": s.diff, "ci": [s.ci_low, s.ci_high],
           "paired": s.paired, "reference": s.is_reference,
           "gap_train_test": s.gap, "gap_std": s.gap_std,
-          "grad_norms": {k: {"mean": m, "std": sd} for k, (m, sd) in s.grad_norms.items()},
+          "grad_norms": {k: {"geometric_mean": m, "geometric_std": f}
+                         for k, (m, f) in s.grad_norms.items()},
           "grad_ratio_first_last": s.grad_ratio,
           "not_completed": [_where(r.path, study or path.parent) for r in s.problems]}
          for s in summaries], indent=2) + "\n")
@@ -395,13 +400,16 @@ def comparison_figures(summaries: list[ArmSummary], metric: str) -> dict[str, An
     with_grads = [s for s in summaries if s.grad_norms]
     if with_grads:
         layers = merged_order([list(s.grad_norms) for s in with_grads])
-        bands = [plots.Band(f"{s.display or s.label} (first/last {_fmt(s.grad_ratio, '.3g')})",
-                            list(range(len(layers))),
-                            [s.grad_norms.get(k, (None, None))[0] for k in layers],
-                            [s.grad_norms.get(k, (None, None))[1] for k in layers])
-                 for s in with_grads]
+        bands = []
+        for s in with_grads:
+            g = [s.grad_norms.get(k, (None, None)) for k in layers]
+            bands.append(plots.Band(
+                f"{s.display or s.label} (first/last {_fmt(s.grad_ratio, '.3g')})",
+                list(range(len(layers))), [m for m, _ in g],
+                bounds=[(m / f, m * f) if m is not None else None for m, f in g]))
         figs["grad"] = plots.layer_norms(
-            layers, bands, "gradient norm per layer, last sampled epoch (mean ± std over seeds)")
+            layers, bands, "gradient norm per layer, last sampled epoch "
+            "(geometric mean ×/÷ geometric std over seeds)")
     return figs
 
 

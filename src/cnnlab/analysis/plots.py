@@ -46,12 +46,14 @@ REFERENCE_COLOR, ARM_COLOR = "#555555", "#3a78c2"
 
 @dataclass
 class Band:
-    """A curve with its spread: y[i] ± spread[i] at x[i] (None: no value there)."""
+    """A curve with its spread at x[i]: y[i] ± spread[i], or explicit (low, high) bounds
+    (None: no value there)."""
 
     label: str
     x: Sequence
     y: Sequence[float | None]
     spread: Sequence[float | None] = field(default_factory=list)
+    bounds: Sequence[tuple[float, float] | None] = field(default_factory=list)
 
 
 def arm_colors(n: int) -> list:
@@ -129,16 +131,18 @@ def layer_norms(layers: Sequence[str], bands: Sequence[Band], title: str):
 
 
 def _draw_band(ax, band: Band, color) -> None:
-    pts = [(x, y, s) for x, y, s in zip(band.x, band.y, list(band.spread) + [None] * len(band.y))
+    pad = [None] * len(band.y)
+    bounds = [b if b is not None else (y - (s or 0), y + (s or 0)) if y is not None else None
+              for y, s, b in zip(band.y, list(band.spread) + pad, list(band.bounds) + pad)]
+    pts = [(x, y, b) for x, y, b in zip(band.x, band.y, bounds)
            if y is not None and math.isfinite(y) and (ax.get_yscale() != "log" or y > 0)]
     if not pts:
         return
-    xs, ys, ss = zip(*pts)
+    xs, ys, bs = zip(*pts)
     ax.plot(xs, ys, marker="o", markersize=3, color=color, label=band.label)
-    if any(s for s in ss):
-        lo = [y - (s or 0) for y, s in zip(ys, ss)]
-        hi = [y + (s or 0) for y, s in zip(ys, ss)]
-        if ax.get_yscale() == "log":  # a band reaching zero would fill the whole axis
+    if any(hi > lo for lo, hi in bs):
+        lo, hi = [b[0] for b in bs], [b[1] for b in bs]
+        if ax.get_yscale() == "log" and not band.bounds:  # y - std <= 0 would fill the axis
             lo = [max(v, y / 20) for v, y in zip(lo, ys)]
         ax.fill_between(xs, lo, hi, color=color, alpha=0.18, linewidth=0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -11,6 +12,16 @@ from scipy import stats
 def std(xs: Sequence[float]) -> float:
     """Sample standard deviation (ddof=1); 0 for a single value."""
     return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def geometric(xs: Sequence[float]) -> tuple[float, float]:
+    """Geometric mean and geometric standard deviation (a factor >= 1) of positive values,
+    for quantities that span orders of magnitude; (0, 1) when any value is 0.
+    By hand: scipy's gmean/gstd warn or fail on a zero."""
+    if any(x <= 0 for x in xs):
+        return 0.0, 1.0
+    logs = [math.log(x) for x in xs]
+    return math.exp(statistics.fmean(logs)), math.exp(std(logs))
 
 
 def paired_interval(diffs: Sequence[float], level: float = 0.95):
