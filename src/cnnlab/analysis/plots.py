@@ -130,11 +130,17 @@ def layer_norms(layers: Sequence[str], bands: Sequence[Band], title: str):
     return fig
 
 
-def _draw_band(ax, band: Band, color) -> None:
+def _bounds(band: Band) -> list[tuple[float, float]]:
+    """(low, high) at each point: the band's own bounds, else y ± spread (none: y, y)."""
     pad = [None] * len(band.y)
-    bounds = [b if b is not None else (y - (s or 0), y + (s or 0)) if y is not None else None
-              for y, s, b in zip(band.y, list(band.spread) + pad, list(band.bounds) + pad)]
-    pts = [(x, y, b) for x, y, b in zip(band.x, band.y, bounds)
+    if band.bounds:
+        return [b or (y, y) for y, b in zip(band.y, list(band.bounds) + pad)]
+    return [(y - (s or 0), y + (s or 0)) if y is not None else (y, y)
+            for y, s in zip(band.y, list(band.spread) + pad)]
+
+
+def _draw_band(ax, band: Band, color) -> None:
+    pts = [(x, y, b) for x, y, b in zip(band.x, band.y, _bounds(band))
            if y is not None and math.isfinite(y) and (ax.get_yscale() != "log" or y > 0)]
     if not pts:
         return
