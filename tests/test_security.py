@@ -57,13 +57,26 @@ def test_trust_is_the_users_own_opt_out(tmp_path, cli_env):
     assert marker.exists()       # ...but with --trust it was built, as the flag says
 
 
-@pytest.fixture
-def honest_run(cli_env, tmp_path):
-    run = tmp_path / "logs" / "honest"
-    proc = cnnlab([*FAST, "logger=none", "tags=[/some/path,b]", f"hydra.run.dir={run}"],
-                  cli_env)
+@pytest.fixture(scope="module")
+def honest_template(tiny_data, tmp_path_factory):
+    """One honest run, trained once for the module; each test gets its own copy."""
+    import os
+
+    home = tmp_path_factory.mktemp("honest")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")},
+           "CNNLAB_DATA_DIR": str(tiny_data), "CNNLAB_LOG_DIR": str(home / "logs"),
+           "WANDB_MODE": "offline", "WANDB_DIR": str(home), "HYDRA_FULL_ERROR": "0"}
+    run = home / "logs" / "honest"
+    proc = cnnlab([*FAST, "logger=none", "tags=[/some/path,b]", f"hydra.run.dir={run}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return run
+
+
+@pytest.fixture
+def honest_run(honest_template, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(honest_template, tmp_path / "logs" / "honest", symlinks=True))
 
 
 CRAFTED_OVERRIDES = {
@@ -117,3 +130,126 @@ def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
     assert proc.returncode == 2
     assert "logger.wandb.id='../../../escaped' is invalid" in proc.stderr
     assert results(honest_run)["status"] == "completed"  # its record is untouched
+
+
+# --- a file's text is data: no resolver runs, names and folders stay in the run ---------
+
+def _builds_marker(m: Path) -> str:
+    """The interpolation of issue 23: OmegaConf's oc.create builds a call when read."""
+    return ("${oc.create:{_target_: pathlib.Path.write_text, _args_: [{_target_: "
+            f"pathlib.Path, _args_: ['{m}']}}, 'import os']}}}}")
+
+
+RESOLVERS = {
+    "oc.create, the loud one": _builds_marker,
+    "oc.create, the quiet one (resolves to 0)": lambda m: (
+        "${oc.select:x,${oc.create:{_target_: pathlib.Path.touch, self: '" + str(m) + "'}}}"),
+    "a resolver named by a reference": lambda m: "${${name}:{_target_: pathlib.Path.touch}}",
+    "the environment": lambda m: "${oc.env:HOME}",
+}
+
+
+@pytest.mark.parametrize("kind", list(RESOLVERS))
+@pytest.mark.parametrize("tool", ["cnnlab-eval", "cnnlab-show"])
+def test_a_checkpoint_config_that_calls_a_resolver_is_refused(kind, tool, tmp_path, cli_env):
+    marker = tmp_path / "marker.pth"
+    ckpt = crafted_checkpoint(tmp_path, {"_target_": "cnnlab.nets.MyCNN",
+                                         "dropout": RESOLVERS[kind](marker)})
+    proc = cnnlab([str(ckpt)], cli_env, tool=tool, timeout=120)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"{tool}:")]
+    assert len(line) == 1 and "model.net.dropout" in line[0] and "resolver" in line[0]
+    assert "Traceback" not in proc.stderr and not marker.exists()
+    assert not (tmp_path / "show").exists()  # cnnlab-show made nothing either
+
+
+def test_a_reference_to_the_configs_own_keys_is_still_data(tmp_path, cli_env):
+    """${a.b} is how configs share a value (num_classes: ${data.num_classes}): allowed,
+    and the tree checked is the resolved one."""
+    from cnnlab.config.targets import check_data
+
+    resolved = check_data({"a": {"b": 3}, "c": "${a.b}", "d": "x${a.b}"}, "a test file")
+    assert resolved == {"a": {"b": 3}, "c": 3, "d": "x3"}
+
+
+def test_a_stored_pruner_that_calls_a_resolver_is_never_built(tmp_path):
+    from cnnlab.errors import ConfigError
+    from cnnlab.search.storage import make_pruner
+
+    marker = tmp_path / "marker.pth"
+    spec = {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": _builds_marker(marker)}
+    with pytest.raises(ConfigError, match="resolver"):
+        make_pruner(spec)
+    assert not marker.exists()
+    assert make_pruner({"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 3})
+
+
+CRAFTED_WRITES = {
+    "a resolver in a value": lambda m: ["model.net.dropout=" + _builds_marker(m)],
+    "a checkpoint name that climbs": lambda m: [
+        f"callbacks.model_checkpoint.filename=../../{m}"],
+    "a logger name that climbs": lambda m: ["logger=csv", f"logger.csv.name=../../{m}"],
+    "a name that is a reference to a path": lambda m: [
+        "callbacks.model_checkpoint.filename=${data.root}"],
+    "a new callback writing elsewhere": lambda m: [
+        "+callbacks.extra={_target_:lightning.pytorch.callbacks.ModelCheckpoint,"
+        f"dirpath:{m}}}"],
+    "a config group outside conf/": lambda m: [f"experiment=../../{m}"],
+}
+
+
+@pytest.mark.parametrize("kind", list(CRAFTED_WRITES))
+def test_cnnlab_rerun_keeps_a_saved_run_inside_its_dir(kind, honest_run, tmp_path, cli_env):
+    marker = tmp_path / "escaped" / "marker"
+    saved = honest_run / ".hydra" / "overrides.yaml"
+    before = saved.read_text()
+    saved.write_text(before + "".join(f"- {json.dumps(o)}\n" for o in CRAFTED_WRITES[kind](marker)))
+    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
+                  tool="cnnlab-rerun", timeout=120)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
+    assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "rerun").exists()
+
+
+def test_a_huge_overrides_file_is_one_line_not_a_hang(honest_run, tmp_path, cli_env):
+    saved = honest_run / ".hydra" / "overrides.yaml"
+    saved.write_text(saved.read_text() + "- tags=[" + "a," * (1 << 20) + "a]\n")  # 2 MiB
+    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
+                  tool="cnnlab-rerun", timeout=60)
+    assert proc.returncode == 2 and "MiB" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_record_symlinked_out_of_the_run_is_not_read(honest_run, tmp_path, cli_env):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"status": "completed", "metrics": {"password": 1234}}')
+    (honest_run / "results.json").unlink()
+    (honest_run / "results.json").symlink_to(secret)
+    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
+                  tool="cnnlab-rerun", timeout=60)
+    assert proc.returncode == 2 and "outside" in proc.stderr
+    assert "1234" not in proc.stdout + proc.stderr and not (tmp_path / "rerun").exists()
+
+
+def test_cnnlab_show_does_not_write_through_a_planted_symlink(tmp_path, cli_env):
+    from cnnlab.nets import MyCNN  # noqa: F401  (the crafted checkpoint is an honest MyCNN)
+
+    ckpt = crafted_checkpoint(tmp_path, {"_target_": "cnnlab.nets.MyCNN"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "show").symlink_to(elsewhere)
+    proc = cnnlab([str(ckpt)], cli_env, tool="cnnlab-show", timeout=120)
+    assert proc.returncode == 2 and "symlink" in proc.stderr, proc.stderr[-2000:]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_file_written_over_a_planted_symlink_replaces_the_link(tmp_path):
+    from cnnlab.files import write_bytes
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (tmp_path / "comparison.md").symlink_to(victim)
+    write_bytes(tmp_path / "comparison.md", "table")
+    assert victim.read_text() == "keep me"
+    assert (tmp_path / "comparison.md").read_text() == "table"
+    assert not (tmp_path / "comparison.md").is_symlink()

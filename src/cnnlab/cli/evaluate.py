@@ -37,9 +37,10 @@ def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
             or not {"data", "model"} <= set(meta["config"]):
         raise BadInput(f"checkpoint {ckpt_path} was not written by cnnlab-train "
                        "(it carries no run config)")
-    cfg = OmegaConf.create(meta["config"])
-    if not trust:
-        targets.check(cfg, f"the config inside checkpoint {ckpt_path}")
+    cfg = meta["config"]
+    if not trust:  # what is built is the tree that was checked, resolved as data
+        cfg = targets.check_data(cfg, f"the config inside checkpoint {ckpt_path}")
+    cfg = OmegaConf.create(cfg)
     if data_root:
         cfg.data.root = data_root
     else:

@@ -19,8 +19,9 @@ from cnnlab.config import targets
 from cnnlab.config.overrides import merged, without
 from cnnlab.console import error, out
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
-from cnnlab.run.results import read_results
-from cnnlab.run.rundir import saved_overrides
+from cnnlab.files import read_text, write_bytes
+from cnnlab.run.results import load_results, read_results
+from cnnlab.run.rundir import load_overrides
 
 NOT_RECORDED = "not recorded by the original"  # a field newer code writes; not a difference
 
@@ -129,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides = without(merged(merged(saved, pinned_overrides(
             resolved, old.get("provenance") or {})), args.overrides),
             ("resume", "ckpt_path", "search"))
+        out_dir = (args.out or run_dir.parent /
+                   f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
         if not args.trust:
-            check_saved(saved, overrides, run_dir)
+            check_saved(saved, overrides, run_dir, out_dir)
     except (ConfigError, BadInput) as err:
         error(str(err), "cnnlab-rerun")
         return EXIT_BAD_INPUT
-    out_dir = (args.out or run_dir.parent /
-               f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
     out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
                             " ".join(overrides)))
     proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *overrides,
@@ -149,23 +150,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], list[str], Any]:
-    """A run dir's record, saved overrides and saved config (or BadInput saying why not)."""
-    old, saved = read_results(run_dir), saved_overrides(run_dir)
-    if not isinstance(old, dict) or saved is None:
+    """A run dir's record, saved overrides and saved config (or BadInput saying why not),
+    each read as bounded data from inside the run dir."""
+    if not (run_dir / ".hydra" / "overrides.yaml").exists() \
+            or not (run_dir / "results.json").exists():
         raise BadInput(f"{run_dir} is not a cnnlab run dir (needs .hydra/overrides.yaml and "
                        "results.json)")
+    old, saved = load_results(run_dir, root=run_dir), load_overrides(run_dir, root=run_dir)
     config = run_dir / "config.yaml"
+    if not config.exists():
+        return old, saved, None
+    text = read_text(config, "config", root=run_dir)
     try:
-        resolved = OmegaConf.load(config) if config.exists() else None
+        return old, saved, OmegaConf.create(text)
     except Exception as err:  # noqa: BLE001 - a malformed file is the file's problem
         raise BadInput(f"{config} is not a readable config: {str(err).splitlines()[0]}") from None
-    return old, saved, resolved
 
 
-def check_saved(saved: list[str], overrides: list[str], run_dir: Path) -> None:
-    """A run dir's overrides may not choose where the rerun writes, and the config they
-    compose may only build cnnlab's kind of objects (the rerun itself is not started)."""
+def check_saved(saved: list[str], overrides: list[str], run_dir: Path, out_dir: Path) -> None:
+    """A run dir's overrides may not choose where the rerun writes, call a resolver, or
+    compose a config that builds anything but cnnlab's kind of objects or writes outside
+    the rerun's dir and cnnlab's log folder, checked once resolved as the rerun would
+    resolve it (the rerun itself is not started)."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
 
     from cnnlab.cli.train import CONF_DIR
 
@@ -173,11 +181,24 @@ def check_saved(saved: list[str], overrides: list[str], run_dir: Path) -> None:
     targets.check_overrides(saved, source)
     try:
         with initialize_config_dir(CONF_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=overrides)
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
     except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides
         raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
                           f"{source} do not compose: {str(err).splitlines()[0]}") from None
-    targets.check(cfg, source)
+    # hydra.* is cnnlab's own (a file may not set it); the job's config is checked as
+    # composed, then as resolved the way the rerun's job resolves it
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    targets.check(job, source)
+    cfg.hydra.runtime.output_dir = str(out_dir)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        resolved = OmegaConf.to_container(job, resolve=True)
+    except Exception as err:  # noqa: BLE001 - a reference the saved overrides break
+        raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
+                          f"{source} do not resolve: {str(err).splitlines()[0]}") from None
+    targets.check(resolved, source)
+    log_dir = Path(str(resolved["paths"]["log_dir"]))
+    targets.check_writes(resolved, [out_dir, log_dir], source)
 
 
 def report(run_dir: Path, out_dir: Path, old: dict[str, Any], new: dict[str, Any],
@@ -199,7 +220,7 @@ def report(run_dir: Path, out_dir: Path, old: dict[str, Any], new: dict[str, Any
                "identical": all(r[3] == "identical" for r in compared),
                "differences": [{"metric": k, "original": a, "rerun": b, "verdict": v}
                                for k, a, b, v, _ in rows if v != "identical"]}
-    (out_dir / "rerun.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_bytes(out_dir / "rerun.json", json.dumps(summary, indent=2) + "\n")
     if bad:
         out.print(Text(f"{len(bad)} of {len(rows)} metrics differ beyond tolerance "
                        f"{tolerance}", style="bold red"))

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from cnnlab.files import output_dir, write_figure  # noqa: E402
 from cnnlab.nets.layers import FixedFilter2d  # noqa: E402
 
 MAX_CHANNELS = 16  # feature-map columns per picture: more would be too small to read
@@ -102,7 +103,7 @@ def plot_filters(weight: torch.Tensor, path: Path, title: str) -> None:
     fig.suptitle(title, fontsize=10)
     bar = fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02)
     bar.set_label("weight / largest |weight| of its filter", fontsize=8)
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path)
     plt.close(fig)
 
 
@@ -136,7 +137,7 @@ def plot_maps(digits: torch.Tensor, maps: torch.Tensor, rows: list[str], path: P
     fig.suptitle(f"{title}\n{shown} {n_ch} channels, {maps.shape[2]}×{maps.shape[3]}; "
                  "red > 0 > blue, one scale per column", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path)
     plt.close(fig)
 
 
@@ -154,7 +155,7 @@ def plot_fixed(before: torch.Tensor, after: torch.Tensor, rows: list[str], path:
         axes[r, 0].set_ylabel(label, fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path)
     plt.close(fig)
 
 
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, datamodule, _ = build_from_checkpoint(args.checkpoint, root, args.dataset,
                                                      trust=args.trust)
+        out_dir = output_dir(Path(args.out) if args.out
+                             else default_out_dir(Path(args.checkpoint)), "the output folder")
         datamodule.ensure_files()
         datamodule.setup("test")
     except (FileNotFoundError, ValueError) as e:  # ValueError: BadInput, ConfigError
@@ -245,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     idx = pick_digits(labels, args.digits)
     raw = images[idx]
     x = datamodule.prepare_batch(raw, seed=0, training=False)  # a float copy
-    out_dir = Path(args.out) if args.out else default_out_dir(Path(args.checkpoint))
     written = show(model.net, x, raw, labels[idx].tolist(), out_dir)
     for path in written:
         print(path)

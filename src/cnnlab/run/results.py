@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cnnlab.errors import BadInput
+from cnnlab.files import read_text
+
 RESULTS = "results.json"
 STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "skipped")
 # the metrics results.json records for every run (a sweeper optimizes one of them)
@@ -27,11 +30,26 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def read_results(run_dir: Path) -> dict[str, Any] | None:
+def load_results(run_dir: Path, root: Path | None = None) -> dict[str, Any]:
+    """A run's results.json (bounded, inside ``root`` when given), or BadInput in one line
+    saying why not, naming the file and never quoting it."""
     path = Path(run_dir) / RESULTS
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(read_text(path, "record", root))
+    except FileNotFoundError:
+        raise BadInput(f"{path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise BadInput(f"{path} is not JSON (line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} is not a cnnlab record (a JSON object)")
+    return data
+
+
+def read_results(run_dir: Path, root: Path | None = None) -> dict[str, Any] | None:
+    """A run's results.json, or None when it is missing or unreadable."""
+    try:
+        return load_results(run_dir, root)
+    except (OSError, BadInput):
         return None
 
 

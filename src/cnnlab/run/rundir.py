@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+import yaml
 
 from cnnlab.config.overrides import without
+from cnnlab.errors import BadInput
+from cnnlab.files import read_text
 from cnnlab.run.results import read_results
 
 LOCK = "run.lock"
@@ -146,13 +148,27 @@ def last_ckpt(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.ckpt"
 
 
-def saved_overrides(run_dir: Path) -> list[str] | None:
+def load_overrides(run_dir: Path, root: Path | None = None) -> list[str]:
+    """A run dir's saved Hydra overrides (bounded, inside ``root`` when given), or
+    BadInput in one line saying why not."""
+    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    try:  # plain YAML: nothing in the text is interpolated or resolved here
+        saved = yaml.safe_load(read_text(path, "overrides", root))
+    except FileNotFoundError:
+        raise BadInput(f"{path} does not exist") from None
+    except yaml.YAMLError:
+        raise BadInput(f"{path} is not a YAML list of overrides") from None
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
+        raise BadInput(f"{path} is not a YAML list of overrides")
+    return saved
+
+
+def saved_overrides(run_dir: Path, root: Path | None = None) -> list[str] | None:
     """A run dir's saved Hydra overrides (None when missing or not a list of them)."""
     try:
-        saved = OmegaConf.load(Path(run_dir) / ".hydra" / "overrides.yaml")
-    except Exception:  # noqa: BLE001 - missing or malformed: not a run dir we can read
+        return load_overrides(run_dir, root)
+    except (OSError, BadInput):
         return None
-    return [str(o) for o in saved] if OmegaConf.is_list(saved) else None
 
 
 def find_resumable(run_dir: Path, overrides: list[str]) -> Path | None:

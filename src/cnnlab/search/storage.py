@@ -175,11 +175,12 @@ def make_pruner(spec: dict[str, Any] | None) -> Any:
     import optuna
     from hydra.utils import instantiate
 
-    from cnnlab.config.targets import targets
+    from cnnlab.config.targets import as_data, targets
     from cnnlab.errors import ConfigError
 
     # the spec comes back from the study's storage, which other processes (or people) write:
-    # nothing but Optuna's pruners may be built from it
+    # it is resolved as data (no resolver runs), and nothing but Optuna's pruners is built
+    spec = as_data(spec, "the pruner stored with the study") if spec else spec
     for key, target in targets(spec or {}):
         if not (isinstance(target, str) and target.startswith("optuna.pruners.")
                 and "__" not in target):
