@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -97,3 +99,15 @@ def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):
     (d,) = run_dirs(tmp_path / "logs")
     res = results(d)
     assert res["metrics"]["test/acc"] >= 0.98, res["metrics"]
+
+
+def test_a_slurm_sweep_without_sbatch_says_so_in_one_line(cli_env, tmp_path):
+    import sys
+
+    env = {**cli_env, "PATH": str(Path(sys.executable).parent)}  # no SLURM client on PATH
+    proc = cnnlab(["-m", "hydra/launcher=slurm", "seed=1", *FAST, "logger=none",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}"], env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
+    assert len(line) == 1 and "sbatch" in line[0] and "hydra/launcher" in line[0]
+    assert "Traceback" not in proc.stderr and not list(tmp_path.glob("sweep/*/results.json"))

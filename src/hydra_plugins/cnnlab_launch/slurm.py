@@ -10,6 +10,7 @@ reported with that reason.
 
 
 import logging
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -84,6 +85,10 @@ class CnnlabSlurmLauncher(SlurmLauncher):
 
     def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         assert self.config is not None
+        if shutil.which("sbatch") is None:  # submitit would fail deep in a subprocess call
+            raise ConfigError("hydra/launcher", "slurm", "a machine where SLURM's sbatch is "
+                              "on PATH (a cluster's login node); here run the sweep with "
+                              "hydra/launcher=basic or local_parallel")
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         args = []
