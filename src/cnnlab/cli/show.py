@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, datamodule, _ = build_from_checkpoint(args.checkpoint, root, args.dataset,
                                                      trust=args.trust)
-        datamodule.ensure_files()
+        datamodule.check_files()
         datamodule.setup("test")
     except (FileNotFoundError, ValueError) as e:  # ValueError: BadInput, ConfigError
         error(str(e).strip().splitlines()[0], "cnnlab-show")
