@@ -95,3 +95,26 @@ def test_keys_that_do_not_fit_together_are_one_line(case, tmp_path, tiny_data, m
             assert not (d / "checkpoints").exists()
     now = snapshot(logs)
     assert {k: now[k] for k in before} == before
+
+
+@pytest.mark.parametrize("space, says", [
+    ("model.net.dropout=interval(0.5,1.5)",
+     "model.net.dropout='interval(0.5,1.5)' is invalid: its end model.net.dropout=1.5 is "
+     "refused: a probability in [0, 1)"),
+    ("data.batch_size=range(0,64,16)",
+     "data.batch_size='range(0,64,16)' is invalid: its end data.batch_size=0 is refused"),
+])
+def test_a_search_range_its_object_refuses_is_refused_before_any_trial(
+        space, says, tmp_path, tiny_data, monkeypatch, capsys):
+    import time
+
+    sweep = tmp_path / "sweep"
+    t0 = time.monotonic()
+    code, out, err = train_inprocess(
+        ["-m", "hparams_search=optuna", *FAST, "logger=none", "hydra/sweeper/pruner=none",
+         "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}", space], monkeypatch, capsys,
+        tiny_data, tmp_path / "logs")
+    assert code == 2, err[-3000:]
+    assert_one_line(err, "cnnlab", says)
+    assert not list(sweep.glob("trial_*"))  # no trial ran
+    assert time.monotonic() - t0 < 60
