@@ -77,7 +77,11 @@ def check_finite(cfg: DictConfig) -> None:
         elif isinstance(node, float) and not math.isfinite(node):
             raise ConfigError(key, node, "a finite number (not nan or inf)")
 
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    try:
+        values = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - an unresolvable value: the object taking it names it
+        return
+    walk(values, "")
 
 
 def check_scheduler_interval(cfg: DictConfig) -> None:
