@@ -10,10 +10,14 @@ import numpy as np
 from cnnlab.data.idx import IDX_FILES
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+# IDX type codes (the third magic byte) and the big-endian dtype each stores
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def write_idx(path: Path, array: np.ndarray, type_code: int = 0x08) -> None:
+    header = struct.pack(">BBBB", 0, 0, type_code, array.ndim)
     header += b"".join(struct.pack(">I", d) for d in array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    path.write_bytes(header + array.astype(IDX_TYPES[type_code]).tobytes())
 
 
 def make_dataset(root: Path, folder: str = "MNIST", n_train: int = 200, n_test: int = 50,

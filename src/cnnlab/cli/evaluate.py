@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, datamodule, cfg = build_from_checkpoint(args.checkpoint, root, args.dataset,
                                                        trust=args.trust)
-        datamodule.ensure_files()
+        datamodule.check_files()
     except (FileNotFoundError, BadInput, ConfigError) as e:
         error(str(e).splitlines()[0], "cnnlab-eval")
         return EXIT_BAD_INPUT

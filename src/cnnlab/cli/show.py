@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      trust=args.trust)
         out_dir = output_dir(Path(args.out) if args.out
                              else default_out_dir(Path(args.checkpoint)), "the output folder")
-        datamodule.ensure_files()
+        datamodule.check_files()
         datamodule.setup("test")
     except (FileNotFoundError, ValueError) as e:  # ValueError: BadInput, ConfigError
         error(str(e).strip().splitlines()[0], "cnnlab-show")

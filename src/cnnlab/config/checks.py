@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cnnlab.errors import ConfigError
+from cnnlab.training.classifier import FILLED_FROM_TRAINER
 
 
 def check_input_size(cfg: DictConfig, net: nn.Module, datamodule) -> None:
@@ -54,3 +59,137 @@ def check_validation_needs(cfg: DictConfig) -> None:
                           f"steps on {monitor}, which data.validation=false never computes; "
                           "choose a schedule that needs no validation (model/scheduler="
                           "onecycle, cosine or none)")
+    if cfg.get("test", True) and cfg.get("test_ckpt") == "best":
+        raise ConfigError("test_ckpt", "best", "'last' with data.validation=false: no epoch "
+                          "is best without validation, so the final weights are what is tested")
+
+
+def check_finite(cfg: DictConfig) -> None:
+    """NaN or infinity in any numeric key is a bad value (``data.mean=nan`` would surface as
+    a NaN loss, blamed on the learning rate); checked before anything is built."""
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(key, node, "a finite number (not nan or inf)")
+
+    try:
+        values = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - an unresolvable value: the object taking it names it
+        return
+    walk(values, "")
+
+
+def check_scheduler_interval(cfg: DictConfig) -> None:
+    """ReduceLROnPlateau steps on an epoch's validation metric: stepped per batch, it would
+    read a metric not yet computed."""
+    model = cfg.get("model") or {}
+    target = str((model.get("scheduler") or {}).get("_target_", ""))
+    if target.endswith("ReduceLROnPlateau") and model.get("scheduler_interval") == "step":
+        raise ConfigError("model.scheduler_interval", "step",
+                          "model.scheduler (ReduceLROnPlateau) steps once per epoch on a "
+                          "validation metric; set model.scheduler_interval=epoch")
+
+
+def check_step_budget(cfg: DictConfig) -> None:
+    """A schedule whose length is filled from the trainer's step budget needs steps."""
+    scheduler = (cfg.get("model") or {}).get("scheduler")
+    fills = [k for k in FILLED_FROM_TRAINER if scheduler and k in scheduler
+             and scheduler.get(k) is None]
+    if not fills or not cfg.get("train", True):
+        return
+    name = str(scheduler.get("_target_", "")).rsplit(".", 1)[-1]
+    trainer = cfg.get("trainer") or {}
+    for key in ("max_steps", "limit_train_batches"):
+        value = trainer.get(key)
+        if value is not None and not isinstance(value, bool) and value == 0:
+            raise ConfigError(f"trainer.{key}", value,
+                              f"leaves model.scheduler ({name}) no step to schedule "
+                              f"(its {fills[0]} is the fit's length); give a budget >= 1")
+
+
+def check_batches(cfg: DictConfig, datamodule) -> None:
+    """What needs the number of training batches per epoch (known once the data files are
+    checked, before any data is read): Lightning would refuse an integer
+    ``val_check_interval`` longer than an epoch only once the data is loaded."""
+    trainer = cfg.get("trainer") or {}
+    every = trainer.get("val_check_interval")
+    batches = datamodule.train_batches() if hasattr(datamodule, "train_batches") else None
+    if not isinstance(every, int) or isinstance(every, bool) or batches is None \
+            or trainer.get("check_val_every_n_epoch", 1) is None \
+            or "ddp" in str(trainer.get("strategy", "")):  # each rank sees a share
+        return
+    limit = trainer.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        batches = min(batches, limit)
+    elif isinstance(limit, float):
+        batches = int(batches * limit)
+    if every > batches:
+        raise ConfigError("trainer.val_check_interval", every,
+                          f"at most the {batches} training batches of an epoch (or set "
+                          "trainer.check_val_every_n_epoch=null to count across epochs)")
+
+
+def check_checkpoint_names(callbacks: list) -> None:
+    """A checkpoint ``filename`` that cannot be formatted would fail at the first save,
+    after an epoch of training: format it once now."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for key, callback in callbacks:
+        if isinstance(callback, ModelCheckpoint):
+            try:
+                callback.format_checkpoint_name({})
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+                raise ConfigError(f"{key}.filename", callback.filename,
+                                  f"a format string of the logged metrics, epoch and step "
+                                  f"({str(err).splitlines()[0] or type(err).__name__})") \
+                    from None
+
+
+OUTPUT_KEYS = ("save_dir", "dirpath", "save_to", "default_root_dir")
+
+
+def check_output_paths(cfg: DictConfig) -> None:
+    """A folder a logger, callback or the trainer writes into cannot be under a file: it
+    would fail when first written, mid-run."""
+    nodes = [(f"logger.{k}", v) for k, v in (cfg.get("logger") or {}).items()]
+    nodes += [(f"callbacks.{k}", v) for k, v in (cfg.get("callbacks") or {}).items()]
+    nodes += [("trainer", cfg.get("trainer"))]
+    for where, node in nodes:
+        if not node:
+            continue
+        for name in OUTPUT_KEYS:
+            value = node.get(name)
+            if not isinstance(value, str) or not value:
+                continue
+            path = Path(value) if name != "save_to" else Path(value).parent
+            blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise ConfigError(f"{where}.{name}", value,
+                                  f"a folder to write into, but {blocker} is a file")
+
+
+def check_checkpoint_fits(key: str, path: str, checkpoint: dict, model: nn.Module) -> None:
+    """A checkpoint of another net would fail inside fit, after the run dir was opened:
+    compare its weights' names and shapes with the model's first."""
+    saved = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(saved, dict):
+        raise ConfigError(key, path, "a checkpoint written by cnnlab-train (it holds no "
+                          "state_dict)")
+    mine = model.state_dict()
+    missing = [k for k in mine if k not in saved]
+    extra = [k for k in saved if k not in mine]
+    shapes = [k for k in mine if k in saved and hasattr(saved[k], "shape")
+              and tuple(saved[k].shape) != tuple(mine[k].shape)]
+    if not (missing or extra or shapes):
+        return
+    net = type(getattr(model, "net", model)).__name__
+    what = (f"{shapes[0]} has shape {list(saved[shapes[0]].shape)}, the model's "
+            f"{list(mine[shapes[0]].shape)}" if shapes else
+            f"it lacks {missing[0]}" if missing else f"it has {extra[0]}, which the model lacks")
+    raise ConfigError(key, path, f"a checkpoint of this model ({net}); it holds another net's "
+                      f"weights ({what})")

@@ -14,7 +14,7 @@ from cnnlab.data.augment import BatchAugment
 from cnnlab.data.batches import Batch, batch_loader, move_batch
 from cnnlab.errors import (ArgumentError, BadInput, Classes, Count, Fraction, NonNegative,
                            Positive, checked)
-from cnnlab.data.idx import IDX_FILES, gunzip_missing, idx_shape
+from cnnlab.data.idx import IDX_FILES, check_pair, gunzip_missing
 
 # config name -> torchvision dataset class (the class name is also its folder under root)
 DATASETS = {
@@ -97,10 +97,24 @@ class MNISTDataModule(L.LightningDataModule):
                 f"{DATASETS[self.name].__name__}/raw/.")
 
     def check_files(self) -> None:
-        """Present and whole: names a missing, corrupt or truncated file before any work."""
+        """Present, whole and MNIST-shaped: names a missing, corrupt, truncated, mis-typed,
+        mis-shaped or swapped file, or a label outside the classes, before any work.
+        Reads the four headers and the labels (not the images): cheap enough for every start."""
         self.ensure_files()
-        for path in self.data_files():
-            idx_shape(path)
+        images, labels, test_images, test_labels = self.data_files()
+        hw = self.image_size[1:]
+        self.train_count = check_pair(images, labels, hw, self.num_classes)
+        check_pair(test_images, test_labels, hw, self.num_classes)
+
+    def train_batches(self) -> int | None:
+        """Training batches per epoch (before the trainer's limit), known once the files
+        are checked; None before."""
+        n = getattr(self, "train_count", None)
+        if n is None:
+            return None
+        if self.validation:
+            n -= int(round(n * self.val_fraction))
+        return max(n // self.batch_size if self.drop_last else -(-n // self.batch_size), 0)
 
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:

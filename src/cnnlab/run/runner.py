@@ -153,6 +153,10 @@ def build_all(state: Run) -> None:
     """Every object, built once from its config before any data is read."""
     cfg, run_dir = state.cfg, state.run_dir
     build = functools.partial(build_from, suspects=[key_of(o) for o in state.overrides])
+    checks.check_finite(cfg)  # what no object can see alone: first, so nothing blames itself
+    checks.check_scheduler_interval(cfg)
+    checks.check_step_budget(cfg)
+    checks.check_output_paths(cfg)
     state.datamodule = build(cfg, "data")
     state.model = build(cfg, "model")
     build(cfg, "model.optimizer", make=lambda n: state.model.rehearse_optimization(
@@ -175,6 +179,7 @@ def build_all(state: Run) -> None:
     optional = [(f"callbacks.{k}", build(cfg, f"callbacks.{k}"))
                 for k, v in (cfg.callbacks or {}).items() if v]
     checks.check_monitors(optional, LOGGED)
+    checks.check_checkpoint_names(optional)
     optional = [callback for _, callback in optional]
     if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
         from cnnlab.search.pruning import callback_for
@@ -183,9 +188,12 @@ def build_all(state: Run) -> None:
     state.trainer = build(cfg, "trainer", callbacks=optional + required,
                           logger=state.loggers or False,
                           plugins=[checkpoints.AtomicCheckpointIO()])
-    if state.ckpt_path:
-        checkpoints.load_checkpoint(state.ckpt_path)  # unreadable: say so before training
+    if state.ckpt_path:  # unreadable, or another net's: say so before training
+        checks.check_checkpoint_fits("ckpt_path" if state.settings.ckpt_path else "resume",
+                                     state.ckpt_path, checkpoints.load_checkpoint(
+                                         state.ckpt_path), state.model)
     state.datamodule.check_files()  # the first data read: names a missing or corrupt file
+    checks.check_batches(cfg, state.datamodule)  # what needs the batches per epoch
 
 
 def open_run(state: Run) -> None:

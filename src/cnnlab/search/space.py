@@ -55,6 +55,15 @@ class Space:
         return [[*self.fixed, *self.overrides(s)] for s in sets[:most]]
 
 
+    def bounds(self) -> list[tuple[str, list[str]]]:
+        """(key, overrides) for each end of each numeric range, the other keys at their first
+        value: what the objects taking them can refuse before any trial runs."""
+        base = {k: _first(d) for k, d in self.distributions.items()}
+        return [(key, [*self.fixed, *self.overrides({**base, key: end})])
+                for key, dist in self.distributions.items() if not hasattr(dist, "choices")
+                for end in dict.fromkeys((dist.low, dist.high))]
+
+
 def _first(dist: Any) -> Any:
     return dist.choices[0] if hasattr(dist, "choices") else dist.low
 

@@ -206,6 +206,7 @@ class Search:
             raise ConfigError(f"{KEY}.params", s.params, "no parameter to search: give at least "
                               "one interval(), range() or choice()")
         self._check_composition()
+        self._check_bounds()
         cwd = OmegaConf.select(self.config, "hydra.runtime.cwd")
         self.storage: Storage = parse_storage(s.storage, cwd)
         sampler = make_sampler(s.sampler)
@@ -242,6 +243,35 @@ class Search:
                 where, text = self.space.sources[named[0]] if named else \
                     (f"{KEY}.params", " ".join(probe[len(self.space.fixed):]))
                 raise ConfigError(where, text, message) from None
+
+    def _check_bounds(self) -> None:
+        """Build the object that takes each numeric range, at both ends: a range it refuses
+        (``model.net.dropout=interval(0.5,1.5)``) is one line now, not failed trials later.
+        Only objects built whole from their node (not partials: an optimizer, a scheduler),
+        and not those that would fetch pretrained weights."""
+        from cnnlab.config.build import build
+
+        loader = getattr(getattr(self.host, "hydra_context", None), "config_loader", None)
+        if loader is None:
+            return
+        for key, probe in self.space.bounds():
+            cfg = loader.load_sweep_config(master_config=self.host.config,
+                                           sweep_overrides=list(probe))
+            parts = key.split(".")
+            owner = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)
+                          if OmegaConf.select(cfg, ".".join(parts[:i]) + "._target_")), None)
+            node = OmegaConf.select(cfg, owner) if owner else None
+            if node is None or node.get("_partial_") or node.get("weights"):
+                continue
+            try:
+                build(cfg, owner)
+            except ConfigError as err:
+                where, text = self.space.sources[key]
+                end = err.key if err.value is ConfigError.NODE else f"{err.key}={err.value!r}"
+                raise ConfigError(where, text, f"its end {end} is refused: {err.allowed}") \
+                    from None
+            except Exception:  # noqa: BLE001 - not a range problem: the trial will say
+                continue
 
     def _claim_sweep_dir(self) -> None:
         """A sweep dir holds one study's trials: trial_0003 of another would be taken as ours."""

@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 import torch
 from lightning.pytorch.callbacks import EarlyStopping as _EarlyStopping
 
-from cnnlab.errors import Count, Fraction, NonNegative, NonNegativeFloat, checked
+from cnnlab.errors import Count, Fraction, NonNegative, NonNegativeFloat, Positive, checked
 
 
 class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -44,3 +44,22 @@ class EarlyStopping(_EarlyStopping):
         super().__init__(monitor=monitor, min_delta=min_delta, patience=patience, mode=mode,
                          stopping_threshold=stopping_threshold,
                          divergence_threshold=divergence_threshold, **kwargs)
+
+
+class OneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
+    """torch's OneCycleLR takes a negative or zero ``max_lr`` and trains on it."""
+
+    @checked
+    def __init__(self, optimizer: torch.optim.Optimizer, max_lr: Positive,
+                 total_steps: Optional[Count] = None, epochs: Optional[Count] = None,
+                 steps_per_epoch: Optional[Count] = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum: float = 0.85, max_momentum: float = 0.95,
+                 div_factor: Positive = 25.0, final_div_factor: Positive = 1e4,
+                 three_phase: bool = False, last_epoch: int = -1) -> None:
+        super().__init__(optimizer, max_lr=max_lr, total_steps=total_steps, epochs=epochs,
+                         steps_per_epoch=steps_per_epoch, pct_start=pct_start,
+                         anneal_strategy=anneal_strategy, cycle_momentum=cycle_momentum,
+                         base_momentum=base_momentum, max_momentum=max_momentum,
+                         div_factor=div_factor, final_div_factor=final_div_factor,
+                         three_phase=three_phase, last_epoch=last_epoch)
