@@ -5,6 +5,7 @@ arm, the reference drawn in each) and gradient norms over the layers each net ha
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def forest(summaries: list[ArmSummary], metric: str):
     ax.set_ylabel("arm (reading)")
     ax.grid(axis="x", alpha=0.3)
     if arms:
-        ax.legend(loc="lower right", fontsize=7, frameon=False)
+        fig.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False)
     return fig
 
 
@@ -95,8 +96,8 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
                         [(m + d) * 100 for m, d in zip(mean, std)], color=color, alpha=0.2,
                         linewidth=0)
         flag = " (still improving)" if s.still_improving else ""
-        ax.set_title(f"{_name(s)}{flag}" + (" — reference" if s.is_reference else ""),
-                     fontsize=7)
+        title = f"{_name(s)}{flag}" + (" (reference)" if s.is_reference else "")
+        ax.set_title(textwrap.fill(title, 34), fontsize=7)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(axes.flat)[len(drawn):]:
@@ -122,11 +123,11 @@ def gradient_norms(summaries: list[ArmSummary]):
     groups: dict[tuple[str, ...], list[ArmSummary]] = {}
     for s in with_grads:
         groups.setdefault(tuple(s.grad_norms), []).append(s)
-    width = max(6.0, 0.5 * max(len(k) for k in groups) + 3.0)
-    fig, axes = plt.subplots(1, len(groups), figsize=(width * len(groups), 4.8),
+    width = max(4.0, 0.5 * max(len(k) for k in groups) + 2.0) + 4.5  # + the legend
+    fig, axes = plt.subplots(len(groups), 1, figsize=(width, 4.2 * len(groups)),
                              layout="constrained", squeeze=False)
     colors = dict(zip([s.label for s in with_grads], arm_colors(len(with_grads))))
-    for ax, (layers, arms) in zip(axes[0], groups.items()):
+    for ax, (layers, arms) in zip(axes[:, 0], groups.items()):
         xs = list(range(len(layers)))
         for s in arms:
             means = [s.grad_norms[k][0] for k in layers]
@@ -147,8 +148,7 @@ def gradient_norms(summaries: list[ArmSummary]):
         ax.set_xlabel("layer (network order)")
         ax.set_ylabel("gradient norm, last sampled epoch (log scale)")
         ax.grid(alpha=0.3, which="both", axis="y")
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=2,
-                  frameon=False)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.suptitle("gradient norm per layer: geometric mean ×/÷ geometric std over seeds",
                  fontsize=10)
     return fig

@@ -154,8 +154,10 @@ def power(effect: float, se: float, dof: float, alpha: float = 0.05) -> float:
     """Power of the two-sided t-test to see ``effect`` (noncentral t)."""
     crit = stats.t.ppf(1 - alpha / 2, dof)
     nc = effect / se
-    far = stats.nct.cdf(-crit, dof, abs(nc))  # NaN far in the tail, where it is ~0
-    return float(stats.nct.sf(crit, dof, abs(nc)) + (0.0 if math.isnan(far) else far))
+    near, far = stats.nct.sf(crit, dof, abs(nc)), stats.nct.cdf(-crit, dof, abs(nc))
+    if math.isnan(near):  # scipy's noncentral t fails far out, where power is ~1
+        near = 1.0
+    return float(near + (0.0 if math.isnan(far) else far))  # NaN there: ~0
 
 
 def minimum_detectable(se: float, dof: float, alpha: float = 0.05, target: float = 0.8) -> float:
@@ -163,7 +165,10 @@ def minimum_detectable(se: float, dof: float, alpha: float = 0.05, target: float
     if se == 0:
         return 0.0
     # in units of the standard error: the noncentral t loses precision far out
-    k = optimize.brentq(lambda k: power(k, 1.0, dof, alpha) - target, 0.0, 15.0)
+    hi = 15.0
+    while power(hi, 1.0, dof, alpha) < target:  # one degree of freedom needs ~40 se
+        hi *= 4
+    k = optimize.brentq(lambda k: power(k, 1.0, dof, alpha) - target, 0.0, hi)
     return float(k * se)
 
 

@@ -47,6 +47,7 @@ class RunConfig:
     train: bool = True
     test: bool = True
     test_ckpt: str = "best"
+    train_eval_images: int = 10000
     resume: str = "never"
     ckpt_path: Optional[str] = None
     skip_completed: bool = True
@@ -67,6 +68,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require("seed", self.seed, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
+        require("train_eval_images", self.train_eval_images, lambda v: v >= 0,
+                "an integer >= 0 (0: not measured)")
         require("resume", self.resume, lambda v: v in RESUME, f"one of {list(RESUME)}")
         require("test_ckpt", self.test_ckpt, lambda v: v in TEST_CKPT, f"one of {list(TEST_CKPT)}")
         require("torch_threads", self.torch_threads, lambda v: v is None or v >= 1,

@@ -64,6 +64,8 @@ class Classifier(L.LightningModule):
                        if any(True for _ in m.parameters(recurse=False))]
         self._train_steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._grad_norms: list[torch.Tensor] = []
+        self._test_predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.test_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -163,6 +165,8 @@ class Classifier(L.LightningModule):
         _, logits = self._step(batch, self.test_loss, self.test_acc)
         self.test_class_acc.update(logits, batch[1])
         self.test_confusion.update(logits, batch[1])
+        self._test_predictions.append((logits.argmax(dim=1).to(torch.uint8).cpu(),
+                                       batch[1].to(torch.uint8).cpu()))
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", self.test_loss, self.test_acc, prog_bar=False)
@@ -175,6 +179,25 @@ class Classifier(L.LightningModule):
         }
         self.test_class_acc.reset()
         self.test_confusion.reset()
+        if self._test_predictions:  # per image, in test-set order (cnnlab-compare's unit)
+            preds, targets = zip(*self._test_predictions)
+            self.test_predictions = (torch.cat(preds), torch.cat(targets))
+        self._test_predictions.clear()
+
+    @torch.no_grad()
+    def eval_accuracy(self, batches) -> float:
+        """Accuracy in eval mode (no dropout, batchnorm's running statistics) over
+        (prepared images, labels) batches; the module's mode is restored after."""
+        was_training = self.training
+        self.eval()
+        try:
+            correct = total = 0
+            for x, y in batches:
+                correct += int((self(x).argmax(dim=1) == y).sum())
+                total += len(y)
+        finally:
+            self.train(was_training)
+        return correct / total if total else float("nan")
 
     # -- optimization -------------------------------------------------------------------
 
