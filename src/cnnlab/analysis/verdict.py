@@ -191,7 +191,7 @@ def summarize(arms: dict[str, list[Run]], reference: str | None = None,
               metric: str = "test/acc", settings: Settings | None = None) -> list[ArmSummary]:
     """Per-arm statistics and each arm's verdict against the reference arm (default: the
     study's declared one, else the first)."""
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     summaries = [_summary(label, runs, metric, settings) for label, runs in arms.items()]
     if not summaries:
         return summaries
@@ -293,7 +293,7 @@ def factorial(summaries: list[ArmSummary], metric: str = "test/acc",
     """A study that crosses two or more keys: main effects (each key's level against the
     reference arm's) and two-way interactions from a linear model with seed blocks, over
     the runs that did not stall; [] when the study is not factorial."""
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     runs = [r for s in summaries for r in _done(s.runs, metric) if str(r.seed) not in s.stalled]
     keys = arm_keys([r for s in summaries for r in s.runs])
     if len(keys) < 2 or not runs or not summaries:
