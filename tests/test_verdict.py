@@ -206,3 +206,21 @@ def test_every_published_readme_matches_its_comparison_json(readme):
     assert render.regenerate(readme.read_text(), data) == readme.read_text(), (
         f"{readme} differs from its comparison.json: re-render it with cnnlab-compare "
         "--readme")
+
+
+def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys):
+    # at 2x, arm b gains 0.4 pp on every seed, arm a nothing
+    for budget, gain in ((1, 0.0), (2, 0.004)):
+        for seed, r in zip(SEEDS, REF):
+            for arm, extra in (("a", 0.0), ("b", gain)):
+                d = tmp_path / f"x{budget}" / f"{arm}{seed}"
+                (d / ".hydra").mkdir(parents=True)
+                (d / ".hydra" / "overrides.yaml").write_text(
+                    f"- arm={arm}\n- seed={seed}\n- study_budget={budget}\n")
+                (d / "results.json").write_text(json.dumps({"status": "completed", "metrics": {
+                    "test/acc": r + extra + 0.0001 * seed * (arm == "b")}}))
+    assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "x1")]) == 0
+    out = capsys.readouterr().out.split("each arm against itself")[1]
+    row_b = next(line for line in out.splitlines() if "arm=b" in line)
+    assert "+0.40 pp" in row_b and "effect" in row_b
+    assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2

@@ -87,6 +87,22 @@ def render_table(summaries: list[ArmSummary], title: str) -> Table:
     return table
 
 
+def against_table(summaries: list[ArmSummary], title: str) -> Table:
+    """Each arm against itself in the other study (``cnnlab-compare --against``)."""
+    table = Table(title=Text(title))
+    for col in ("arm", "n", "Δ [95% CI]", "adjusted CI", "p (raw / adj.)", "reading",
+                "still improving"):
+        table.add_column(col)
+    for s in summaries:
+        v = s.verdict
+        table.add_row(*map(Text, [
+            s.label, str(s.n), "—" if v is None or v.diff is None else
+            f"{_pp(v.diff)} pp {_interval(v.ci)}", _interval(v and v.ci_adjusted),
+            "—" if v is None else f"{_p(v.p)} / {_p(v.p_adjusted)}",
+            "—" if v is None else v.reading, str(s.still_improving)]))
+    return table
+
+
 def problem_lines(summaries: list[ArmSummary], relative_to: Path | None = None) -> list[str]:
     """One line per run that did not complete; paths relative to ``relative_to`` if given."""
     return [f"{r.status}: {_where(r.path, relative_to)} — "

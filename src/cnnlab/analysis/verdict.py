@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from cnnlab.analysis import stats
-from cnnlab.analysis.load import CompareError, Run, arm_keys, display_labels
+from cnnlab.analysis.load import CompareError, Run, arm_keys, display_labels, group_arms
 
 SETTINGS = Path(__file__).resolve().parents[3] / "conf" / "analysis" / "compare.yaml"
 METHODS = ("holm", "bonferroni", "none")
@@ -317,3 +317,30 @@ def factorial(summaries: list[ArmSummary], metric: str = "test/acc",
     for t, p in zip(terms, stats.adjust([t["p"] for t in terms], settings.adjust)):
         t["p_adjusted"] = p
     return terms
+
+
+def against(arms: dict[str, list[Run]], before: dict[str, list[Run]], metric: str = "test/acc",
+            settings: Settings | None = None) -> list[ArmSummary]:
+    """Each arm of a study against the same arm of another run of it (e.g. at twice the
+    budget, ``study_budget=2``): one verdict per arm, paired by seed id, adjusted as one
+    family. Arms only one of the two studies has are left out."""
+    settings = settings or Settings.load()
+    drop = {"study_budget", "trainer.max_epochs"}  # what the two runs of a study differ by
+
+    def by_arm(groups):
+        runs = [r for rs in groups.values() for r in rs]
+        for r in runs:
+            r.overrides = {k: v for k, v in r.overrides.items() if k not in drop}
+        return group_arms(runs)
+
+    now, then = by_arm(arms), by_arm(before)
+    summaries = []
+    for label in [k for k in now if k in then]:
+        mine = _summary(label, now[label], metric, settings)
+        theirs = _summary(label, then[label], metric, settings)
+        if mine.values and theirs.values:
+            mine.verdict = compare_arm(mine, theirs, metric, settings)
+        mine.display = label
+        summaries.append(mine)
+    adjust_family([s.verdict for s in summaries if s.verdict], settings)
+    return summaries

@@ -23,7 +23,7 @@ from rich.text import Text
 from cnnlab.analysis import render
 from cnnlab.analysis.figures import write_plots
 from cnnlab.analysis.load import CompareError, group_arms, load_runs, runs_from_wandb
-from cnnlab.analysis.verdict import Settings, factorial, summarize
+from cnnlab.analysis.verdict import Settings, against, factorial, summarize
 from cnnlab.console import error, note
 
 
@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="title of the table and report")
     p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from the W&B API")
     p.add_argument("--group", help="with --wandb: the W&B group (the study)")
+    p.add_argument("--against", type=Path, metavar="STUDY_DIR", help="compare each arm "
+                   "with the same arm of another run of the study (e.g. the 1x budget "
+                   "when PATHS ran with study_budget=2) and print that table")
     p.add_argument("--readme", type=Path, help="a study README whose generated block "
                    "(between <!-- generated:begin/end --> markers) to re-render")
     stat = p.add_argument_group("statistics (defaults: conf/analysis/compare.yaml)")
@@ -81,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(adjust=args.adjust, level=args.level, power=args.power,
                                  effect_pp=args.effect_pp, margin_pp=args.margin_pp,
                                  stalled_below=args.stalled_below, min_gain_pp=args.min_gain_pp)
+        if args.against is not None and not args.against.is_dir():
+            raise CompareError(f"--against {args.against}: no such study dir")
         if args.readme is not None and not args.readme.is_file():
             raise CompareError(f"--readme {args.readme}: no such file")
         if args.wandb:
@@ -119,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme is not None:
         args.readme.write_text(render.regenerate(args.readme.read_text(), data))
         plain.print(Text(f"re-rendered the generated block of {args.readme}"))
+    if args.against is not None:
+        try:
+            pairs = against(group_arms(runs), group_arms(load_runs([args.against])),
+                            args.metric, settings)
+        except CompareError as e:
+            error(str(e), "cnnlab-compare")
+            return 2
+        console.print(render.against_table(pairs, f"each arm against itself in {args.against}"))
     for line in leet_lines(args.paths):
         plain.print(Text(line))
     return 0
