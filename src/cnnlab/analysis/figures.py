@@ -72,7 +72,8 @@ def forest(summaries: list[ArmSummary], metric: str):
 
 def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     """Small multiples: one panel per arm, its mean ± std over seeds over the reference's
-    (grey), on one shared y axis zoomed onto the second half of training."""
+    (grey), on one y range zoomed onto the second half of training; an arm whose seeds
+    split (some stalled) shows each seed's curve on its own y range instead."""
     from cnnlab.analysis.plots import ARM_COLOR, REFERENCE_COLOR, plt
 
     drawn = [(s, mean_curve(s.runs, key)) for s in summaries]
@@ -82,30 +83,37 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     ncols = min(4, len(drawn))
     nrows = math.ceil(len(drawn) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols + 0.6, 2.3 * nrows + 0.8),
-                             sharex=True, sharey=True, layout="constrained", squeeze=False)
+                             sharex=True, layout="constrained", squeeze=False)
     ref = next(((s, c) for s, c in drawn if s.is_reference), drawn[0])
-    late = [m * 100 for _, (e, mean, _) in drawn for m in mean[len(mean) // 2:]]
+    late = [m * 100 for s, (e, mean, _) in drawn if not s.mixed for m in mean[len(mean) // 2:]]
+    lo, hi = (min(late), max(late)) if late else (0, 100)
+    pad = max((hi - lo) * 0.15, 0.05)
     for ax, (s, (epochs, mean, std)) in zip(axes.flat, drawn):
         x = [e + 1 for e in epochs]
         if s is not ref[0]:
             ax.plot([e + 1 for e in ref[1][0]], [m * 100 for m in ref[1][1]],
                     color=REFERENCE_COLOR, linewidth=1, linestyle="--")
         color = REFERENCE_COLOR if s.is_reference else ARM_COLOR
-        ax.plot(x, [m * 100 for m in mean], marker="o", markersize=3, color=color)
-        ax.fill_between(x, [(m - d) * 100 for m, d in zip(mean, std)],
-                        [(m + d) * 100 for m, d in zip(mean, std)], color=color, alpha=0.2,
-                        linewidth=0)
+        if s.mixed:  # two groups: no mean or band describes them
+            for run in s.runs:
+                ex, ys, _ = mean_curve([run], key)
+                ax.plot([e + 1 for e in ex], [y * 100 for y in ys], color=color, linewidth=1)
+        else:
+            ax.plot(x, [m * 100 for m in mean], marker="o", markersize=3, color=color)
+            ax.fill_between(x, [(m - d) * 100 for m, d in zip(mean, std)],
+                            [(m + d) * 100 for m, d in zip(mean, std)], color=color,
+                            alpha=0.2, linewidth=0)
+            ax.set_ylim(lo - pad, min(100, hi + pad))
         flag = " (still improving)" if s.still_improving else ""
+        flag += f" (split: {len(s.stalled)}/{s.n} stalled; each seed, own y range)" \
+            if s.mixed else ""
         title = f"{_name(s)}{flag}" + (" (reference)" if s.is_reference else "")
         ax.set_title(textwrap.fill(title, 34), fontsize=7)
         ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(axes.flat)[len(drawn):]:
         ax.set_visible(False)
-    if late:
-        lo, hi = min(late), max(late)
-        pad = max((hi - lo) * 0.15, 0.05)
-        axes[0][0].set_ylim(lo - pad, min(100, hi + pad))
     fig.supxlabel("epoch", fontsize=9)
     fig.supylabel(f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference",
                   fontsize=9)
