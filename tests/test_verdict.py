@@ -224,3 +224,20 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     row_b = next(line for line in out.splitlines() if "arm=b" in line)
     assert "+0.40 pp" in row_b and "effect" in row_b
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
+
+
+def test_a_run_keeps_its_test_predictions_and_an_eval_mode_training_accuracy(cli_env, tmp_path):
+    from conftest import FAST, cnnlab
+
+    run_dir = tmp_path / "run"
+    proc = cnnlab([*FAST, "logger=none", "train_eval_images=64", f"hydra.run.dir={run_dir}"],
+                  cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((run_dir / "results.json").read_text())
+    with np.load(run_dir / "test_predictions.npz") as saved:
+        pred, target = saved["pred"], saved["target"]
+    assert pred.dtype == np.uint8 and pred.shape == target.shape == (100,)  # tiny test set
+    assert (pred == target).mean() == pytest.approx(res["metrics"]["test/acc"])
+    m = res["metrics"]
+    assert m["gap/train_test"] == pytest.approx(m["train/acc_eval"] - m["test/acc"])
+    assert int(round(m["train/acc_eval"] * 64)) == pytest.approx(m["train/acc_eval"] * 64)
