@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from cnnlab.analysis import stats
-from cnnlab.analysis.compare import (PLOTS, comparison_figures, group_arms, leet_lines,
-                                     load_runs, main, merged_order, summarize)
+from cnnlab.analysis.figures import PLOTS, comparison_figures
+from cnnlab.analysis.load import group_arms, load_runs
+from cnnlab.analysis.verdict import summarize
+from cnnlab.cli.compare import leet_lines, main
 from conftest import FAST, cnnlab
 
 
@@ -112,10 +114,13 @@ def test_tiny_multirun_then_compare_one_row_per_arm(cli_env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = cnnlab([str(sweep)], cli_env, tool="cnnlab-compare")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    table = json.loads((sweep / "comparison.json").read_text())
+    table = json.loads((sweep / "comparison.json").read_text())["arms"]
     assert [(r["arm"], r["n"]) for r in table] == [("model.net.dropout=0.0", 2),
                                                     ("model.net.dropout=0.5", 2)]
-    assert table[1]["paired"] is True
+    # paired by seed id, with the test set's error counted from the saved predictions
+    assert [p["seed"] for p in table[1]["verdict"]["paired"]] == ["1", "2"]
+    assert table[1]["verdict"]["test_error_counted"] is True
+    assert [v["seed"] for v in table[0]["values"]] == ["1", "2"]
 
 
 def test_sweep_with_a_failing_job_keeps_the_others_and_compare_reports_it(cli_env, tmp_path):
@@ -167,7 +172,7 @@ def test_gradient_norms_per_layer_from_the_last_epoch_that_sampled_them(tmp_path
     assert arm.grad_ratio == pytest.approx(0.4330127)
     assert main([str(tmp_path)]) == 0
     assert (tmp_path / PLOTS["grad"]).stat().st_size > 1000
-    row = json.loads((tmp_path / "comparison.json").read_text())[0]
+    row = json.loads((tmp_path / "comparison.json").read_text())["arms"][0]
     assert row["grad_ratio_first_last"] == pytest.approx(0.4330127)
     assert row["grad_norms"]["fc"] == {"geometric_mean": pytest.approx(0.4), "geometric_std": 1.0}
     assert "grad first/last" in (tmp_path / "comparison.md").read_text()
@@ -190,12 +195,6 @@ def test_geometric_statistics():
     assert stats.geometric([1e-2, 1e-4]) == pytest.approx((1e-3, 10 ** (2 / 2 ** 0.5)))
     assert stats.geometric([0.5]) == (pytest.approx(0.5), 1.0)
     assert stats.geometric([0.0, 0.3]) == (0.0, 1.0)  # a zero norm: the layer did not train
-
-
-def test_layers_of_arms_with_other_nets_share_one_axis_in_network_order():
-    assert merged_order([["conv1", "conv2", "fc"], ["conv1", "bn1", "conv2", "bn2", "fc"]]) == \
-        ["conv1", "bn1", "conv2", "bn2", "fc"]
-    assert merged_order([["a", "c"], ["b", "c"]]) in (["a", "b", "c"], ["b", "a", "c"])
 
 
 def full_study(root: Path) -> None:
@@ -249,19 +248,21 @@ def test_a_twelve_arm_study_reads_at_a_glance(tmp_path):
     try:
         for name, fig in figs.items():
             assert overlapping_or_outside(fig) == [], name
-        bars = figs["acc"].axes[0]
-        labels = [t.get_text() for t in bars.get_yticklabels()]
-        # horizontal bars, labelled with the short keys that differ, the reference first
-        assert len(labels) == 12 and labels[0] == summaries[0].display
+        forest = figs["acc"].axes[0]
+        labels = [t.get_text().split("\n")[0] for t in forest.get_yticklabels()]
+        # one row per arm against the reference, on an axis centred on zero, with units
+        assert len(labels) == 11 and summaries[0].display not in labels
         assert "augmentation=rotation batchnorm=true dropout=0.5" in labels
-        curves = figs["curves"].axes
-        assert [ax.get_title().split(" (")[0] for ax in curves] == [
-            "validation accuracy", "validation loss"]
-        assert all(len(ax.collections) == 12 for ax in curves)  # a ±std band per arm
-        grad = figs["grad"].axes[0]
-        assert [t.get_text() for t in grad.get_xticklabels()] == [
-            "conv1", "bn1", "conv2", "bn2", "fc1", "fc2"]
-        assert grad.get_yscale() == "log"
+        lo, hi = forest.get_xlim()
+        assert lo == pytest.approx(-hi)
+        assert "percentage points" in forest.get_xlabel()
+        panels = [ax for ax in figs["curves"].axes if ax.get_visible()]
+        assert len(panels) == 12  # small multiples: one panel per arm
+        assert "(%)" in figs["curves"].get_supylabel()
+        grad = figs["grad"].axes  # one panel per net: no arm drawn through a layer it lacks
+        assert sorted([t.get_text() for t in ax.get_xticklabels()] for ax in grad) == [
+            ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"], ["conv1", "conv2", "fc1", "fc2"]]
+        assert all(ax.get_yscale() == "log" and ax.get_ylabel() for ax in grad)
     finally:
         for fig in figs.values():
             plt.close(fig)
@@ -289,10 +290,10 @@ def test_reports_name_runs_relative_to_the_study_and_print_no_markup(tmp_path, c
     md, js = (study / "comparison.md").read_text(), (study / "comparison.json").read_text()
     assert str(tmp_path) not in md and str(tmp_path) not in js
     assert "failed: bad — boom" in md
-    assert json.loads(js)[1]["not_completed"] == ["bad"]
+    assert json.loads(js)["arms"][1]["not_completed"] == ["bad"]
     # written elsewhere (experiments/<study>), runs are still named from the study dir
     assert main([str(study), "--out", str(tmp_path / "published")]) == 0
-    assert json.loads((tmp_path / "published" / "comparison.json").read_text())[1][
+    assert json.loads((tmp_path / "published" / "comparison.json").read_text())["arms"][1][
         "not_completed"] == ["bad"]
 
 

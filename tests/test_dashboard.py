@@ -184,7 +184,7 @@ def test_compare_prints_the_leet_command_and_relative_paths(study):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout.replace("\n", "")
     assert f"wandb leet {sweep / 'wandb'}" in out
-    table = json.loads((sweep / "comparison.json").read_text())
+    table = json.loads((sweep / "comparison.json").read_text())["arms"]
     assert [(r["arm"], r["label"], r["n"]) for r in table] == [
         (v, k, 2) for k, v in ARMS.items()]
     assert all(r["gap_train_test"] is not None for r in table)

@@ -47,6 +47,7 @@ class RunConfig:
     train: bool = True
     test: bool = True
     test_ckpt: str = "best"
+    train_eval_images: int = 10000
     resume: str = "never"
     ckpt_path: Optional[str] = None
     skip_completed: bool = True
@@ -56,6 +57,8 @@ class RunConfig:
     skip_unavailable_weights: bool = False
     optimized_metric: str = "val/acc_best"
     study_reference: Optional[str] = None
+    study_epochs: Optional[int] = None  # an ablation study's budget (conf/experiment/ablation)
+    study_budget: int = 1               # its multiple: study_budget=2 re-runs at twice it
     search: Any = None  # set per job by the Optuna sweeper (a plain dict)
     # the groups: each object checks its own arguments when it is built
     data: Any = None
@@ -67,6 +70,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require("seed", self.seed, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
+        require("train_eval_images", self.train_eval_images, lambda v: v >= 0,
+                "an integer >= 0 (0: not measured)")
+        require("study_budget", self.study_budget, lambda v: v >= 1,
+                "an integer >= 1 (a multiple of the study's epochs)")
         require("resume", self.resume, lambda v: v in RESUME, f"one of {list(RESUME)}")
         require("test_ckpt", self.test_ckpt, lambda v: v in TEST_CKPT, f"one of {list(TEST_CKPT)}")
         require("torch_threads", self.torch_threads, lambda v: v is None or v >= 1,
@@ -85,7 +92,8 @@ ConfigStore.instance().store(name="run_schema", node=RunConfig)
 # of a multirun job (conf/hydra/default.yaml), one W&B folder per study (conf/paths).
 for _name, _fn in (("cnnlab_arm", arms.job_arm), ("cnnlab_run_name", arms.job_run_name),
                    ("cnnlab_dirname", arms.dirname), ("cnnlab_study_dir", arms.study_dir),
-                   ("cnnlab_tags", arms.with_arm_tag)):
+                   ("cnnlab_tags", arms.with_arm_tag),
+                   ("cnnlab_times", lambda a, b: int(a) * int(b))):
     OmegaConf.register_new_resolver(_name, _fn, replace=True)
 
 GROUPS = ("data", "model", "trainer", "logger", "callbacks", "paths", "hydra")

@@ -242,12 +242,46 @@ def test(state: Run) -> None:
     state.metrics.update({k: v for k, v in (out[0] if out else {}).items()
                           if not k.startswith("test/acc_class_")})
     state.test_results = getattr(state.model, "test_results", {})
+    save_test_predictions(state)
+    train_accuracy(state)
     matrix = state.test_results.get("confusion_matrix")
     if matrix and RANK == 0:
         png = save_confusion_matrix(matrix, state.run_dir / "confusion_matrix.png")
         for logger in state.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image("test/confusion_matrix", [str(png)])
+
+
+def save_test_predictions(state: Run) -> None:
+    """Each test image's predicted class and label (uint8, test-set order), so
+    cnnlab-compare counts the test set's sampling error; a single process only (under DDP
+    each rank saw a shard)."""
+    import numpy as np
+
+    predicted = getattr(state.model, "test_predictions", None)
+    if predicted is None or RANK or state.trainer.world_size > 1:
+        return
+    pred, target = predicted
+    np.savez_compressed(state.run_dir / "test_predictions.npz", pred=pred.numpy(),
+                        target=target.numpy())
+
+
+def train_accuracy(state: Run) -> None:
+    """Training accuracy for the gap as the test measures it: eval mode, no augmentation,
+    the tested weights, on the first ``train_eval_images`` images of the training split."""
+    import torch
+
+    n, dm = state.settings.train_eval_images, state.datamodule
+    splits = getattr(dm, "splits", None) or {}
+    if not n or "train" not in splits or not hasattr(dm, "prepare_batch"):
+        return
+    images, labels = (t[:n] for t in splits["train"])
+    device = state.model.device
+    step = int(getattr(dm, "eval_batch_size", None) or 1000)
+    batches = ((dm.prepare_batch(images[i:i + step].to(device), 0, training=False),
+                labels[i:i + step].to(device)) for i in range(0, len(labels), step))
+    with torch.inference_mode():
+        state.metrics["train/acc_eval"] = state.model.eval_accuracy(batches)
 
 
 def record(state: Run) -> JobResult:
@@ -286,11 +320,14 @@ def _gpu_memory_peak_mb() -> float | None:
 
 
 def _overfitting(rows: list[dict], best: dict, metrics: dict) -> dict[str, Any]:
-    """Seed 004's point: a large train − test accuracy gap means overfitting."""
+    """Seed 004's point: a large train − test accuracy gap means overfitting. The training
+    accuracy is the eval-mode one when measured (an epoch's average, with dropout and
+    augmentation on, is biased low: the gap came out negative)."""
     final = rows[-1].get("train/acc") if rows else None
+    train = metrics.get("train/acc_eval", final)
     test_acc = metrics.get("test/acc")
     return {"train/acc_final": final, "train/acc_at_best": best.get("train/acc_at_best"),
-            "gap/train_test": None if final is None or test_acc is None else final - test_acc}
+            "gap/train_test": None if train is None or test_acc is None else train - test_acc}
 
 
 def _fail(state: Run, status: str, err: Any, code: int = EXIT_FAILED,

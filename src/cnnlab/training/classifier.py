@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from cnnlab.errors import ArgumentError, Classes, NonNegative, checked
 from cnnlab.nets.transfer import FREEZE_MODES, frozen_norm_layers_to_eval, init_from_checkpoint
 from cnnlab.nets.transfer import freeze as freeze_net
+from cnnlab.training.summary import layer_names
 
 # scheduler arguments that cnnlab fills from the trainer when a config leaves them null:
 # the number of scheduler steps of the whole fit (optimizer steps, or epochs)
@@ -62,8 +63,12 @@ class Classifier(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.layers = [name for name, m in net.named_modules()
                        if any(True for _ in m.parameters(recurse=False))]
+        # the gradient norms are logged under the model summary's layer names
+        self.layer_names = layer_names(net, self.layers)
         self._train_steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._grad_norms: list[torch.Tensor] = []
+        self._test_predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.test_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -105,7 +110,7 @@ class Classifier(L.LightningModule):
             out = {"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()}
         if self._grad_norms:
             means = torch.stack([g.to(self.device) for g in self._grad_norms]).mean(dim=0)
-            out.update({f"grad_norm/{name}": v for name, v in zip(self.layers, means)})
+            out.update({f"grad_norm/{name}": v for name, v in zip(self.layer_names, means)})
         return out
 
     # Metrics are logged once per epoch: each ``self.log`` of a Metric moves it to the
@@ -146,7 +151,7 @@ class Classifier(L.LightningModule):
             for m in (self.net.get_submodule(name) for name in self.layers)])
         self._grad_norms.append(norms.detach())
         self.log("train/grad_norm", torch.linalg.vector_norm(norms), on_step=True, on_epoch=False)
-        self.log_dict({f"grad_norm/{n}": v for n, v in zip(self.layers, norms)},
+        self.log_dict({f"grad_norm/{n}": v for n, v in zip(self.layer_names, norms)},
                       on_step=True, on_epoch=False)
 
     def validation_step(self, batch, batch_idx):
@@ -163,6 +168,8 @@ class Classifier(L.LightningModule):
         _, logits = self._step(batch, self.test_loss, self.test_acc)
         self.test_class_acc.update(logits, batch[1])
         self.test_confusion.update(logits, batch[1])
+        self._test_predictions.append((logits.argmax(dim=1).to(torch.uint8).cpu(),
+                                       batch[1].to(torch.uint8).cpu()))
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", self.test_loss, self.test_acc, prog_bar=False)
@@ -175,6 +182,25 @@ class Classifier(L.LightningModule):
         }
         self.test_class_acc.reset()
         self.test_confusion.reset()
+        if self._test_predictions:  # per image, in test-set order (cnnlab-compare's unit)
+            preds, targets = zip(*self._test_predictions)
+            self.test_predictions = (torch.cat(preds), torch.cat(targets))
+        self._test_predictions.clear()
+
+    @torch.no_grad()
+    def eval_accuracy(self, batches) -> float:
+        """Accuracy in eval mode (no dropout, batchnorm's running statistics) over
+        (prepared images, labels) batches; the module's mode is restored after."""
+        was_training = self.training
+        self.eval()
+        try:
+            correct = total = 0
+            for x, y in batches:
+                correct += int((self(x).argmax(dim=1) == y).sum())
+                total += len(y)
+        finally:
+            self.train(was_training)
+        return correct / total if total else float("nan")
 
     # -- optimization -------------------------------------------------------------------
 

@@ -96,6 +96,13 @@ def summarize(net: nn.Module, input_size: Sequence[int] | None = None,
                    sum(p.numel() * p.element_size() for p in params if p.requires_grad))
 
 
+def layer_names(net: nn.Module, paths: Sequence[str], max_depth: int = 2) -> list[str]:
+    """Each module path as the summary's row names it (``layers.0.0`` → ``layers.0`` for a
+    Conv2d in a Sequential with its activation); a module that is no row keeps its path."""
+    rows = _row_names(net, "", 1, max_depth)
+    return [rows.get(id(net.get_submodule(p)), (p, None))[0] for p in paths]
+
+
 def _row_names(module: nn.Module, prefix: str, depth: int,
                max_depth: int) -> dict[int, tuple[str, nn.Module]]:
     """The modules that are rows, by id: (dotted name, module). A container is opened (one

@@ -1,0 +1,209 @@
+"""Loading a study: its runs' results.json (and saved overrides, config, test predictions)
+into ``Run`` records, grouped into arms by the overrides that differ between them.
+
+Every file is read through ``read_bytes``, the one place that touches a study's files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from cnnlab.analysis import arms as arm_names
+from cnnlab.analysis.arms import SEED_KEYS
+from cnnlab.config.overrides import as_dict
+from cnnlab.run.results import RESULTS
+
+GRAD_PREFIX = "grad_norm/"
+PREDICTIONS = "test_predictions.npz"  # written by the runner's test step
+
+
+class CompareError(ValueError):
+    """Bad input to cnnlab-compare (a path with no runs, an unknown reference arm)."""
+
+
+@dataclass
+class Run:
+    path: Path
+    overrides: dict[str, str]
+    status: str  # completed | failed | skipped | running | interrupted | missing
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epochs: int | None = None
+    fit_time_s: float | None = None
+    reference: str | None = None
+    correct: np.ndarray | None = None  # per test image, 1 where the prediction was right
+
+    @property
+    def seed(self) -> str | None:
+        return self.overrides.get("seed")
+
+    @property
+    def gap(self) -> float | None:
+        """Final train accuracy − test accuracy: the run's own, or from its history (runs
+        recorded before results.json carried it)."""
+        if "gap/train_test" in self.metrics:
+            return self.metrics["gap/train_test"]
+        final = self.history[-1].get("train/acc") if self.history else None
+        test = self.metrics.get("test/acc")
+        return None if final is None or test is None else final - test
+
+    @property
+    def gap_in_eval_mode(self) -> bool:
+        """The gap's training accuracy was measured in eval mode (not an epoch average
+        with dropout and augmentation on)."""
+        return "train/acc_eval" in self.metrics
+
+    @property
+    def grad_norms(self) -> dict[str, float]:
+        """Per-layer gradient norms of the last epoch that sampled them, in network order."""
+        for row in reversed(self.history):
+            norms = {k[len(GRAD_PREFIX):]: v for k, v in row.items()
+                     if k.startswith(GRAD_PREFIX) and v is not None}
+            if norms:
+                return norms
+        return {}
+
+
+def read_bytes(path: Path, study_root: Path | None = None) -> bytes | None:
+    """A file of a study, or None when it is missing or unreadable: the one place that
+    reads one (``study_root``: the study it belongs to)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def read_json(path: Path, study_root: Path | None = None) -> Any:
+    raw = read_bytes(path, study_root)
+    try:
+        return None if raw is None else json.loads(raw)
+    except ValueError:
+        return None
+
+
+def read_yaml(path: Path, study_root: Path | None = None) -> Any:
+    raw = read_bytes(path, study_root)
+    try:
+        return None if raw is None else OmegaConf.create(raw.decode())
+    except Exception:  # noqa: BLE001 - malformed: as if missing
+        return None
+
+
+def read_correct(path: Path, study_root: Path | None = None) -> np.ndarray | None:
+    """Per-image correctness (uint8 0/1) from a run's saved test predictions."""
+    raw = read_bytes(path, study_root)
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as saved:
+            return (saved["pred"] == saved["target"]).astype(np.uint8)
+    except Exception:  # noqa: BLE001 - missing or malformed: the run has none
+        return None
+
+
+def load_run(path: Path, study_root: Path | None = None) -> Run:
+    res = read_json(path / RESULTS, study_root)
+    res = res if isinstance(res, dict) else None  # a results.json that is no record: missing
+    saved = read_yaml(path / ".hydra" / "overrides.yaml", study_root)
+    overrides = [str(o) for o in saved] if OmegaConf.is_list(saved) else \
+        [str(o) for o in (res or {}).get("overrides") or []]
+    parsed = as_dict(overrides)
+    config = read_yaml(path / ".hydra" / "config.yaml", study_root)
+    reference = config.get("study_reference") if OmegaConf.is_dict(config) else None
+    if res is None:
+        return Run(path, parsed, "missing", "no results.json (the job died before writing it)",
+                   reference=reference)
+    return Run(path, parsed, res.get("status", "missing"), res.get("error"),
+               metrics={k: v for k, v in (res.get("metrics") or {}).items() if v is not None},
+               history=res.get("history") or [], epochs=res.get("epochs"),
+               fit_time_s=res.get("fit_time_s"), reference=reference,
+               correct=read_correct(path / PREDICTIONS, study_root))
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Every run below the given study (or run) dirs."""
+    runs = []
+    for root in paths:
+        if not root.exists():
+            raise CompareError(f"{root} does not exist")
+        found = sorted({p.parent.parent if p.parent.name == ".hydra" else p.parent
+                        for pattern in (RESULTS, ".hydra/overrides.yaml")
+                        for p in root.rglob(pattern) if "wandb" not in p.parts})
+        if not found:
+            raise CompareError(f"{root} holds no cnnlab runs (no results.json or "
+                               ".hydra/overrides.yaml below it)")
+        runs += [load_run(p, root) for p in found]
+    return runs
+
+
+def arm_keys(runs: list[Run]) -> list[str]:
+    """The overrides whose values differ between runs: what the study swept."""
+    keys = sorted({k for r in runs for k in r.overrides} - set(SEED_KEYS))
+    return [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]
+
+
+def arm_label(run: Run, keys: list[str]) -> str:
+    return ", ".join(f"{k}={run.overrides.get(k, '')}" for k in keys) or "all"
+
+
+def display_labels(arms: dict[str, list[Run]]) -> dict[str, str]:
+    """Each arm's label with short key names (``dropout=0.25``), as W&B names it."""
+    keys = arm_keys([r for runs in arms.values() for r in runs])
+    return {label: arm_names.label(runs[0].overrides, keys) if keys else label
+            for label, runs in arms.items()}
+
+
+def group_arms(runs: list[Run]) -> dict[str, list[Run]]:
+    keys = arm_keys(runs)
+    arms: dict[str, list[Run]] = {}
+    for run in runs:
+        arms.setdefault(arm_label(run, keys), []).append(run)
+    return dict(sorted(arms.items(), key=lambda kv: _natural(kv[0])))
+
+
+def _natural(label: str):
+    out = []
+    for part in label.replace(",", " ").split():
+        key, _, value = part.partition("=")
+        try:
+            out.append((key, 0, float(value), ""))
+        except ValueError:
+            out.append((key, 1, 0.0, value))
+    return out
+
+
+def runs_from_wandb(path: str, group: str | None) -> list[Run]:
+    """The same records, read from the W&B API (needs credentials and a network)."""
+    from cnnlab.run.loggers import wandb_credentials_present
+
+    if not wandb_credentials_present():
+        raise CompareError("--wandb needs W&B credentials (WANDB_API_KEY or `wandb login`) "
+                           "and a network; offline runs: compare their run dirs instead")
+    import wandb
+
+    try:
+        api = wandb.Api(timeout=30)
+        found = api.runs(path, filters={"group": group} if group else None)
+        runs = []
+        for wr in found:
+            cfg = dict(wr.config)
+            overrides = as_dict(o for o in cfg.get("provenance", {}).get("overrides", [])
+                                if "=" in str(o))
+            summary = dict(wr.summary)
+            status = {"finished": "completed", "crashed": "failed",
+                      "failed": "failed"}.get(wr.state, wr.state)
+            runs.append(Run(Path(f"wandb:{wr.id}"), overrides, status,
+                            metrics={k: summary[k] for k in ("test/acc", "test/loss",
+                                                             "val/acc_best") if k in summary},
+                            reference=cfg.get("study_reference")))
+    except Exception as err:
+        raise CompareError(f"could not read {path} from W&B: {err}") from None
+    if not runs:
+        raise CompareError(f"no W&B runs in {path}" + (f" with group {group!r}" if group else ""))
+    return runs

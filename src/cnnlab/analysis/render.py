@@ -1,0 +1,293 @@
+"""The verdict as text: the terminal table, comparison.md/.csv/.json, and the generated
+block of a study README (tables and verdict sentences from comparison.json alone, so a
+published number cannot drift from its data)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from cnnlab.analysis.verdict import ArmSummary, Settings
+
+COLUMNS = ["arm", "n", "test acc mean ± std", "min", "max", "test loss", "train − test",
+           "grad first/last", "epochs", "fit time (s)", "Δ vs reference [95% CI]",
+           "adjusted CI", "p (raw / adj.)", "MDE", "reading", "converged", "not completed"]
+GRAD_COLUMN = "grad first/last"
+BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
+
+
+def _fmt(v: float | None, spec: str = ".4f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def _pp(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:+.2f}"
+
+
+def _interval(ci) -> str:
+    return "—" if not ci or ci[0] is None else f"[{ci[0] * 100:+.2f}, {ci[1] * 100:+.2f}]"
+
+
+def _p(p: float | None) -> str:
+    return "—" if p is None else f"{p:.2g}"
+
+
+def columns(summaries: list[ArmSummary]) -> list[str]:
+    """The table's columns; the gradient-norm ratio only when some run logged the norms."""
+    return [c for c in COLUMNS
+            if c != GRAD_COLUMN or any(s.grad_norms for s in summaries)]
+
+
+def _row(s: ArmSummary, cols: list[str] = COLUMNS) -> list[str]:
+    v = s.verdict
+    if s.is_reference:
+        delta, adj, p, mde, reading = "reference", "", "", "", ""
+    elif v is None:
+        delta, adj, p, mde, reading = "—", "—", "—", "—", "—"
+    elif v.counts:
+        c = v.counts
+        delta = f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/{c['reference_n']}"
+        adj, mde = "counts", "—"
+        p, reading = f"{_p(v.p)} / {_p(v.p_adjusted)} (Fisher)", v.reading
+    else:
+        delta = f"{_pp(v.diff)} pp {_interval(v.ci)} {v.method}"
+        adj, p = _interval(v.ci_adjusted), f"{_p(v.p)} / {_p(v.p_adjusted)}"
+        mde, reading = f"{_fmt(v.mde and v.mde * 100, '.2f')} pp", v.reading
+    acc = "—" if s.mean is None else f"{s.mean:.4f} ± {s.std:.4f}"
+    if s.mixed:
+        acc = f"split: {len(s.stalled)}/{s.n} stalled"
+    bad = ", ".join(f"{sum(r.status == st for r in s.problems)} {st}"
+                    for st in sorted({r.status for r in s.problems})) or "0"
+    ratio = _fmt(s.grad_ratio, ".3g") if not s.mixed else " / ".join(
+        f"{k} {_fmt(r, '.3g')}" for k, r in s.grad_ratio_groups.items())
+    converged = "—" if s.still_improving is None else \
+        ("still improving" if s.still_improving else "yes")
+    cells = dict(zip(COLUMNS, [
+        s.label, str(s.n), acc, _fmt(s.min), _fmt(s.max), _fmt(s.test_loss),
+        _fmt(s.gap, "+.4f"), ratio, _fmt(s.epochs, ".1f"), _fmt(s.fit_time_s, ".1f"), delta,
+        adj, p, mde, reading, converged, bad]))
+    return [cells[c] for c in cols]
+
+
+def render_table(summaries: list[ArmSummary], title: str) -> Table:
+    """The terminal table; every cell is plain text (labels and paths are never markup)."""
+    cols = columns(summaries)
+    table = Table(title=Text(title))
+    for col in cols:
+        table.add_column(col, justify="left" if col in (
+            "arm", "Δ vs reference [95% CI]", "reading") else "right")
+    for s in summaries:
+        table.add_row(*map(Text, _row(s, cols)), style="bold" if s.is_reference else None)
+    return table
+
+
+def against_table(summaries: list[ArmSummary], title: str) -> Table:
+    """Each arm against itself in the other study (``cnnlab-compare --against``)."""
+    table = Table(title=Text(title))
+    for col in ("arm", "n", "Δ [95% CI]", "adjusted CI", "p (raw / adj.)", "reading",
+                "still improving"):
+        table.add_column(col)
+    for s in summaries:
+        v = s.verdict
+        table.add_row(*map(Text, [
+            s.label, str(s.n), "—" if v is None or v.diff is None else
+            f"{_pp(v.diff)} pp {_interval(v.ci)}", _interval(v and v.ci_adjusted),
+            "—" if v is None else f"{_p(v.p)} / {_p(v.p_adjusted)}",
+            "—" if v is None else v.reading, str(s.still_improving)]))
+    return table
+
+
+def problem_lines(summaries: list[ArmSummary], relative_to: Path | None = None) -> list[str]:
+    """One line per run that did not complete; paths relative to ``relative_to`` if given."""
+    return [f"{r.status}: {_where(r.path, relative_to)} — "
+            f"{(r.error or '').splitlines()[0] if r.error else ''}"
+            for s in summaries for r in s.problems]
+
+
+def _where(path: Path, relative_to: Path | None) -> str:
+    """A run's path as the report shows it: relative to the study dir, so a report copied
+    elsewhere names no directory of the machine it was written on."""
+    if relative_to is None or str(path).startswith("wandb:"):
+        return str(path)
+    return os.path.relpath(Path(path).resolve(), Path(relative_to).resolve())
+
+
+def method_lines(summaries: list[ArmSummary], settings: Settings) -> list[str]:
+    """What the numbers mean, in the words the reports use."""
+    verdicts = [s.verdict for s in summaries if s.verdict]
+    lines = [f"Δ: percentage points against the reference, {settings.level:.0%} interval; "
+             f"adjusted: {settings.adjust} across the {len(verdicts)} comparisons (intervals "
+             f"at the Bonferroni level, which contains Holm's). MDE: the smallest difference "
+             f"detected with {settings.power:.0%} power at the seeds the arm had. Reading: "
+             f"effect (adjusted p < {settings.alpha:.2g}), equivalent (TOST within "
+             f"±{settings.margin_pp} pp, adjusted) or inconclusive at this power. Arms with "
+             f"runs at or below {settings.stalled_below} accuracy (stalled) are counts with "
+             "Fisher's exact test. converged: the mean validation accuracy rose at most "
+             f"{settings.min_gain_pp} pp over the last epoch."]
+    if any(v.test_error for v in verdicts):
+        lines.append("Test-set sampling error counted: seed × test-image variance "
+                     "components from each run's per-image test predictions.")
+    if any(v.method in ("paired t", "Welch t") for v in verdicts):
+        lines.append("Seed-only intervals (runs without per-image test predictions): the "
+                     "test set's own sampling error (~0.09 pp for one accuracy on 10k "
+                     "images) is not counted.")
+    gaps = [s for s in summaries if s.gap is not None]
+    if gaps and not all(s.gap_eval_mode for s in gaps):
+        lines.append("train − test: training accuracy averaged over the last epoch with "
+                     "dropout and augmentation on (older runs), so it is biased low.")
+    return lines
+
+
+def write_markdown(summaries: list[ArmSummary], path: Path, title: str, metric: str,
+                   settings: Settings, factorial: list[dict] | None = None,
+                   study: Path | None = None) -> None:
+    """comparison.md; runs named relative to ``study`` (default: where the file goes)."""
+    cols = columns(summaries)
+    lines = [f"# {title}", "", f"Metric: `{metric}` (mean ± sample std over seeds).", ""]
+    lines += [line for m in method_lines(summaries, settings) for line in (m, "")]
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_row(s, cols)) + " |" for s in summaries]
+    if factorial:
+        lines += ["", factorial_table(factorial)]
+    problems = problem_lines(summaries, study or path.parent)
+    if problems:
+        lines += ["", "Runs that did not complete:", ""] + [f"- {p}" for p in problems]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def factorial_table(terms: list[dict]) -> str:
+    rows = ["| term | estimate (pp) | 95% CI | p (raw / adj.) |", "|---|---|---|---|"]
+    rows += [f"| {t['term']} | {_pp(t['estimate'])} | {_interval(t['ci'])} | "
+             f"{_p(t['p'])} / {_p(t.get('p_adjusted'))} |" for t in terms]
+    return "Factorial reading (linear model with seed blocks, non-stalled runs):\n\n" + \
+        "\n".join(rows)
+
+
+def write_csv(summaries: list[ArmSummary], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["arm", "n", "mean", "std", "min", "max", "test_loss", "epochs",
+                    "fit_time_s", "diff", "ci_low", "ci_high", "paired", "reference",
+                    "not_completed", "gap_train_test", "gap_std", "grad_ratio_first_last",
+                    "p", "p_adjusted", "mde", "reading", "still_improving"])
+        for s in summaries:
+            v = s.verdict
+            w.writerow([s.label, s.n, s.mean, s.std, s.min, s.max, s.test_loss, s.epochs,
+                        s.fit_time_s, s.diff, s.ci_low, s.ci_high, s.paired, s.is_reference,
+                        len(s.problems), s.gap, s.gap_std, s.grad_ratio,
+                        v and v.p, v and v.p_adjusted, v and v.mde, v and v.reading,
+                        s.still_improving])
+
+
+def comparison_data(summaries: list[ArmSummary], settings: Settings, metric: str,
+                    factorial: list[dict] | None = None, relative_to: Path | None = None
+                    ) -> dict[str, Any]:
+    """comparison.json: every number a report quotes, with the seed id of every value."""
+    def verdict(s: ArmSummary):
+        v = s.verdict
+        if v is None:
+            return None
+        return {"method": v.method, "diff": v.diff, "ci": v.ci, "ci_adjusted": v.ci_adjusted,
+                "p": v.p, "p_adjusted": v.p_adjusted, "tost_p": v.tost_p,
+                "tost_p_adjusted": v.tost_p_adjusted, "mde": v.mde,
+                "seeds_needed": v.seeds_needed, "reading": v.reading,
+                "test_error_counted": v.test_error, "counts": v.counts,
+                "paired": [{"seed": k, "diff": d} for k, d in zip(v.seeds, v.diffs)]}
+
+    arms = [{"arm": s.label, "label": s.display, "n": s.n, "reference": s.is_reference,
+             "values": [{"seed": k, "value": x} for k, x in zip(s.seeds, s.values)],
+             "mean": s.mean, "std": s.std, "min": s.min, "max": s.max,
+             "test_loss": s.test_loss, "epochs": s.epochs,
+             "stalled_seeds": s.stalled, "verdict": verdict(s),
+             "convergence": {"still_improving": s.still_improving, "last_gain": s.last_gain},
+             "gap_train_test": s.gap, "gap_std": s.gap_std, "gap_eval_mode": s.gap_eval_mode,
+             "grad_norms": {k: {"geometric_mean": m, "geometric_std": f}
+                            for k, (m, f) in s.grad_norms.items()},
+             "grad_ratio_first_last": s.grad_ratio, "grad_ratio_groups": s.grad_ratio_groups,
+             "not_completed": [_where(r.path, relative_to) for r in s.problems]}
+            for s in summaries]
+    return {"metric": metric, "settings": vars(settings), "arms": arms,
+            "factorial": factorial or []}
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+# -- a study README's generated block ------------------------------------------------------
+
+def readme_block(data: dict[str, Any]) -> str:
+    """The README's tables and verdict sentences, from comparison.json alone."""
+    s = data["settings"]
+    arms = data["arms"]
+    ref = next(a for a in arms if a["reference"])
+    lines = [BEGIN, "", "| arm | n | test acc mean ± std | Δ vs reference [CI] | adjusted CI "
+             "| p (raw / adj.) | MDE | reading | converged |", "|---|---|---|---|---|---|---|---|---|"]
+    for a in arms:
+        v = a["verdict"]
+        acc = "—" if a["mean"] is None else f"{a['mean'] * 100:.2f}% ± {a['std'] * 100:.2f}"
+        if a["stalled_seeds"]:
+            acc += f" ({len(a['stalled_seeds'])}/{a['n']} stalled)"
+        conv = a["convergence"]["still_improving"]
+        conv = "—" if conv is None else ("still improving" if conv else "yes")
+        if a["reference"]:
+            cells = ["reference", "", "", "", ""]
+        elif v is None:
+            cells = ["—"] * 5
+        elif v["counts"]:
+            c = v["counts"]
+            cells = [f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/"
+                     f"{c['reference_n']}", "counts", f"{_p(v['p'])} / {_p(v['p_adjusted'])} "
+                     "(Fisher)", "—", v["reading"]]
+        else:
+            cells = [f"{_pp(v['diff'])} pp {_interval(v['ci'])}", _interval(v["ci_adjusted"]),
+                     f"{_p(v['p'])} / {_p(v['p_adjusted'])}",
+                     f"{v['mde'] * 100:.2f} pp" if v["mde"] is not None else "—", v["reading"]]
+        lines.append(f"| {a['label'] or a['arm']} | {a['n']} | {acc} | " + " | ".join(cells)
+                     + f" | {conv} |")
+    lines += ["", f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
+              f"adjusted by {s['adjust']} across {len(arms) - 1} comparisons; MDE at "
+              f"{s['power']:.0%} power; equivalence margin ±{s['margin_pp']} pp.", ""]
+    for a in arms:
+        v = a["verdict"]
+        if a["reference"] or v is None:
+            continue
+        name = a["label"] or a["arm"]
+        if v["counts"]:
+            c = v["counts"]
+            text = (f"stalled in {c['stalled']} of {c['n']} seeds against {c['reference_stalled']}"
+                    f" of {c['reference_n']} (Fisher exact p = {_p(v['p'])}, adjusted "
+                    f"{_p(v['p_adjusted'])}): {v['reading']}.")
+        elif v["reading"] == "effect":
+            text = (f"an effect of {_pp(v['diff'])} pp (adjusted interval "
+                    f"{_interval(v['ci_adjusted'])}, adjusted p = {_p(v['p_adjusted'])}).")
+        elif v["reading"] == "equivalent":
+            text = (f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp, TOST "
+                    f"adjusted p = {_p(v['tost_p_adjusted'])}).")
+        else:
+            need = v["seeds_needed"]
+            text = (f"inconclusive at this power ({_pp(v['diff'])} pp, adjusted interval "
+                    f"{_interval(v['ci_adjusted'])}; the smallest effect these seeds detect "
+                    f"is {v['mde'] * 100:.2f} pp; {s['effect_pp']} pp would need "
+                    + (f"{need} seeds)." if need else "more than the test set allows)."))
+        lines.append(f"- **{name}**: {text}")
+    still = [a["label"] or a["arm"] for a in arms if a["convergence"]["still_improving"]]
+    lines += ["", "Still improving at the last epoch: " + (", ".join(still) if still else "none") + "."]
+    if data.get("factorial"):
+        lines += ["", factorial_table(data["factorial"])]
+    return "\n".join(lines + ["", END])
+
+
+def regenerate(readme: str, data: dict[str, Any]) -> str:
+    """The README with its generated block re-rendered (unchanged when it has none)."""
+    if BEGIN not in readme or END not in readme:
+        return readme
+    head, rest = readme.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    return head + readme_block(data) + tail

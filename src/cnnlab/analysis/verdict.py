@@ -1,0 +1,346 @@
+"""From a study's arms to its verdict: per-arm statistics, each arm against the reference
+(multiplicity-adjusted, with power, an equivalence test and a three-way reading), exact
+counts for arms that stalled, convergence per arm and a factorial study's linear model."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from cnnlab.analysis import stats
+from cnnlab.analysis.load import CompareError, Run, arm_keys, display_labels, group_arms
+
+SETTINGS = Path(__file__).resolve().parents[3] / "conf" / "analysis" / "compare.yaml"
+METHODS = ("holm", "bonferroni", "none")
+EFFECT, EQUIVALENT, INCONCLUSIVE = "effect", "equivalent", "inconclusive at this power"
+
+
+@dataclass
+class Settings:
+    level: float = 0.95
+    adjust: str = "holm"
+    power: float = 0.8
+    effect_pp: float = 0.1
+    margin_pp: float = 0.1
+    stalled_below: float = 0.2
+    min_gain_pp: float = 0.05
+
+    @classmethod
+    def load(cls, path: Path = SETTINGS, **flags) -> Settings:
+        """conf/analysis/compare.yaml, with the given flags (not None) over it."""
+        base = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+        merged = {**base, **{k: v for k, v in flags.items() if v is not None}}
+        settings = cls(**{k: v for k, v in merged.items() if k in cls.__dataclass_fields__})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.adjust not in METHODS:
+            raise CompareError(f"--adjust {self.adjust!r}: one of {', '.join(METHODS)}")
+        for name in ("level", "power"):
+            if not 0 < getattr(self, name) < 1:
+                raise CompareError(f"--{name} {getattr(self, name)}: a fraction in (0, 1)")
+        for name in ("effect_pp", "margin_pp"):
+            if not getattr(self, name) > 0:
+                raise CompareError(f"--{name.replace('_', '-')} {getattr(self, name)}: > 0")
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.level
+
+
+@dataclass
+class Verdict:
+    """One arm against the reference."""
+
+    method: str                       # paired t | Welch t | variance components | Fisher exact
+    diff: float | None = None
+    ci: tuple[float, float] | None = None
+    ci_adjusted: tuple[float, float] | None = None
+    p: float | None = None
+    p_adjusted: float | None = None
+    tost_p: float | None = None
+    tost_p_adjusted: float | None = None
+    mde: float | None = None
+    seeds_needed: int | None = None
+    reading: str = INCONCLUSIVE
+    seeds: list[str] = field(default_factory=list)    # the seed ids paired
+    diffs: list[float] = field(default_factory=list)  # per paired seed, same order
+    counts: dict | None = None        # stalled runs per arm, when reported as counts
+    test_error: bool = False          # test-set sampling error counted
+    estimate: stats.Estimate | None = None
+
+
+@dataclass
+class ArmSummary:
+    label: str
+    runs: list[Run]
+    n: int
+    seeds: list[str]
+    values: list[float]
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    test_loss: float | None
+    epochs: float | None
+    fit_time_s: float | None
+    gap: float | None = None
+    gap_std: float | None = None
+    gap_eval_mode: bool = False
+    # per layer: geometric mean over seeds and geometric std (a factor): norms span decades
+    grad_norms: dict[str, tuple[float, float]] = field(default_factory=dict)
+    stalled: list[str] = field(default_factory=list)  # seed ids at chance
+    grad_ratio_groups: dict[str, float | None] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    still_improving: bool | None = None
+    last_gain: float | None = None
+    is_reference: bool = False
+    display: str = ""  # the label with short key names (dropout=0.25), for plots
+
+    # the arm-vs-reference numbers, as the tables and plots read them
+    @property
+    def diff(self) -> float | None:
+        return self.verdict.diff if self.verdict else None
+
+    @property
+    def ci_low(self) -> float | None:
+        return self.verdict.ci[0] if self.verdict and self.verdict.ci else None
+
+    @property
+    def ci_high(self) -> float | None:
+        return self.verdict.ci[1] if self.verdict and self.verdict.ci else None
+
+    @property
+    def paired(self) -> bool | None:
+        return None if not self.verdict or self.verdict.counts else \
+            self.verdict.method != "Welch t"
+
+    @property
+    def mixed(self) -> bool:
+        """Some seeds stalled and some trained: two groups, no mean describes them."""
+        return 0 < len(self.stalled) < self.n
+
+    @property
+    def grad_ratio(self) -> float | None:
+        """First / last gradient norm over the layers that train (frozen ones have none);
+        of geometric means over seeds. None for a mixed arm (see grad_ratio_groups)."""
+        return None if self.mixed else _ratio(self.grad_norms)
+
+    @property
+    def problems(self) -> list[Run]:
+        return [r for r in self.runs if r.status != "completed"]
+
+
+def _ratio(norms: dict[str, tuple[float, float]]) -> float | None:
+    live = [mean for mean, _ in norms.values() if mean > 0]
+    return live[0] / live[-1] if len(live) >= 2 else None
+
+
+def _done(runs: list[Run], metric: str) -> list[Run]:
+    return sorted((r for r in runs if r.status == "completed" and metric in r.metrics),
+                  key=lambda r: str(r.seed))
+
+
+def _summary(label: str, runs: list[Run], metric: str, settings: Settings) -> ArmSummary:
+    done = _done(runs, metric)
+    vals = [r.metrics[metric] for r in done]
+
+    def avg(xs):
+        xs = [x for x in xs if x is not None]
+        return statistics.fmean(xs) if xs else None
+
+    gaps = [g for g in (r.gap for r in done) if g is not None]
+    stalled = [r for r in done if metric.endswith("acc") and r.metrics[metric] <= settings.stalled_below]
+    s = ArmSummary(
+        label, runs, len(done), [str(r.seed) for r in done], vals,
+        statistics.fmean(vals) if vals else None, stats.std(vals) if vals else None,
+        min(vals) if vals else None, max(vals) if vals else None,
+        avg([r.metrics.get("test/loss") for r in done]), avg([r.epochs for r in done]),
+        avg([r.fit_time_s for r in done]), gap=avg(gaps),
+        gap_std=stats.std(gaps) if gaps else None,
+        gap_eval_mode=bool(done) and all(r.gap_in_eval_mode for r in done),
+        grad_norms=_layer_stats(done), stalled=[str(r.seed) for r in stalled])
+    if s.mixed:
+        trained = [r for r in done if r not in stalled]
+        s.grad_ratio_groups = {"stalled": _ratio(_layer_stats(stalled)),
+                               "trained": _ratio(_layer_stats(trained))}
+    epochs, curve, _ = mean_curve(runs)
+    s.still_improving, s.last_gain = stats.still_improving(curve, settings.min_gain_pp / 100) \
+        if curve else (None, None)
+    return s
+
+
+def _layer_stats(runs: list[Run]) -> dict[str, tuple[float, float]]:
+    """Geometric mean and std over seeds of each layer's last-epoch gradient norm, in
+    network order: a seed whose gradient vanished (1e-14) and one that trained (1e-2)
+    average to 1e-8, not to half the second."""
+    per_layer: dict[str, list[float]] = {}
+    for run in runs:
+        for layer, value in run.grad_norms.items():
+            per_layer.setdefault(layer, []).append(value)
+    return {k: stats.geometric(v) for k, v in per_layer.items()}
+
+
+def summarize(arms: dict[str, list[Run]], reference: str | None = None,
+              metric: str = "test/acc", settings: Settings | None = None) -> list[ArmSummary]:
+    """Per-arm statistics and each arm's verdict against the reference arm (default: the
+    study's declared one, else the first)."""
+    settings = settings or Settings.load()
+    summaries = [_summary(label, runs, metric, settings) for label, runs in arms.items()]
+    if not summaries:
+        return summaries
+    for s, short in zip(summaries, display_labels(arms).values()):
+        s.display = short
+    if reference is None:
+        declared = {r.reference for runs in arms.values() for r in runs} - {None}
+        reference = next(iter(declared)) if len(declared) == 1 else None
+    labels = [s.label for s in summaries]
+    if reference is not None and reference not in labels:
+        raise CompareError(f"reference arm {reference!r} is not one of the arms {labels}")
+    ref = next(s for s in summaries if s.label == (reference or labels[0]))
+    ref.is_reference = True
+    summaries.remove(ref)
+    summaries.insert(0, ref)  # the reference row first, the others in sweep order
+    for s in summaries[1:]:
+        if s.values and ref.values:
+            s.verdict = compare_arm(s, ref, metric, settings)
+    adjust_family([s.verdict for s in summaries[1:] if s.verdict], settings)
+    return summaries
+
+
+def compare_arm(arm: ArmSummary, ref: ArmSummary, metric: str, settings: Settings) -> Verdict:
+    """The raw comparison: exact counts when either arm has stalled runs; else paired by
+    seed id where every seed matches (with test-set error when both kept predictions),
+    else Welch."""
+    if arm.stalled or ref.stalled:
+        k, kr = len(arm.stalled), len(ref.stalled)
+        return Verdict("Fisher exact", p=stats.fisher(k, arm.n, kr, ref.n),
+                       counts={"stalled": k, "n": arm.n, "reference_stalled": kr,
+                               "reference_n": ref.n, "stalled_seeds": arm.stalled})
+    mine = {r.seed: r for r in _done(arm.runs, metric)}
+    theirs = {r.seed: r for r in _done(ref.runs, metric)}
+    common = sorted(set(mine) & set(theirs), key=str)
+    est, seeds, diffs, test_error = None, [], [], False
+    if len(common) >= 2 and len(common) == len(mine) == len(theirs):
+        seeds = [str(k) for k in common]
+        diffs = [mine[k].metrics[metric] - theirs[k].metrics[metric] for k in common]
+        preds = [(mine[k].correct, theirs[k].correct) for k in common]
+        if metric == "test/acc" and all(a is not None and b is not None and a.shape == b.shape
+                                         for a, b in preds):
+            est = stats.seed_image_estimate(np.stack([a for a, _ in preds]),
+                                            np.stack([b for _, b in preds]))
+            test_error = True
+        else:
+            est = stats.paired_estimate(diffs)
+    else:
+        est = stats.welch_estimate(arm.values, ref.values)
+    if est is None:
+        return Verdict("too few seeds", diff=arm.mean - ref.mean)
+    alpha = settings.alpha
+    return Verdict(est.method, diff=est.diff, ci=est.interval(settings.level), p=est.p_value(),
+                   tost_p=est.tost_p(settings.margin_pp / 100),
+                   mde=stats.minimum_detectable(est.se, est.dof, alpha, settings.power),
+                   seeds_needed=stats.seeds_needed(settings.effect_pp / 100, est, alpha,
+                                                   settings.power),
+                   seeds=seeds, diffs=diffs, test_error=test_error, estimate=est)
+
+
+def adjust_family(verdicts: list[Verdict], settings: Settings) -> None:
+    """Adjusted p-values and intervals across the study's comparisons, then each reading:
+    an effect (adjusted p below alpha: the adjusted interval excludes 0), equivalent (the
+    adjusted TOST p below alpha: within ±margin) or inconclusive at this power."""
+    tested = [v for v in verdicts if v.p is not None]
+    for v, p in zip(tested, stats.adjust([v.p for v in tested], settings.adjust)):
+        v.p_adjusted = p
+    with_tost = [v for v in tested if v.tost_p is not None]
+    for v, p in zip(with_tost, stats.adjust([v.tost_p for v in with_tost], settings.adjust)):
+        v.tost_p_adjusted = p
+    level = stats.adjusted_level(settings.level, len(tested), settings.adjust)
+    for v in tested:
+        if v.estimate is not None:
+            v.ci_adjusted = v.estimate.interval(level)
+        if v.p_adjusted < settings.alpha:
+            v.reading = EFFECT
+        elif v.tost_p_adjusted is not None and v.tost_p_adjusted < settings.alpha:
+            v.reading = EQUIVALENT
+        else:
+            v.reading = INCONCLUSIVE
+
+
+def mean_curve(runs: list[Run], key: str = "val/acc"
+               ) -> tuple[list[int], list[float], list[float]]:
+    """Per-epoch mean and sample std over the seeds that reached each epoch."""
+    by_epoch: dict[int, list[float]] = {}
+    for r in runs:
+        if r.status != "completed":
+            continue
+        for row in r.history:
+            if row.get(key) is not None:
+                by_epoch.setdefault(int(row["epoch"]), []).append(row[key])
+    epochs = sorted(by_epoch)
+    return (epochs, [statistics.fmean(by_epoch[e]) for e in epochs],
+            [stats.std(by_epoch[e]) for e in epochs])
+
+
+def factorial(summaries: list[ArmSummary], metric: str = "test/acc",
+              settings: Settings | None = None) -> list[dict]:
+    """A study that crosses two or more keys: main effects (each key's level against the
+    reference arm's) and two-way interactions from a linear model with seed blocks, over
+    the runs that did not stall; [] when the study is not factorial."""
+    settings = settings or Settings.load()
+    runs = [r for s in summaries for r in _done(s.runs, metric) if str(r.seed) not in s.stalled]
+    keys = arm_keys([r for s in summaries for r in s.runs])
+    if len(keys) < 2 or not runs or not summaries:
+        return []
+    ref = summaries[0].runs[0].overrides
+    levels = {k: sorted({r.overrides.get(k) for r in runs} - {ref.get(k)}, key=str) for k in keys}
+    cells = {tuple(r.overrides.get(k) for k in keys) for r in runs}
+    if len(cells) != int(np.prod([len(v) + 1 for v in levels.values()])):
+        return []  # not fully crossed
+    from cnnlab.analysis.arms import short_keys
+
+    short = short_keys(keys)
+    cols = {f"{short[k]}={lv}": np.array([float(r.overrides.get(k) == lv) for r in runs])
+            for k in keys for lv in levels[k]}
+    mains = list(cols)
+    for a, b in itertools.combinations(mains, 2):
+        if a.split("=")[0] != b.split("=")[0]:
+            cols[f"{a} × {b}"] = cols[a] * cols[b]
+    terms = stats.linear_effects(np.array([r.metrics[metric] for r in runs]), cols,
+                                 np.array([str(r.seed) for r in runs]), settings.level)
+    for t, p in zip(terms, stats.adjust([t["p"] for t in terms], settings.adjust)):
+        t["p_adjusted"] = p
+    return terms
+
+
+def against(arms: dict[str, list[Run]], before: dict[str, list[Run]], metric: str = "test/acc",
+            settings: Settings | None = None) -> list[ArmSummary]:
+    """Each arm of a study against the same arm of another run of it (e.g. at twice the
+    budget, ``study_budget=2``): one verdict per arm, paired by seed id, adjusted as one
+    family. Arms only one of the two studies has are left out."""
+    settings = settings or Settings.load()
+    drop = {"study_budget", "trainer.max_epochs"}  # what the two runs of a study differ by
+
+    def by_arm(groups):
+        runs = [r for rs in groups.values() for r in rs]
+        for r in runs:
+            r.overrides = {k: v for k, v in r.overrides.items() if k not in drop}
+        return group_arms(runs)
+
+    now, then = by_arm(arms), by_arm(before)
+    summaries = []
+    for label in [k for k in now if k in then]:
+        mine = _summary(label, now[label], metric, settings)
+        theirs = _summary(label, then[label], metric, settings)
+        if mine.values and theirs.values:
+            mine.verdict = compare_arm(mine, theirs, metric, settings)
+        mine.display = label
+        summaries.append(mine)
+    adjust_family([s.verdict for s in summaries if s.verdict], settings)
+    return summaries

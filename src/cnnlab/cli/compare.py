@@ -1,0 +1,141 @@
+"""cnnlab-compare: a study's verdict, each arm against the reference.
+
+Runs are grouped into arms by the overrides that differ between them (the seed
+excepted). Each arm is compared with the reference arm, paired by seed id where every seed
+matches: the difference in test accuracy with its raw and multiplicity-adjusted intervals
+and p-values, the minimum detectable effect at the seeds it had, and a reading (an effect,
+equivalent within a margin, or inconclusive at this power). Runs that kept their per-image
+test predictions count the test set's sampling error too; arms with stalled runs are
+counts with Fisher's exact test. Every arm is checked for still improving at its last
+epoch; a crossed study is also read as main effects and interactions.
+Defaults: conf/analysis/compare.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from cnnlab.analysis import render
+from cnnlab.analysis.figures import write_plots
+from cnnlab.analysis.load import CompareError, group_arms, load_runs, runs_from_wandb
+from cnnlab.analysis.verdict import Settings, against, factorial, summarize
+from cnnlab.console import error, note
+
+
+def wandb_dirs(paths: list[Path]) -> list[Path]:
+    """The W&B folders holding these runs' offline W&B files (one per study since cnnlab
+    shares it between a sweep's jobs; one per run before)."""
+    found = {f.parent.parent for root in paths if root.is_dir()
+             for f in root.rglob("*.wandb") if f.parent.name.startswith(("offline-run-", "run-"))}
+    return sorted(found)
+
+
+def leet_lines(paths: list[Path]) -> list[str]:
+    """How to look at the compared runs in W&B's terminal dashboard, and upload them."""
+    dirs = wandb_dirs(paths)
+    if not dirs:
+        return []
+    if len(dirs) == 1:
+        return [f"W&B, offline: wandb leet {dirs[0]}",
+                f"W&B, upload: wandb sync {dirs[0]}/offline-run-*"]
+    return [f"W&B: these runs keep their W&B files in {len(dirs)} folders (one per run, as "
+            "before cnnlab kept one per study); `wandb leet` shows one folder at a time:"] + \
+        [f"  wandb leet {d}" for d in dirs[:3]] + (["  ..."] if len(dirs) > 3 else [])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnlab-compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", type=Path, help="multirun dirs or run dirs")
+    p.add_argument("--reference", help="label of the reference arm, e.g. "
+                   "'model.net.dropout=0.0' (default: the study's, else the first arm)")
+    p.add_argument("--metric", default="test/acc")
+    p.add_argument("--out", type=Path, help="where to write comparison.* "
+                   "(default: the first path)")
+    p.add_argument("--title", help="title of the table and report")
+    p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from the W&B API")
+    p.add_argument("--group", help="with --wandb: the W&B group (the study)")
+    p.add_argument("--against", type=Path, metavar="STUDY_DIR", help="compare each arm "
+                   "with the same arm of another run of the study (e.g. the 1x budget "
+                   "when PATHS ran with study_budget=2) and print that table")
+    p.add_argument("--readme", type=Path, help="a study README whose generated block "
+                   "(between <!-- generated:begin/end --> markers) to re-render")
+    stat = p.add_argument_group("statistics (defaults: conf/analysis/compare.yaml)")
+    stat.add_argument("--adjust", help="multiplicity adjustment: holm | bonferroni | none")
+    stat.add_argument("--level", type=float, help="confidence level, e.g. 0.95")
+    stat.add_argument("--power", type=float, help="power of the stated MDE, e.g. 0.8")
+    stat.add_argument("--effect-pp", type=float, help="effect (pp) whose seeds-needed is given")
+    stat.add_argument("--margin-pp", type=float, help="equivalence margin (pp) of the TOST")
+    stat.add_argument("--stalled-below", type=float, help="test accuracy at or below which "
+                      "a run stalled")
+    stat.add_argument("--min-gain-pp", type=float, help="last-epoch gain in mean val acc "
+                      "(pp) above which an arm is still improving")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.load(adjust=args.adjust, level=args.level, power=args.power,
+                                 effect_pp=args.effect_pp, margin_pp=args.margin_pp,
+                                 stalled_below=args.stalled_below, min_gain_pp=args.min_gain_pp)
+        if args.against is not None and not args.against.is_dir():
+            raise CompareError(f"--against {args.against}: no such study dir")
+        if args.readme is not None and not args.readme.is_file():
+            raise CompareError(f"--readme {args.readme}: no such file")
+        if args.wandb:
+            runs = runs_from_wandb(args.wandb, args.group)
+        elif args.paths:
+            runs = load_runs(args.paths)
+        else:
+            raise CompareError("give run or multirun dirs, or --wandb ENTITY/PROJECT")
+        summaries = summarize(group_arms(runs), args.reference, args.metric, settings)
+    except CompareError as e:
+        error(str(e), "cnnlab-compare")
+        return 2
+    terms = factorial(summaries, args.metric, settings)
+    study = args.paths[0] if args.paths and args.paths[0].is_dir() else None
+    out = args.out or study or Path(".")
+    out.mkdir(parents=True, exist_ok=True)
+    title = args.title or f"comparison of {len(runs)} runs in {len(summaries)} arms"
+    console = Console(width=240)
+    console.print(render.render_table(summaries, title))
+    if terms:
+        console.print(Text(render.factorial_table(terms)))
+    for line in render.method_lines(summaries, settings):
+        console.print(Text(line))
+    for line in render.problem_lines(summaries):
+        note(line, "not completed:", stderr=True)
+    render.write_markdown(summaries, out / "comparison.md", title, args.metric, settings,
+                          terms, study)
+    render.write_csv(summaries, out / "comparison.csv")
+    data = render.comparison_data(summaries, settings, args.metric, terms,
+                                  study or out)
+    render.write_json(data, out / "comparison.json")
+    written = write_plots(summaries, out, args.metric)
+    plain = Console(soft_wrap=True, highlight=False)
+    plain.print(Text(f"wrote {out}/comparison.md, comparison.csv, comparison.json, "
+                     + ", ".join(p.name for p in written)))
+    if args.readme is not None:
+        args.readme.write_text(render.regenerate(args.readme.read_text(), data))
+        plain.print(Text(f"re-rendered the generated block of {args.readme}"))
+    if args.against is not None:
+        try:
+            pairs = against(group_arms(runs), group_arms(load_runs([args.against])),
+                            args.metric, settings)
+        except CompareError as e:
+            error(str(e), "cnnlab-compare")
+            return 2
+        console.print(render.against_table(pairs, f"each arm against itself in {args.against}"))
+    for line in leet_lines(args.paths):
+        plain.print(Text(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""cnnlab-compare's verdict on a synthetic study whose answers are known by construction,
+the seed × test-image interval's coverage on simulated data, and the README generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnlab.analysis import render, stats
+from cnnlab.analysis.load import group_arms, load_runs
+from cnnlab.analysis.verdict import (EFFECT, EQUIVALENT, INCONCLUSIVE, Settings, factorial,
+                                     summarize)
+from cnnlab.cli.compare import main
+
+SEEDS = [1, 2, 3, 4, 5]
+Z = np.array([-1.2649, -0.6325, 0.0, 0.6325, 1.2649])  # mean 0, sample sd 1
+REF = 0.990 + 0.001 * np.array([0.3, -0.5, 0.1, 0.4, -0.3])
+
+
+def run(root: Path, arm: str, seed: int, acc: float, curve=None, grads=None,
+        correct: np.ndarray | None = None) -> None:
+    d = root / f"{arm},{seed}"
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(f"- arm={arm}\n- seed={seed}\n")
+    curve = curve or [acc - 0.02, acc - 0.0002, acc]
+    rows = [{"epoch": e, "val/acc": v, **(grads or {})} for e, v in enumerate(curve)]
+    (d / "results.json").write_text(json.dumps({
+        "status": "completed", "metrics": {"test/acc": acc, "test/loss": 0.1},
+        "epochs": len(curve), "history": rows}))
+    if correct is not None:
+        target = np.zeros(len(correct), dtype=np.uint8)
+        np.savez(d / "test_predictions.npz", pred=(1 - correct).astype(np.uint8),
+                 target=target)
+
+
+def synthetic_study(root: Path) -> None:
+    """a_ref; b_effect (−1 pp); c_holm (p ≈ 0.02 raw, 4th of 5 by Holm: 0.08); d_equiv
+    (0 ± tiny); e_underpowered (+0.05 pp, sd 0.4 pp); f_bimodal (4 of 5 seeds at chance);
+    b_effect still improves at its last epoch."""
+    arms = {"a_ref": np.zeros(5), "b_effect": -0.01 + 0.0005 * Z,
+            "c_holm": 0.00168 + 0.001 * Z, "d_equiv": 0.0002 * Z,
+            "e_underpowered": 0.0005 + 0.004 * Z}
+    for arm, diffs in arms.items():
+        for seed, r, d in zip(SEEDS, REF, diffs):
+            acc = float(r + d)
+            curve = [acc - 0.03, acc - 0.01, acc] if arm == "b_effect" else None
+            run(root, arm, seed, acc, curve,
+                grads={"grad_norm/conv1": 0.1, "grad_norm/fc": 0.2})
+    for seed, acc in zip(SEEDS, [0.1135, 0.1135, 0.1135, 0.1135, 0.985]):
+        run(root, "f_bimodal", seed, acc,
+            grads={"grad_norm/conv1": 1e-14 if acc < 0.2 else 1e-2, "grad_norm/fc": 1.0})
+
+
+@pytest.fixture
+def verdicts(tmp_path):
+    synthetic_study(tmp_path)
+    summaries = summarize(group_arms(load_runs([tmp_path])), "arm=a_ref")
+    return {s.label.split("=")[1]: s for s in summaries}
+
+
+def test_each_arm_of_a_known_study_reads_right(verdicts):
+    v = {k: s.verdict for k, s in verdicts.items()}
+    assert v["a_ref"] is None and verdicts["a_ref"].is_reference
+    assert v["b_effect"].reading == EFFECT and v["b_effect"].diff == pytest.approx(-0.01)
+    # significant alone, not as one of five comparisons
+    assert v["c_holm"].p == pytest.approx(0.02, abs=0.002)
+    assert v["c_holm"].p_adjusted > 0.05 and v["c_holm"].reading == INCONCLUSIVE
+    assert v["c_holm"].ci[0] > 0 and v["c_holm"].ci_adjusted[0] < 0
+    assert v["d_equiv"].reading == EQUIVALENT
+    # underpowered: its interval spans ±0.1 pp, and the MDE says how far from enough
+    e = v["e_underpowered"]
+    assert e.reading == INCONCLUSIVE and e.mde > 0.005
+    assert e.seeds_needed > 5
+    # bimodal: counts with Fisher's exact test, never a mean difference or a t-interval
+    f = v["f_bimodal"]
+    assert f.method == "Fisher exact" and f.diff is None and f.ci is None
+    assert f.counts["stalled"] == 4 and f.counts["reference_stalled"] == 0
+    assert f.p == pytest.approx(0.047619, abs=1e-5)  # 4/5 vs 0/5: 2 / C(10, 5)
+    assert verdicts["f_bimodal"].grad_ratio is None  # no geometric mean across the groups
+    assert verdicts["f_bimodal"].grad_ratio_groups["stalled"] == pytest.approx(1e-14)
+    # convergence: only the arm still rising at its last epoch is flagged
+    assert [k for k, s in verdicts.items() if s.still_improving] == ["b_effect"]
+
+
+def test_comparison_json_keeps_seed_ids_and_the_verdict(tmp_path):
+    synthetic_study(tmp_path)
+    assert main([str(tmp_path), "--reference", "arm=a_ref"]) == 0
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    arms = {a["arm"]: a for a in data["arms"]}
+    assert [v["seed"] for v in arms["arm=c_holm"]["values"]] == ["1", "2", "3", "4", "5"]
+    paired = arms["arm=c_holm"]["verdict"]["paired"]
+    assert paired[0] == {"seed": "1", "diff": pytest.approx(0.00168 - 0.0012649)}
+    assert arms["arm=b_effect"]["convergence"]["still_improving"] is True
+    assert data["settings"]["adjust"] == "holm"
+    md = (tmp_path / "comparison.md").read_text()
+    assert "inconclusive at this power" in md and "stalled 4/5 vs 0/5" in md
+    # the method a flag: with no adjustment the raw reading stands
+    assert main([str(tmp_path), "--reference", "arm=a_ref", "--adjust", "none"]) == 0
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert {a["arm"]: a for a in data["arms"]}["arm=c_holm"]["verdict"]["reading"] == EFFECT
+
+
+def test_a_bad_statistics_flag_exits_2_before_reading(tmp_path, capsys):
+    assert main([str(tmp_path / "nowhere"), "--adjust", "fdr"]) == 2
+    assert "--adjust 'fdr': one of holm, bonferroni, none" in capsys.readouterr().err
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04, 0.5 -> 4*0.01, max(.04, 3*.03), max(.09, 2*.04), .5
+    assert stats.adjust([0.01, 0.04, 0.03, 0.5], "holm") == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert stats.adjust([0.01, 0.04], "bonferroni") == pytest.approx([0.02, 0.08])
+
+
+def test_test_set_error_counted_when_runs_kept_predictions_else_seed_only(tmp_path):
+    rng = np.random.default_rng(0)
+    for seed in SEEDS:
+        run(tmp_path, "a", seed, 0.9, correct=(rng.random(2000) < 0.9).astype(np.uint8))
+        run(tmp_path, "b", seed, 0.91, correct=(rng.random(2000) < 0.91).astype(np.uint8))
+    _, b = summarize(group_arms(load_runs([tmp_path])))
+    assert b.verdict.test_error and b.verdict.method.startswith("seed × test-image")
+    (tmp_path / "b,3" / "test_predictions.npz").unlink()  # an older run: none kept
+    _, b = summarize(group_arms(load_runs([tmp_path])))
+    assert not b.verdict.test_error and b.verdict.method == "paired t"
+
+
+def simulate(rng, image_effects: bool, seeds: int = 5, images: int = 1000):
+    """Per-image correctness of two arms: image difficulty shared, each seed shifted; the
+    arm's effect per image +25 or −24 pp (population mean +0.5 pp) when image_effects."""
+    if image_effects:
+        p, delta = rng.uniform(0.5, 0.7, images), rng.choice([0.25, -0.24], size=images)
+    else:
+        p, delta = rng.uniform(0.85, 0.93, images), np.full(images, 0.005)
+    shift = rng.normal(0, 0.003, (2, seeds, 1))
+    ref = rng.random((seeds, images)) < p + shift[0]
+    arm = rng.random((seeds, images)) < p + delta + shift[1]
+    return arm, ref
+
+
+@pytest.mark.parametrize("image_effects", [False, True])
+def test_the_interval_covers_the_truth_95_percent_of_the_time(image_effects):
+    rng = np.random.default_rng(7)
+    hits = seed_only = 0
+    draws = 800
+    for _ in range(draws):
+        arm, ref = simulate(rng, image_effects)
+        lo, hi = stats.seed_image_estimate(arm, ref).interval(0.95)
+        hits += lo <= 0.005 <= hi
+        lo, hi = stats.paired_estimate(list((arm.astype(float) - ref).mean(axis=1))).interval()
+        seed_only += lo <= 0.005 <= hi
+    assert 0.93 <= hits / draws <= 0.97
+    if image_effects:  # where the test set's own error matters, seeds alone under-cover
+        assert seed_only / draws < 0.93
+
+
+def test_factorial_main_effects_and_interaction_with_seed_blocks(tmp_path):
+    # acc = 0.98 + seed block − 0.3 pp (dropout) + 0.2 pp (bn) + 0.1 pp (both) + noise
+    rng = np.random.default_rng(1)
+    for d in ("0.0", "0.5"):
+        for b in ("false", "true"):
+            for seed, block in zip(SEEDS, [0.001, -0.002, 0.0, 0.0015, -0.0005]):
+                acc = 0.98 + block - 0.003 * (d == "0.5") + 0.002 * (b == "true") \
+                    + 0.001 * (d == "0.5" and b == "true") + rng.normal(0, 0.0001)
+                r = tmp_path / f"{d}{b}{seed}"
+                (r / ".hydra").mkdir(parents=True)
+                (r / ".hydra" / "overrides.yaml").write_text(
+                    f"- model.net.dropout={d}\n- model.net.batchnorm={b}\n- seed={seed}\n")
+                (r / "results.json").write_text(json.dumps(
+                    {"status": "completed", "metrics": {"test/acc": acc}}))
+    summaries = summarize(group_arms(load_runs([tmp_path])))
+    terms = {t["term"]: t for t in factorial(summaries)}
+    assert terms["dropout=0.5"]["estimate"] == pytest.approx(-0.003, abs=2e-4)
+    assert terms["batchnorm=true"]["estimate"] == pytest.approx(0.002, abs=2e-4)
+    assert terms["batchnorm=true × dropout=0.5"]["estimate"] == pytest.approx(0.001, abs=3e-4)
+    assert all(t["p_adjusted"] < 0.05 for t in terms.values())
+
+
+def test_the_generated_readme_block_comes_from_the_json_and_drift_is_seen(tmp_path):
+    synthetic_study(tmp_path)
+    assert main([str(tmp_path), "--reference", "arm=a_ref"]) == 0
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    readme = "# Study\n\nProse.\n\n" + render.BEGIN + "\nstale\n" + render.END + "\n\nMore.\n"
+    fresh = render.regenerate(readme, data)
+    assert fresh.startswith("# Study\n\nProse.\n\n") and fresh.endswith("\n\nMore.\n")
+    assert "- **arm=b_effect**: an effect of -1.00 pp" in fresh
+    assert "inconclusive at this power" in fresh and "stalled in 4 of 5 seeds" in fresh
+    assert "Still improving at the last epoch: arm=b_effect." in fresh
+    assert render.regenerate(fresh, data) == fresh
+    assert render.regenerate(fresh.replace("-1.00 pp", "-1.10 pp"), data) != \
+        fresh.replace("-1.00 pp", "-1.10 pp")
+    (tmp_path / "README.md").write_text(readme)  # --readme re-renders the block in place
+    assert main([str(tmp_path), "--reference", "arm=a_ref", "--readme",
+                 str(tmp_path / "README.md")]) == 0
+    assert (tmp_path / "README.md").read_text() == fresh
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+GENERATED = sorted(p for p in EXPERIMENTS.glob("*/README.md") if render.BEGIN in p.read_text())
+
+
+@pytest.mark.parametrize("readme", GENERATED, ids=[p.parent.name for p in GENERATED])
+def test_every_published_readme_matches_its_comparison_json(readme):
+    data = json.loads((readme.parent / "comparison.json").read_text())
+    assert render.regenerate(readme.read_text(), data) == readme.read_text(), (
+        f"{readme} differs from its comparison.json: re-render it with cnnlab-compare "
+        "--readme")
+
+
+def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys):
+    # at 2x, arm b gains 0.4 pp on every seed, arm a nothing
+    for budget, gain in ((1, 0.0), (2, 0.004)):
+        for seed, r in zip(SEEDS, REF):
+            for arm, extra in (("a", 0.0), ("b", gain)):
+                d = tmp_path / f"x{budget}" / f"{arm}{seed}"
+                (d / ".hydra").mkdir(parents=True)
+                (d / ".hydra" / "overrides.yaml").write_text(
+                    f"- arm={arm}\n- seed={seed}\n- study_budget={budget}\n")
+                (d / "results.json").write_text(json.dumps({"status": "completed", "metrics": {
+                    "test/acc": r + extra + 0.0001 * seed * (arm == "b")}}))
+    assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "x1")]) == 0
+    out = capsys.readouterr().out.split("each arm against itself")[1]
+    row_b = next(line for line in out.splitlines() if "arm=b" in line)
+    assert "+0.40 pp" in row_b and "effect" in row_b
+    assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
+
+
+def test_a_run_keeps_its_test_predictions_and_an_eval_mode_training_accuracy(cli_env, tmp_path):
+    from conftest import FAST, cnnlab
+
+    run_dir = tmp_path / "run"
+    proc = cnnlab([*FAST, "logger=none", "train_eval_images=64", f"hydra.run.dir={run_dir}"],
+                  cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((run_dir / "results.json").read_text())
+    with np.load(run_dir / "test_predictions.npz") as saved:
+        pred, target = saved["pred"], saved["target"]
+    assert pred.dtype == np.uint8 and pred.shape == target.shape == (100,)  # tiny test set
+    assert (pred == target).mean() == pytest.approx(res["metrics"]["test/acc"])
+    m = res["metrics"]
+    assert m["gap/train_test"] == pytest.approx(m["train/acc_eval"] - m["test/acc"])
+    assert int(round(m["train/acc_eval"] * 64)) == pytest.approx(m["train/acc_eval"] * 64)
