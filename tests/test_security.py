@@ -253,3 +253,50 @@ def test_a_file_written_over_a_planted_symlink_replaces_the_link(tmp_path):
     assert victim.read_text() == "keep me"
     assert (tmp_path / "comparison.md").read_text() == "table"
     assert not (tmp_path / "comparison.md").is_symlink()
+
+
+def _tiny_study(root: Path) -> Path:
+    """Two finished runs of a study, as compare reads them (records only, no training)."""
+    for seed, acc in ((1, 0.91), (2, 0.92)):
+        run = root / "study" / f"seed={seed}"
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
+        (run / "results.json").write_text(json.dumps(
+            {"status": "completed", "metrics": {"test/acc": acc, "test/loss": 0.3},
+             "history": [], "epochs": 1}))
+    return root / "study"
+
+
+def test_cnnlab_compare_reads_nothing_outside_the_study_and_writes_through_no_link(
+        tmp_path, cli_env):
+    study = _tiny_study(tmp_path)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"status": "failed", "error": "the password is 1234"}')
+    outside = study / "seed=3"
+    (outside / ".hydra").mkdir(parents=True)
+    (outside / ".hydra" / "overrides.yaml").write_text("- seed=3\n")
+    (outside / "results.json").symlink_to(secret)
+    victim = tmp_path / "victim.md"
+    victim.write_text("keep me")
+    (study / "comparison.md").symlink_to(victim)
+    proc = cnnlab([str(study)], cli_env, tool="cnnlab-compare", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1234" not in proc.stdout + proc.stderr
+    assert "outside" in proc.stderr  # the run is reported, as not read
+    assert victim.read_text() == "keep me" and not (study / "comparison.md").is_symlink()
+    # a saved config whose value would run code if it were resolved while reading: text
+    (study / "seed=1" / ".hydra" / "config.yaml").write_text(
+        "study_reference: " + json.dumps(_builds_marker(tmp_path / "marker.pth")) + "\n")
+    proc = cnnlab([str(study)], cli_env, tool="cnnlab-compare", timeout=120)
+    assert proc.returncode == 2 and "is not one of the arms" in proc.stderr
+    assert not (tmp_path / "marker.pth").exists()
+
+
+def test_cnnlab_compare_refuses_an_output_folder_that_is_a_link(tmp_path, cli_env):
+    study = _tiny_study(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere")
+    proc = cnnlab([str(study), "--out", str(tmp_path / "out")], cli_env,
+                  tool="cnnlab-compare", timeout=120)
+    assert proc.returncode == 2 and "symlink" in proc.stderr
+    assert list((tmp_path / "elsewhere").iterdir()) == []

@@ -37,6 +37,15 @@ def read_text(path: Path | str, kind: str, root: Path | str | None = None) -> st
     """The text of a regular file of at most ``LIMITS[kind]`` bytes (inside ``root`` when
     given), or BadInput in one line naming the file and what is wrong (never its content).
     FileNotFoundError is left to the caller, for which a missing file may be normal."""
+    data = read_bytes(path, kind, root)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text: not read") from None
+
+
+def read_bytes(path: Path | str, kind: str, root: Path | str | None = None) -> bytes:
+    """:func:`read_text`'s bytes, with the same checks."""
     path, limit = Path(path), LIMITS[kind]
     if root is not None and not inside(path, root):
         raise BadInput(f"{path} leads outside {root} (a symlink?): not read")
@@ -57,10 +66,7 @@ def read_text(path: Path | str, kind: str, root: Path | str | None = None) -> st
     if len(data) > limit:  # grew while we read it
         raise BadInput(f"{path} is over the {limit / MiB:.0f} MiB a cnnlab {kind} file "
                        "may have: not read")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadInput(f"{path} is not UTF-8 text: not read") from None
+    return data
 
 
 def write_bytes(path: Path | str, data: bytes | str) -> None:

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
+import yaml
 
 from cnnlab.analysis import arms as arm_names
 from cnnlab.analysis.arms import SEED_KEYS
 from cnnlab.config.overrides import as_dict
-from cnnlab.run.results import RESULTS
+from cnnlab import files
+from cnnlab.errors import BadInput
+from cnnlab.run.results import RESULTS, load_results
 
 GRAD_PREFIX = "grad_norm/"
 PREDICTIONS = "test_predictions.npz"  # written by the runner's test step
@@ -73,11 +75,11 @@ class Run:
 
 
 def read_bytes(path: Path, study_root: Path | None = None) -> bytes | None:
-    """A file of a study, or None when it is missing or unreadable: the one place that
-    reads one (``study_root``: the study it belongs to)."""
+    """A file of a study, or None when it is missing, unreadable, too large or leads out
+    of ``study_root`` (the study it belongs to): the one place that reads one."""
     try:
-        return Path(path).read_bytes()
-    except OSError:
+        return files.read_bytes(path, "record", study_root)
+    except (OSError, BadInput):
         return None
 
 
@@ -90,10 +92,11 @@ def read_json(path: Path, study_root: Path | None = None) -> Any:
 
 
 def read_yaml(path: Path, study_root: Path | None = None) -> Any:
+    """Plain YAML: nothing in a study's files is interpolated or resolved while reading."""
     raw = read_bytes(path, study_root)
     try:
-        return None if raw is None else OmegaConf.create(raw.decode())
-    except Exception:  # noqa: BLE001 - malformed: as if missing
+        return None if raw is None else yaml.safe_load(raw.decode())
+    except (ValueError, yaml.YAMLError):  # malformed: as if missing
         return None
 
 
@@ -108,16 +111,20 @@ def read_correct(path: Path, study_root: Path | None = None) -> np.ndarray | Non
 
 
 def load_run(path: Path, study_root: Path | None = None) -> Run:
-    res = read_json(path / RESULTS, study_root)
-    res = res if isinstance(res, dict) else None  # a results.json that is no record: missing
+    try:
+        res, unread = load_results(path, study_root), None
+    except BadInput as err:  # the reason names the file, never quotes it
+        res, unread = None, str(err)
     saved = read_yaml(path / ".hydra" / "overrides.yaml", study_root)
-    overrides = [str(o) for o in saved] if OmegaConf.is_list(saved) else \
+    overrides = [str(o) for o in saved] if isinstance(saved, list) else \
         [str(o) for o in (res or {}).get("overrides") or []]
     parsed = as_dict(overrides)
     config = read_yaml(path / ".hydra" / "config.yaml", study_root)
-    reference = config.get("study_reference") if OmegaConf.is_dict(config) else None
+    reference = config.get("study_reference") if isinstance(config, dict) else None
     if res is None:
-        return Run(path, parsed, "missing", "no results.json (the job died before writing it)",
+        missing = unread is None or unread.endswith("does not exist")
+        return Run(path, parsed, "missing",
+                   "no results.json (the job died before writing it)" if missing else unread,
                    reference=reference)
     return Run(path, parsed, res.get("status", "missing"), res.get("error"),
                metrics={k: v for k, v in (res.get("metrics") or {}).items() if v is not None},

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from cnnlab.files import write_figure  # noqa: E402
 
 
 def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
@@ -29,9 +30,7 @@ def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
            title="test confusion matrix")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 REFERENCE_COLOR, ARM_COLOR = "#555555", "#3a78c2"
@@ -44,6 +43,6 @@ def arm_colors(n: int) -> list:
 
 
 def save(fig, path: Path, dpi: int = 110) -> Path:
-    fig.savefig(path, dpi=dpi)
+    write_figure(fig, path, dpi)  # renamed into place: a planted symlink is replaced
     plt.close(fig)
     return path

@@ -5,6 +5,7 @@ published number cannot drift from its data)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.analysis.verdict import ArmSummary, Settings
+from cnnlab.files import write_bytes
 
 COLUMNS = ["arm", "n", "test acc mean ± std", "min", "max", "test loss", "train − test",
            "grad first/last", "epochs", "fit time (s)", "Δ vs reference [95% CI]",
@@ -158,7 +160,7 @@ def write_markdown(summaries: list[ArmSummary], path: Path, title: str, metric: 
     problems = problem_lines(summaries, study or path.parent)
     if problems:
         lines += ["", "Runs that did not complete:", ""] + [f"- {p}" for p in problems]
-    path.write_text("\n".join(lines) + "\n")
+    write_bytes(path, "\n".join(lines) + "\n")
 
 
 def factorial_table(terms: list[dict]) -> str:
@@ -170,19 +172,20 @@ def factorial_table(terms: list[dict]) -> str:
 
 
 def write_csv(summaries: list[ArmSummary], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["arm", "n", "mean", "std", "min", "max", "test_loss", "epochs",
-                    "fit_time_s", "diff", "ci_low", "ci_high", "paired", "reference",
-                    "not_completed", "gap_train_test", "gap_std", "grad_ratio_first_last",
-                    "p", "p_adjusted", "mde", "reading", "still_improving"])
-        for s in summaries:
-            v = s.verdict
-            w.writerow([s.label, s.n, s.mean, s.std, s.min, s.max, s.test_loss, s.epochs,
-                        s.fit_time_s, s.diff, s.ci_low, s.ci_high, s.paired, s.is_reference,
-                        len(s.problems), s.gap, s.gap_std, s.grad_ratio,
-                        v and v.p, v and v.p_adjusted, v and v.mde, v and v.reading,
-                        s.still_improving])
+    f = io.StringIO(newline="")  # built in memory, written as every output is
+    w = csv.writer(f)
+    w.writerow(["arm", "n", "mean", "std", "min", "max", "test_loss", "epochs",
+                "fit_time_s", "diff", "ci_low", "ci_high", "paired", "reference",
+                "not_completed", "gap_train_test", "gap_std", "grad_ratio_first_last",
+                "p", "p_adjusted", "mde", "reading", "still_improving"])
+    for s in summaries:
+        v = s.verdict
+        w.writerow([s.label, s.n, s.mean, s.std, s.min, s.max, s.test_loss, s.epochs,
+                    s.fit_time_s, s.diff, s.ci_low, s.ci_high, s.paired, s.is_reference,
+                    len(s.problems), s.gap, s.gap_std, s.grad_ratio,
+                    v and v.p, v and v.p_adjusted, v and v.mde, v and v.reading,
+                    s.still_improving])
+    write_bytes(path, f.getvalue())
 
 
 def comparison_data(summaries: list[ArmSummary], settings: Settings, metric: str,
@@ -217,7 +220,7 @@ def comparison_data(summaries: list[ArmSummary], settings: Settings, metric: str
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    write_bytes(path, json.dumps(data, indent=2) + "\n")
 
 
 # -- a study README's generated block ------------------------------------------------------

@@ -25,6 +25,8 @@ from cnnlab.analysis.figures import write_plots
 from cnnlab.analysis.load import CompareError, group_arms, load_runs, runs_from_wandb
 from cnnlab.analysis.verdict import Settings, against, factorial, summarize
 from cnnlab.console import error, note
+from cnnlab.errors import BadInput
+from cnnlab.files import output_dir, write_bytes
 
 
 def wandb_dirs(paths: list[Path]) -> list[Path]:
@@ -100,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     terms = factorial(summaries, args.metric, settings)
     study = args.paths[0] if args.paths and args.paths[0].is_dir() else None
-    out = args.out or study or Path(".")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = output_dir(args.out or study or Path("."), "the output folder")
+    except BadInput as e:
+        error(str(e), "cnnlab-compare")
+        return 2
     title = args.title or f"comparison of {len(runs)} runs in {len(summaries)} arms"
     console = Console(width=240)
     console.print(render.render_table(summaries, title))
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     plain.print(Text(f"wrote {out}/comparison.md, comparison.csv, comparison.json, "
                      + ", ".join(p.name for p in written)))
     if args.readme is not None:
-        args.readme.write_text(render.regenerate(args.readme.read_text(), data))
+        write_bytes(args.readme, render.regenerate(args.readme.read_text(), data))
         plain.print(Text(f"re-rendered the generated block of {args.readme}"))
     if args.against is not None:
         try:
