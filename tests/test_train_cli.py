@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 import torch
 
-from conftest import FAST, cnnlab, real_mnist_root, results, run_dirs
+from conftest import FAST, cnnlab, real_mnist_root, results, run_dirs, train_inprocess
 
 NETS = ["mycnn", "keras_cnn", "lenet5", "convnet", "resnet18"]
 
@@ -97,3 +99,19 @@ def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):
     (d,) = run_dirs(tmp_path / "logs")
     res = results(d)
     assert res["metrics"]["test/acc"] >= 0.98, res["metrics"]
+
+
+def test_grad_norms_are_logged_at_the_step_they_were_measured(tiny_data, tmp_path, monkeypatch,
+                                                               capsys):
+    # 5 steps an epoch, sampled every 4: steps 0, 4 (an epoch's last) and 8; Lightning's own
+    # per-step writes come every 50 steps, so none of these would appear through self.log
+    code, _, err = train_inprocess(
+        [*FAST, "logger=csv", "model.grad_norm_every=4", f"hydra.run.dir={tmp_path / 'run'}"],
+        monkeypatch, capsys, tiny_data, tmp_path / "logs")
+    assert code == 0, err[-2000:]
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["train/grad_norm"]]
+    assert [int(r["step"]) for r in rows] == [0, 4, 8]
+    layers = [k for k in rows[0] if k.startswith("grad_norm/")]
+    assert layers and all(float(r[k]) > 0 for r in rows for k in layers)
+    assert len({r["train/grad_norm"] for r in rows}) == 3  # three samples, not one repeated
