@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,3 +118,21 @@ def test_grad_norms_are_logged_at_the_step_they_were_measured(tiny_data, tmp_pat
     layers = [k for k in rows[0] if k.startswith("grad_norm/")]
     assert layers and all(float(r[k]) > 0 for r in rows for k in layers)
     assert len({r["train/grad_norm"] for r in rows}) == 3  # three samples, not one repeated
+
+
+def test_help_lists_the_config_groups_without_importing_hydra_or_torch(cli_env):
+    code = ("import sys; sys.argv = ['cnnlab-train', '--help']\n"
+            "from cnnlab.cli.entry import train; train()\n"
+            "print('imported:', sorted({'hydra', 'torch', 'lightning'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported: []" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert "model/net: convnet, convnet_best" in proc.stdout and "lenet5, mycnn" in proc.stdout
+    assert "trainer: cpu, ddp, default, gpu" in lines
+    assert not any(line.startswith("hydra") for line in lines)  # as Hydra's own help
+    exe = Path(sys.executable).parent / "cnnlab-train"
+    proc = subprocess.run([str(exe), "--help"], env=cli_env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "trainer: cpu, ddp, default, gpu" in proc.stdout.splitlines()
