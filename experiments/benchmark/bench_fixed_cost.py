@@ -19,6 +19,7 @@ On a shared machine read the figures as ratios within one invocation, never as a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -50,7 +51,12 @@ def sweep(runs: int, out: Path, env: dict[str, str], profile: Path | None = None
     python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
     cmd = [*python, "-m", "cnnlab.cli.train", "-m", *ONE_BATCH,
            f"seed=range(1,{runs + 1})", f"hydra.sweep.dir={out}"]
-    return timed(cmd, env)[0]
+    wall = timed(cmd, env)[0]
+    done = [p for p in out.glob("*/results.json")
+            if json.loads(p.read_text())["status"] == "completed"]
+    if len(done) != runs:
+        sys.exit(f"{runs - len(done)} of {runs} runs did not complete; see {out}")
+    return wall
 
 
 def main() -> int:
