@@ -26,7 +26,6 @@ def test_without_glibc_nothing_is_touched(monkeypatch):
 
 
 def test_without_nvml_the_cuda_check_is_not_an_nvml_probe_at_every_optimizer_step(monkeypatch):
-
     import os
 
     import torch
