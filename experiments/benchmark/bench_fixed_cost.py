@@ -67,6 +67,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=750, help="steps for bench_step_overhead")
     p.add_argument("--ratio", action="store_true", help="also the fast recipe's cnnlab/plain")
     p.add_argument("--profile", type=Path, help="write cProfile dumps of the sweeps here")
+    p.add_argument("--no-help", action="store_true",
+                   help="skip --help (an older checkout on PYTHONPATH, before its fast path)")
     p.add_argument("--data-root", default=DATA_ROOT)
     args = p.parse_args()
     if args.runs < 2:
@@ -77,7 +79,7 @@ def main() -> int:
     exe = Path(sys.executable).parent / "cnnlab-train"
     helps, firsts, marginals = [], [], []
     for rep in range(args.reps):  # interleaved, so machine load hits every figure alike
-        helps.append(timed([str(exe), "--help"], env)[0])
+        helps.append(float("nan") if args.no_help else timed([str(exe), "--help"], env)[0])
         prof = args.profile if args.profile and rep == 0 else None
         if prof:
             prof.mkdir(parents=True, exist_ok=True)
