@@ -148,6 +148,8 @@ class Classifier(L.LightningModule):
         # Straight to the loggers, at the step measured: ``self.log(on_step=True)`` is
         # written only every ``log_every_n_steps`` (repeating a stale sample) and a sample
         # taken after an epoch's last write never appears.
+        if not self.loggers:
+            return
         metrics = {"train/grad_norm": float(torch.linalg.vector_norm(norms)),
                    **{f"grad_norm/{n}": float(v) for n, v in zip(self.layers, norms)}}
         for logger in self.loggers:
