@@ -175,6 +175,21 @@ def test_truncated_file_is_named(tmp_path):
         dm(tmp_path)
 
 
+def test_files_read_once_per_process_are_read_again_when_they_change(tmp_path):
+    from cnnlab.run.provenance import data_checksums
+
+    make_dataset(tmp_path, n_train=50, n_test=20, seed=0)
+    first, again = dm(tmp_path), dm(tmp_path)
+    assert torch.equal(first.splits["train"][0], again.splits["train"][0])
+    first.splits["test"][0].zero_()  # one run's tensors are its own, not the cached read
+    assert again.splits["test"][0].any()
+    md5s = data_checksums(first.data_files())
+    make_dataset(tmp_path, n_train=50, n_test=20, seed=1)  # new content (new mtime)
+    changed = dm(tmp_path)
+    assert not torch.equal(changed.splits["train"][0], again.splits["train"][0])
+    assert data_checksums(changed.data_files()) != md5s
+
+
 def test_fashion_mnist_through_the_same_code_from_gz_files(tmp_path):
     make_dataset(tmp_path, "FashionMNIST", n_train=60, n_test=20)
     raw = tmp_path / "FashionMNIST" / "raw"

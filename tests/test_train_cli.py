@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import FAST, cnnlab, real_mnist_root, results, run_dirs
+from conftest import FAST, cnnlab, real_mnist_root, results, run_dirs, train_inprocess
 
 NETS = ["mycnn", "keras_cnn", "lenet5", "convnet", "resnet18"]
 
@@ -102,8 +105,6 @@ def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):
 
 
 def test_a_slurm_sweep_without_sbatch_says_so_in_one_line(cli_env, tmp_path):
-    import sys
-
     env = {**cli_env, "PATH": str(Path(sys.executable).parent)}  # no SLURM client on PATH
     proc = cnnlab(["-m", "hydra/launcher=slurm", "seed=1", *FAST, "logger=none",
                    f"hydra.sweep.dir={tmp_path / 'sweep'}"], env, timeout=300)
@@ -111,3 +112,37 @@ def test_a_slurm_sweep_without_sbatch_says_so_in_one_line(cli_env, tmp_path):
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
     assert len(line) == 1 and "sbatch" in line[0] and "hydra/launcher" in line[0]
     assert "Traceback" not in proc.stderr and not list(tmp_path.glob("sweep/*/results.json"))
+
+
+def test_grad_norms_are_logged_at_the_step_they_were_measured(tiny_data, tmp_path, monkeypatch,
+                                                               capsys):
+    # 5 steps an epoch, sampled every 4: steps 0, 4 (an epoch's last) and 8; Lightning's own
+    # per-step writes come every 50 steps, so none of these would appear through self.log
+    code, _, err = train_inprocess(
+        [*FAST, "logger=csv", "model.grad_norm_every=4", f"hydra.run.dir={tmp_path / 'run'}"],
+        monkeypatch, capsys, tiny_data, tmp_path / "logs")
+    assert code == 0, err[-2000:]
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["train/grad_norm"]]
+    assert [int(r["step"]) for r in rows] == [0, 4, 8]
+    layers = [k for k in rows[0] if k.startswith("grad_norm/")]
+    assert layers and all(float(r[k]) > 0 for r in rows for k in layers)
+    assert len({r["train/grad_norm"] for r in rows}) == 3  # three samples, not one repeated
+
+
+def test_help_lists_the_config_groups_without_importing_hydra_or_torch(cli_env):
+    code = ("import sys; sys.argv = ['cnnlab-train', '--help']\n"
+            "from cnnlab.cli.entry import train; train()\n"
+            "print('imported:', sorted({'hydra', 'torch', 'lightning'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported: []" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert "model/net: convnet, convnet_best" in proc.stdout and "lenet5, mycnn" in proc.stdout
+    assert "trainer: cpu, ddp, default, gpu" in lines
+    assert not any(line.startswith("hydra") for line in lines)  # as Hydra's own help
+    exe = Path(sys.executable).parent / "cnnlab-train"
+    proc = subprocess.run([str(exe), "--help"], env=cli_env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "trainer: cpu, ddp, default, gpu" in proc.stdout.splitlines()

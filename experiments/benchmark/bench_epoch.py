@@ -65,7 +65,7 @@ class EpochTimer(Callback):
 
 class Bench:
     def __init__(self, args) -> None:
-        from hydra.utils import instantiate
+        from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
 
         self.args, self.device = args, torch.device(args.device)
         base = [f"data.root={args.data_root}", "paths.output_dir=/tmp/cnnlab-bench",
@@ -102,7 +102,7 @@ class Bench:
         self.tutorial = torch.utils.data.Subset(full, perm[n_val:].sort().values.tolist())
 
     def model(self):
-        from hydra.utils import instantiate
+        from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
         return instantiate(self.cfgs["c"].model)
 
     def plain(self) -> float:
@@ -120,7 +120,7 @@ class Bench:
         return time.perf_counter() - t0
 
     def model_optimizer(self, net):
-        from hydra.utils import instantiate
+        from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
         return instantiate(self.cfgs["c"].model.optimizer)(params=net.parameters())
 
     def tutorial_loop(self) -> float:
@@ -144,7 +144,7 @@ class Bench:
 
     def time_to_accuracy(self, target: float, max_epochs: int) -> dict:
         """Train cnnlab's default recipe until the *test* accuracy reaches ``target``."""
-        from hydra.utils import instantiate
+        from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
 
         class StopAtAccuracy(EpochTimer):
             def __init__(self, dm) -> None:
@@ -180,7 +180,7 @@ class Bench:
                 "reached": reached[0] if reached else None}
 
     def cnnlab(self, key: str) -> float:
-        from hydra.utils import instantiate
+        from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
 
         timer = EpochTimer()
         trainer = instantiate(self.cfgs[key].trainer, callbacks=[timer], logger=False)

@@ -1,8 +1,8 @@
 """Frozen-backbone transfer: head trained on cached backbone features vs the full forward.
 
 Runs ``cnnlab-train`` twice with resnet18, ``model.freeze=backbone`` and no augmentation,
-once with the feature cache (the default) and once with ``callbacks.feature_cache.enabled
-=false``, in a rotated order over ``--reps``, and prints fit times, the speedup and the
+once with the feature cache (the default) and once with ``feature_cache=false``, in a
+rotated order over ``--reps``, and prints fit times, the speedup and the
 test accuracies (the two must agree: the cache changes the cost, not the result).
 
     python experiments/benchmark/bench_feature_cache.py --epochs 3
@@ -32,7 +32,7 @@ def run(mode: str, args, out: Path) -> dict:
            f"model.net.weights={args.weights}", f"model.net.input_size={args.input_size}",
            "data/augmentation=none", f"data.root={args.data_root}", "logger=none",
            "callbacks.progress_bar=null", "callbacks.model_summary=null",
-           f"callbacks.feature_cache.enabled={'true' if mode == 'cached' else 'false'}",
+           f"feature_cache={'true' if mode == 'cached' else 'false'}",
            f"trainer.max_epochs={args.epochs}", "callbacks.early_stopping=null",
            f"trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}",
            f"seed={args.seed}", f"paths.output_dir={run_dir}", "hydra.run.dir=" + str(run_dir)]

@@ -25,8 +25,9 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import nn
+
+from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_epoch import DATA_ROOT, EpochTimer, compose_cnnlab  # noqa: E402

@@ -14,6 +14,7 @@ run dir (and so the same results.json and W&B id) whatever order its jobs come i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -73,13 +74,22 @@ def study_specs(sweeper_params: Mapping[str, Any] | None, sweep_dir: str | Path 
     specs = [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
     saved = Path(sweep_dir) / "multirun.yaml" if sweep_dir else None
     if saved is not None and saved.is_file():
-        from omegaconf import OmegaConf
-
-        try:
-            specs += [str(o) for o in OmegaConf.load(saved).hydra.overrides.task]
-        except Exception:  # noqa: BLE001 - an unreadable file names no arm
-            pass
+        stat = saved.stat()
+        specs += _saved_overrides(str(saved), stat.st_size, stat.st_mtime_ns)
     return specs
+
+
+# ``${cnnlab_arm:}`` is resolved ~17 times per job (every resolve of the whole config), and
+# reading multirun.yaml (the whole config) was ~1/3 of a one-batch run's fixed cost
+# (experiments/benchmark/README.md): parsed once per file version
+@functools.lru_cache(maxsize=8)
+def _saved_overrides(path: str, size: int, mtime_ns: int) -> list[str]:
+    from omegaconf import OmegaConf
+
+    try:
+        return [str(o) for o in OmegaConf.load(path).hydra.overrides.task]
+    except Exception:  # noqa: BLE001 - an unreadable file names no arm
+        return []
 
 
 def arm_of(job_overrides: Iterable[str], specs: Iterable[str]) -> str | None:
@@ -146,7 +156,12 @@ def job_arm() -> str | None:
 
     params = hc.sweeper.get("params")
     params = OmegaConf.to_container(params) if params is not None else None
-    return arm_of(list(hc.overrides.task), study_specs(params, hc.sweep.dir))
+    return _arm_of(tuple(hc.overrides.task), tuple(study_specs(params, hc.sweep.dir)))
+
+
+@functools.lru_cache(maxsize=64)  # a pure function of its arguments, asked many times a job
+def _arm_of(job_overrides: tuple[str, ...], specs: tuple[str, ...]) -> str | None:
+    return arm_of(job_overrides, specs)
 
 
 def job_run_name(arm: str | None, seed: Any, fallback: str) -> str:

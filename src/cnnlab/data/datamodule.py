@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Literal, Optional
@@ -128,13 +129,12 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _load(self) -> None:
         self.check_files()
-        cls = DATASETS[self.name]
-        train = cls(str(self.root), train=True, download=False)
-        test = cls(str(self.root), train=False, download=False)
-        x, y = train.data.unsqueeze(1).contiguous(), train.targets.long()
-        test_split = (test.data.unsqueeze(1).contiguous(), test.targets.long())
+        stamps = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in self.data_files())
+        x, y, test_split = _read(self.name, str(self.root), stamps)
+        test_split = (test_split[0].clone(), test_split[1].clone())  # the cached read stays
         if not self.validation:  # the whole training set trains; nothing is held out
-            self.splits = {"train": (x, y), "test": test_split}
+            self.splits = {"train": (x.clone(), y.clone()), "test": test_split}
             return
         n_val = int(round(len(y) * self.val_fraction))
         if not 0 < n_val < len(y):
@@ -199,3 +199,14 @@ def loader_for(dm: L.LightningDataModule, images: torch.Tensor, labels: torch.Te
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 # the empty validation "loader" of validation=False, which is meant
 warnings.filterwarnings("ignore", message="Total length of `list` across ranks is zero")
+
+
+# The jobs of an in-process sweep read the same files: once per process (keyed by each
+# file's path, size and mtime, so a file changed in between is read again).
+@functools.lru_cache(maxsize=2)
+def _read(name: str, root: str, stamps: tuple) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    cls = DATASETS[name]
+    train = cls(root, train=True, download=False)
+    test = cls(root, train=False, download=False)
+    return (train.data.unsqueeze(1).contiguous(), train.targets.long(),
+            (test.data.unsqueeze(1).contiguous(), test.targets.long()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -77,7 +78,19 @@ def md5(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def data_checksums(files: list[Path]) -> dict[str, str | None]:
-    return {p.name: (md5(p) if p.exists() else None) for p in files}
+    return {p.name: (_md5_of(p.resolve(), *_stamp(p)) if p.exists() else None) for p in files}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+# the jobs of an in-process sweep hash the same 55 MB of MNIST: once per process, keyed by
+# size and mtime so a file changed in between is hashed again
+@functools.lru_cache(maxsize=32)
+def _md5_of(path: Path, size: int, mtime_ns: int) -> str:
+    return md5(path)
 
 
 def to_json(prov: dict[str, Any]) -> str:

@@ -33,7 +33,24 @@ def torch_threads(explicit: int | None, jobs: int = 1, processes: int = 1) -> in
 
 
 def apply(threads: int | None, cpu_malloc: dict | None) -> None:
+    skip_failing_nvml_probe()
     if threads:
         torch.set_num_threads(int(threads))
     if cpu_malloc:
         keep_freed_memory(**cpu_malloc)
+
+
+def skip_failing_nvml_probe() -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import, so torch asks NVML for the
+    GPU count; where there is no NVML library (a CPU-only machine) every ask dlopens it in
+    vain and falls back to the CUDA runtime's count, uncached: Adam asks at every step
+    (~0.1-0.4 ms a step here, experiments/benchmark/README.md). Without NVML the fallback is
+    the answer anyway, so ask it directly."""
+    import ctypes
+
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
+        return
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the name torch loads
+    except OSError:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]

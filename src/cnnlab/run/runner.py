@@ -149,6 +149,11 @@ def configure(state: Run, jobs: int) -> None:
     warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
 
 
+# the model configs (net, optimizer, scheduler) whose optimization passed its rehearsal in
+# this process: it depends on nothing else, so an identical config passes again
+_REHEARSED: set[str] = set()
+
+
 def build_all(state: Run) -> None:
     """Every object, built once from its config before any data is read."""
     cfg, run_dir = state.cfg, state.run_dir
@@ -159,11 +164,14 @@ def build_all(state: Run) -> None:
     checks.check_output_paths(cfg)
     state.datamodule = build(cfg, "data")
     state.model = build(cfg, "model")
-    build(cfg, "model.optimizer", make=lambda n: state.model.rehearse_optimization(
-        optimizer=make_object(n)))
-    if cfg.model.get("scheduler") is not None:
-        build(cfg, "model.scheduler", make=lambda n: state.model.rehearse_optimization(
-            scheduler=make_object(n)))
+    model_yaml = OmegaConf.to_yaml(cfg.model, resolve=True)
+    if model_yaml not in _REHEARSED:  # the jobs of a sweep over seeds rehearse it once
+        build(cfg, "model.optimizer", make=lambda n: state.model.rehearse_optimization(
+            optimizer=make_object(n)))
+        if cfg.model.get("scheduler") is not None:
+            build(cfg, "model.scheduler", make=lambda n: state.model.rehearse_optimization(
+                scheduler=make_object(n)))
+        _REHEARSED.add(model_yaml)
     checks.check_input_size(cfg, state.model.net, state.datamodule)
     checks.check_logger_needs(cfg)
     checks.check_validation_needs(cfg)

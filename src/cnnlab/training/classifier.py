@@ -150,9 +150,15 @@ class Classifier(L.LightningModule):
                  if p.grad is not None] or [torch.zeros((), device=self.device)]))
             for m in (self.net.get_submodule(name) for name in self.layers)])
         self._grad_norms.append(norms.detach())
-        self.log("train/grad_norm", torch.linalg.vector_norm(norms), on_step=True, on_epoch=False)
-        self.log_dict({f"grad_norm/{n}": v for n, v in zip(self.layer_names, norms)},
-                      on_step=True, on_epoch=False)
+        # Straight to the loggers, at the step measured: ``self.log(on_step=True)`` is
+        # written only every ``log_every_n_steps`` (repeating a stale sample) and a sample
+        # taken after an epoch's last write never appears.
+        if not self.loggers:
+            return
+        metrics = {"train/grad_norm": float(torch.linalg.vector_norm(norms)),
+                   **{f"grad_norm/{n}": float(v) for n, v in zip(self.layer_names, norms)}}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, self.val_loss, self.val_acc)
