@@ -148,3 +148,112 @@ def test_a_full_disk_leaves_no_truncated_checkpoint_and_resume_continues(cli_env
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = results(run)
     assert res["status"] == "completed" and res["epochs"] == 2 and res["resumed_from"]
+
+
+def test_ctrl_c_checkpoints_after_the_current_batch_and_records_sigint(long_epochs, tmp_path):
+    env, args = long_epochs
+    run = tmp_path / "logs" / "ctrl_c"
+    proc = subprocess.Popen([EXE, *args, f"hydra.run.dir={run}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(run / "checkpoints" / "epoch_000.ckpt", proc)  # training: epoch 1 under way
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "cnnlab: stopped by SIGINT" in err
+    record = results(run)
+    assert record["status"] == "interrupted" and record["signal"] == "SIGINT"
+    assert record["checkpoint"].endswith("last.ckpt")
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] >= 1
+    first = torch.load(run / "checkpoints" / "epoch_000.ckpt", weights_only=True)
+    assert ckpt["global_step"] > first["global_step"], "the training done after epoch 0 is kept"
+
+
+# a test-only hook: validation steps made slow, and a marker file when a fit's validation starts
+SLOW_VALIDATION = """
+import sys, time
+from pathlib import Path
+from cnnlab.training.classifier import Classifier
+step, marker = Classifier.validation_step, Path(sys.argv[1])
+def slow(self, batch, batch_idx):
+    if not self.trainer.sanity_checking:
+        marker.touch()
+        time.sleep(0.1)
+    return step(self, batch, batch_idx)
+Classifier.validation_step = slow
+from cnnlab.cli.train import main
+sys.argv = ["cnnlab-train", *sys.argv[2:]]
+main()
+"""
+
+
+def test_sigterm_during_validation_keeps_the_epochs_training(cli_env, tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=2000, n_test=100)
+    env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
+    args = [*RANDOM_RUN, "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
+            "torch_threads=1", "data.eval_batch_size=20"]  # 20 validation batches of 0.1 s
+    run, marker = tmp_path / "logs" / "in_validation", tmp_path / "validating"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_VALIDATION, str(marker), *args,
+                             f"hydra.run.dir={run}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(marker, proc)  # epoch 0's training is done, its validation under way
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "cnnlab: stopped by SIGTERM" in err
+    record = results(run)
+    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1, \
+        "epoch 0 (training and validation) is kept"
+    assert (run / "checkpoints" / "epoch_000.ckpt").exists(), "its validation was finished"
+
+    proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={run}"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed = results(run)
+    assert resumed["status"] == "completed" and resumed["attempts"] == 2
+    assert [row["epoch"] for row in resumed["history"]] == [0, 1]
+
+
+def test_a_run_stopped_in_process_leaves_no_signal_state_behind(long_epochs, tmp_path,
+                                                                monkeypatch, capsys):
+    """The handlers are the run's: put back after it, and the next run in the process starts."""
+    import threading
+
+    from conftest import train_inprocess
+
+    env, args = long_epochs
+    stray = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: stray.append(1))  # never kill pytest
+    try:
+        mine = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+        run, done = tmp_path / "logs" / "first", threading.Event()
+
+        def stop_when_training() -> None:
+            deadline = time.time() + 300
+            while not done.is_set() and time.time() < deadline:
+                if (run / "checkpoints" / "epoch_000.ckpt").exists():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+                time.sleep(0.05)
+
+        stopper = threading.Thread(target=stop_when_training, daemon=True)
+        stopper.start()
+        try:
+            code, _, err = train_inprocess([*args, f"hydra.run.dir={run}"], monkeypatch, capsys,
+                                           Path(env["CNNLAB_DATA_DIR"]), tmp_path / "logs")
+        finally:
+            done.set()
+            stopper.join(timeout=10)
+        assert code == 143 and "stopped by SIGTERM" in err, err[-2000:]
+        assert results(run)["signal"] == "SIGTERM" and not stray
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == mine
+
+        second = tmp_path / "logs" / "second"
+        code, _, err = train_inprocess([*FAST, "logger=none", f"hydra.run.dir={second}"],
+                                       monkeypatch, capsys, Path(env["CNNLAB_DATA_DIR"]),
+                                       tmp_path / "logs")
+        assert code == 0, err[-2000:]
+        assert results(second)["status"] == "completed"
+    finally:
+        signal.signal(signal.SIGTERM, previous)

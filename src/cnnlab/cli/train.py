@@ -52,10 +52,16 @@ def task(cfg: DictConfig) -> JobResult:
 
 def main() -> None:
     """The console script: Hydra's errors and a sweep's failures as one line, no traceback."""
-    from cnnlab.run.signals import Interrupted, watch
+    from cnnlab.run.signals import watching
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
-    watch()  # SIGTERM from here on ends the run (or sweep) in one line
+    with watching() as signals:  # SIGTERM or Ctrl-C ends the run (or sweep) in one line
+        _main(signals)
+
+
+def _main(signals) -> None:
+    from cnnlab.run.signals import Interrupted
+
     try:
         task()
     except Interrupted as err:
@@ -63,7 +69,7 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except SweepIncomplete as err:
         error(str(err))
-        sys.exit(EXIT_INTERRUPTED if watch().received else EXIT_FAILED)
+        sys.exit(EXIT_INTERRUPTED if signals.received else EXIT_FAILED)
     except ConfigError as err:
         error(str(err))
         sys.exit(EXIT_BAD_INPUT)

@@ -38,7 +38,7 @@ from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
 from cnnlab.run.results import RESULTS, RunRecord, read_results
-from cnnlab.run.signals import Interrupted, watch
+from cnnlab.run.signals import Interrupted, StopSignals, watching
 from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
@@ -70,8 +70,14 @@ class Run:
 
 
 def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -> JobResult:
-    """The job: build, open, fit, test, record; every outcome leaves a record."""
-    signals = watch()
+    """The job: build, open, fit, test, record; every outcome leaves a record. Stop signals
+    are watched for it (or for the command running it) and no longer after it."""
+    with watching() as signals:
+        return _run(signals, cfg, hydra_dir, overrides, jobs)
+
+
+def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list[str],
+         jobs: int) -> JobResult:
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem("interrupted", f"not started: stopped by {signals.received}",
