@@ -32,8 +32,8 @@ from cnnlab.config import checks, schema
 from cnnlab.config.build import build as build_from
 from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
-from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput,
-                           ConfigError, WeightsUnavailable)
+from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, UNWRITABLE,
+                           BadInput, ConfigError, WeightsUnavailable, unwritable)
 from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
@@ -82,6 +82,7 @@ def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem("interrupted", f"not started: stopped by {signals.received}",
                          EXIT_INTERRUPTED)
+    staging = rundir.staged()  # Hydra's files of this job, moved in once the run goes ahead
     try:
         state.settings = schema.settings(cfg)
         done = open_dir(state)
@@ -90,6 +91,10 @@ def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list
         configure(state, jobs)
         build_all(state)
         with rundir.RunDirLock(state.run_dir) if RANK == 0 else contextlib.nullcontext():
+            if RANK == 0:
+                rundir.adopt_staged(staging, state.hydra_dir)
+                checkpoints.remove_stale_temps(
+                    {Path(c.dirpath) for c in state.trainer.checkpoint_callbacks if c.dirpath})
             open_run(state)
             fit(state)
             test(state)
@@ -105,6 +110,11 @@ def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list
         raise _fail(state, "failed", err, EXIT_BAD_INPUT) from None
     except cb.NonFiniteLossError as err:
         raise _fail(state, "failed", err, EXIT_FAILED) from None
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            _fail(state, "failed", f"{type(err).__name__}: {err}")
+            raise
+        raise _fail(state, "failed", unwritable(err), EXIT_BAD_INPUT) from None
     except (Interrupted, SystemExit, KeyboardInterrupt) as err:
         problem = _fail(state, "interrupted",
                         f"stopped by {signals.received or type(err).__name__}", EXIT_INTERRUPTED,
@@ -117,6 +127,7 @@ def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list
         raise
     finally:
         finish_wandb()
+        rundir.discard_staged(staging)  # refused or skipped: the run dir keeps its own files
 
 
 def open_dir(state: Run) -> JobResult | None:
@@ -301,7 +312,8 @@ def _fail(state: Run, status: str, err: Any, code: int = EXIT_FAILED,
                       if not (d / RESULTS).exists()), None)
         record = where and RunRecord(where, seed=state.cfg.get("seed"), overrides=state.overrides)
     if record is not None and RANK == 0:
-        record.finish(status, error=message, **fields)
+        with contextlib.suppress(OSError):  # a read-only or full dir: the line says why
+            record.finish(status, error=message, **fields)
     return JobProblem(status, message, code)
 
 
