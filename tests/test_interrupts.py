@@ -17,6 +17,8 @@ from conftest import FAST, cnnlab, results, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
 
+from cnnlab.run.rundir import STAGED, staging_dir
+
 EXE = str(Path(sys.executable).parent / "cnnlab-train")
 
 
@@ -69,7 +71,7 @@ def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
     run = tmp_path / "logs" / "early"
     proc = subprocess.Popen([EXE, *FAST, "logger=none", f"hydra.run.dir={run}"], env=cli_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(run / ".hydra" / "overrides.yaml", proc)
+    wait_for(Path(staging_dir(str(run), pid=proc.pid)) / "overrides.yaml", proc)  # Hydra's start
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "Traceback" not in err
@@ -85,8 +87,12 @@ def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_p
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(run / "checkpoints" / "epoch_000.ckpt", first)
-        proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={run}"], env, timeout=120)
+        hydra_files = {f: (run / ".hydra" / f).read_bytes() for f in STAGED}
+        proc = cnnlab([*args, "resume=auto", "model.net.dropout=0.1", f"hydra.run.dir={run}"],
+                      env, timeout=120)
         assert proc.returncode == 2
+        assert {f: (run / ".hydra" / f).read_bytes() for f in STAGED} == hydra_files
+        assert "model.net.dropout=0.1" not in (run / "train.log").read_text()
         line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
         assert len(line) == 1 and "is in use by PID" in line[0] and str(first.pid) in line[0]
         # the first run's record and lock are untouched, and it is still running
@@ -257,3 +263,35 @@ def test_a_run_stopped_in_process_leaves_no_signal_state_behind(long_epochs, tmp
         assert results(second)["status"] == "completed"
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_env, tmp_path):
+    run = tmp_path / "logs" / "done"
+    stale = run / "checkpoints" / ".last.ckpt.tmp99999"  # a checkpoint write a kill cut short
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a checkpoint")
+    proc = cnnlab([*FAST, "logger=none", f"hydra.run.dir={run}"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not stale.exists() and not list(run.rglob("*.tmp*"))
+    before = snapshot(run)
+    assert ".hydra/overrides.yaml" in before and "train.log" in before
+
+    proc = cnnlab([*FAST, "logger=none", "model.net.dropout=1.5", f"hydra.run.dir={run}"],
+                  cli_env)
+    assert "Traceback" not in proc.stderr
+    assert snapshot(run) == before, "the completed run's record is as it was"
+
+
+def test_an_unwritable_output_location_is_one_line(cli_env, tmp_path):
+    if os.access("/sys", os.W_OK) and not (Path("/sys") / "fs").is_dir():
+        pytest.skip("needs a location nobody may write (/sys here)")
+    proc = cnnlab([*FAST, "logger=none", "hydra.run.dir=/sys/cnnlab_test/run"], cli_env,
+                  timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[-1].startswith("cnnlab: cannot write to /sys/cnnlab_test"), proc.stderr
