@@ -17,11 +17,26 @@ from conftest import FAST, cnnlab, results, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
 
+from cnnlab.run.rundir import STAGED, staging_dir
+
 EXE = str(Path(sys.executable).parent / "cnnlab-train")
 
 
 def strip_times(rows):
     return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
+
+
+def stop(proc: subprocess.Popen, run: Path, signum: signal.Signals) -> dict:
+    """Send ``signum``; the run ends in one line, exit 143, a record naming the signal and
+    its stop checkpoint (last.ckpt), which is returned."""
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and f"cnnlab: stopped by {signum.name}" in err
+    record = results(run)
+    assert record["status"] == "interrupted" and record["signal"] == signum.name
+    assert record["checkpoint"].endswith("last.ckpt")
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
 
 
 @pytest.fixture
@@ -46,14 +61,7 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(stopped / "checkpoints" / "epoch_000.ckpt", victim)
     time.sleep(1.0)
-    victim.send_signal(signal.SIGTERM)
-    _, err = victim.communicate(timeout=120)
-    assert victim.returncode == 143, err[-2000:]
-    assert "Traceback" not in err and "cnnlab: stopped by SIGTERM" in err
-    record = results(stopped)
-    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
-    assert record["checkpoint"].endswith("last.ckpt")
-    ckpt = torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = stop(victim, stopped, signal.SIGTERM)
     progress = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
     assert ckpt["epoch"] == 1 and 0 < progress < 300, "the stop landed mid-epoch 1"
 
@@ -69,7 +77,7 @@ def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
     run = tmp_path / "logs" / "early"
     proc = subprocess.Popen([EXE, *FAST, "logger=none", f"hydra.run.dir={run}"], env=cli_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(run / ".hydra" / "overrides.yaml", proc)
+    wait_for(Path(staging_dir(str(run), pid=proc.pid)) / "overrides.yaml", proc)  # Hydra's start
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "Traceback" not in err
@@ -85,8 +93,12 @@ def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_p
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(run / "checkpoints" / "epoch_000.ckpt", first)
-        proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={run}"], env, timeout=120)
+        hydra_files = {f: (run / ".hydra" / f).read_bytes() for f in STAGED}
+        proc = cnnlab([*args, "resume=auto", "model.net.dropout=0.1", f"hydra.run.dir={run}"],
+                      env, timeout=120)
         assert proc.returncode == 2
+        assert {f: (run / ".hydra" / f).read_bytes() for f in STAGED} == hydra_files
+        assert "model.net.dropout=0.1" not in (run / "train.log").read_text()
         line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
         assert len(line) == 1 and "is in use by PID" in line[0] and str(first.pid) in line[0]
         # the first run's record and lock are untouched, and it is still running
@@ -148,3 +160,132 @@ def test_a_full_disk_leaves_no_truncated_checkpoint_and_resume_continues(cli_env
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = results(run)
     assert res["status"] == "completed" and res["epochs"] == 2 and res["resumed_from"]
+
+
+def test_ctrl_c_checkpoints_after_the_current_batch_and_records_sigint(long_epochs, tmp_path):
+    env, args = long_epochs
+    run = tmp_path / "logs" / "ctrl_c"
+    proc = subprocess.Popen([EXE, *args, f"hydra.run.dir={run}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(run / "checkpoints" / "epoch_000.ckpt", proc)  # training: epoch 1 under way
+    ckpt = stop(proc, run, signal.SIGINT)
+    assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] >= 1
+    first = torch.load(run / "checkpoints" / "epoch_000.ckpt", weights_only=True)
+    # a stop that lands while epoch 0 ends saves there; later, after epoch 1's current batch
+    assert ckpt["global_step"] >= first["global_step"], "nothing trained is lost"
+
+
+# a test-only hook: validation steps made slow, and a marker file when a fit's validation starts
+SLOW_VALIDATION = """
+import sys, time
+from pathlib import Path
+from cnnlab.training.classifier import Classifier
+step, marker = Classifier.validation_step, Path(sys.argv[1])
+def slow(self, batch, batch_idx):
+    if not self.trainer.sanity_checking:
+        marker.touch()
+        time.sleep(0.1)
+    return step(self, batch, batch_idx)
+Classifier.validation_step = slow
+from cnnlab.cli.train import main
+sys.argv = ["cnnlab-train", *sys.argv[2:]]
+main()
+"""
+
+
+def test_sigterm_during_validation_keeps_the_epochs_training(cli_env, tmp_path):
+    data = make_dataset(tmp_path / "data", n_train=2000, n_test=100)
+    env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
+    args = [*RANDOM_RUN, "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
+            "torch_threads=1", "data.eval_batch_size=20"]  # 20 validation batches of 0.1 s
+    run, marker = tmp_path / "logs" / "in_validation", tmp_path / "validating"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_VALIDATION, str(marker), *args,
+                             f"hydra.run.dir={run}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(marker, proc)  # epoch 0's training is done, its validation under way
+    ckpt = stop(proc, run, signal.SIGTERM)
+    assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1, \
+        "epoch 0 (training and validation) is kept"
+    assert (run / "checkpoints" / "epoch_000.ckpt").exists(), "its validation was finished"
+
+    proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={run}"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed = results(run)
+    assert resumed["status"] == "completed" and resumed["attempts"] == 2
+    assert [row["epoch"] for row in resumed["history"]] == [0, 1]
+
+
+def test_a_run_stopped_in_process_leaves_no_signal_state_behind(long_epochs, tmp_path,
+                                                                monkeypatch, capsys):
+    """The handlers are the run's: put back after it, and the next run in the process starts."""
+    import threading
+
+    from conftest import train_inprocess
+
+    env, args = long_epochs
+    stray = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: stray.append(1))  # never kill pytest
+    try:
+        mine = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+        run, done = tmp_path / "logs" / "first", threading.Event()
+
+        def stop_when_training() -> None:
+            deadline = time.time() + 300
+            while not done.is_set() and time.time() < deadline:
+                if (run / "checkpoints" / "epoch_000.ckpt").exists():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+                time.sleep(0.05)
+
+        stopper = threading.Thread(target=stop_when_training, daemon=True)
+        stopper.start()
+        try:
+            code, _, err = train_inprocess([*args, f"hydra.run.dir={run}"], monkeypatch, capsys,
+                                           Path(env["CNNLAB_DATA_DIR"]), tmp_path / "logs")
+        finally:
+            done.set()
+            stopper.join(timeout=10)
+        assert code == 143 and "stopped by SIGTERM" in err, err[-2000:]
+        assert results(run)["signal"] == "SIGTERM" and not stray
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == mine
+
+        second = tmp_path / "logs" / "second"
+        code, _, err = train_inprocess([*FAST, "logger=none", f"hydra.run.dir={second}"],
+                                       monkeypatch, capsys, Path(env["CNNLAB_DATA_DIR"]),
+                                       tmp_path / "logs")
+        assert code == 0, err[-2000:]
+        assert results(second)["status"] == "completed"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_env, tmp_path):
+    run = tmp_path / "logs" / "done"
+    stale = run / "checkpoints" / ".last.ckpt.tmp99999"  # a checkpoint write a kill cut short
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a checkpoint")
+    proc = cnnlab([*FAST, "logger=none", f"hydra.run.dir={run}"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not stale.exists() and not list(run.rglob("*.tmp*"))
+    before = snapshot(run)
+    assert ".hydra/overrides.yaml" in before and "train.log" in before
+
+    proc = cnnlab([*FAST, "logger=none", "model.net.dropout=1.5", f"hydra.run.dir={run}"],
+                  cli_env)
+    assert "Traceback" not in proc.stderr
+    assert snapshot(run) == before, "the completed run's record is as it was"
+
+
+def test_an_unwritable_output_location_is_one_line(cli_env, tmp_path):
+    if os.access("/sys", os.W_OK) and not (Path("/sys") / "fs").is_dir():
+        pytest.skip("needs a location nobody may write (/sys here)")
+    proc = cnnlab([*FAST, "logger=none", "hydra.run.dir=/sys/cnnlab_test/run"], cli_env,
+                  timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[-1].startswith("cnnlab: cannot write to /sys/cnnlab_test"), proc.stderr

@@ -59,6 +59,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
+def remove_stale_temps(folders: set[Path]) -> None:
+    """The temporary files of checkpoint writes that a kill cut short (``.NAME.ckpt.tmpPID``):
+    removed when a run next holds its dir, since no other process writes there then."""
+    for folder in folders:
+        for tmp in Path(folder).glob(".*.ckpt.tmp*") if Path(folder).is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+
 def resume_checkpoint(run_dir: Path) -> str | None:
     """last.ckpt, or the newest checkpoint that loads if last.ckpt cannot be read."""
     from rich.console import Console

@@ -8,6 +8,7 @@ the user reads ``model.net.dropout=1.5 is invalid: ...``.
 
 from __future__ import annotations
 
+import errno
 import functools
 import typing
 from typing import Annotated, Any
@@ -17,6 +18,15 @@ from pydantic import ConfigDict, Field, ValidationError, validate_call
 # exit codes: 0 ok, 1 the run failed, 2 bad input (config, data or weights files),
 # 143 stopped by a signal (128 + SIGTERM, as a shell reports it)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 143
+
+# a location that cannot be written (read-only, no permission, full): the user's to fix
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
+def unwritable(err: OSError, flag: str = "hydra.run.dir, paths.log_dir or CNNLAB_LOG_DIR") -> str:
+    """The one line for an output location that cannot be written, naming what to change."""
+    where = err.filename or "the output location"
+    return f"cannot write to {where}: {err.strerror or err} (give a writable location: {flag})"
 
 
 # argument types for @checked constructors, each with the text the user reads

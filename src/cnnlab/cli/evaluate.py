@@ -8,7 +8,6 @@ the user names one with ``--data-root``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -19,8 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.checkpoints import load_checkpoint
-from cnnlab.console import error, out
-from cnnlab.errors import EXIT_BAD_INPUT, BadInput, ConfigError
+from cnnlab.cli import flags
+from cnnlab.console import out
+from cnnlab.errors import ArgumentError, BadInput
 
 
 def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
@@ -60,31 +60,39 @@ def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
     return model, build(cfg, "data"), cfg
 
 
+# what Lightning can run on here (its "tpu"/"hpu" need packages cnnlab does not install)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+@flags.command("cnnlab-eval")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cnnlab-eval", description=__doc__)
+    parser = flags.Parser(prog="cnnlab-eval", description=__doc__)
     parser.add_argument("checkpoint", help="a .ckpt written by cnnlab-train")
     parser.add_argument("--data-root", help="folder holding MNIST/raw/ (default: as trained, "
                         "or $CNNLAB_DATA_DIR)")
     parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
-    parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
     parser.add_argument("--json", help="also write the metrics to this file")
     parser.add_argument("--trust", action="store_true",
                         help="build whatever the checkpoint's config names (only for "
                              "checkpoints you wrote yourself)")
     args = parser.parse_args(argv)
+    flags.out_dir("--data-root", args.data_root)
+    flags.out_file("--json", args.json)
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
     try:
-        model, datamodule, cfg = build_from_checkpoint(args.checkpoint, root, args.dataset,
-                                                       trust=args.trust)
-        datamodule.check_files()
-    except (FileNotFoundError, BadInput, ConfigError) as e:
-        error(str(e).splitlines()[0], "cnnlab-eval")
-        return EXIT_BAD_INPUT
-    trainer = L.Trainer(accelerator=args.accelerator, devices=1, logger=False,
-                        enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=False)
+        trainer = L.Trainer(accelerator=args.accelerator, devices=1, logger=False,
+                            enable_checkpointing=False, enable_model_summary=False,
+                            enable_progress_bar=False)
+    except (MisconfigurationException, RuntimeError) as err:  # e.g. gpu on a CPU-only machine
+        raise ArgumentError("--accelerator", args.accelerator,
+                            str(err).strip().splitlines()[0]) from None
+    model, datamodule, cfg = build_from_checkpoint(args.checkpoint, root, args.dataset,
+                                                   trust=args.trust)
+    datamodule.check_files()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         result = trainer.test(model, datamodule=datamodule, verbose=False)[0]

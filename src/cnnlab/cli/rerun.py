@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -15,6 +14,7 @@ from omegaconf import OmegaConf
 from rich.table import Table
 from rich.text import Text
 
+from cnnlab.cli import flags
 from cnnlab.config import targets
 from cnnlab.config.overrides import merged, without
 from cnnlab.console import error, out
@@ -111,17 +111,20 @@ def provenance_warnings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return warnings
 
 
+@flags.command("cnnlab-rerun")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cnnlab-rerun", description=__doc__)
+    parser = flags.Parser(prog="cnnlab-rerun", description=__doc__)
     parser.add_argument("run_dir", type=Path, help="a run dir written by cnnlab-train")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied on top")
-    parser.add_argument("--tolerance", type=float, default=0.0,
+    parser.add_argument("--tolerance", type=flags.number(0), default=0.0,
                         help="largest absolute difference still accepted (default 0: bit-identical)")
     parser.add_argument("--out", type=Path, help="dir of the rerun (default: beside the original)")
     parser.add_argument("--trust", action="store_true",
                         help="apply the run dir's saved overrides whatever they build or where "
                              "they write (only for run dirs you wrote yourself)")
     args = parser.parse_args(argv)
+    flags.out_dir("--out", args.out)
+    flags.in_dir("run_dir", args.run_dir)
 
     run_dir = args.run_dir.resolve()
     try:

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from cnnlab.cli import flags  # noqa: E402
 from cnnlab.files import output_dir, write_figure  # noqa: E402
 from cnnlab.nets.layers import FixedFilter2d  # noqa: E402
 
@@ -212,13 +213,14 @@ def default_out_dir(ckpt: Path) -> Path:
     return run_dir / "show"
 
 
+@flags.command("cnnlab-show")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cnnlab-show", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = flags.Parser(prog="cnnlab-show", description=__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a .ckpt written by cnnlab-train")
     parser.add_argument("--out", help="folder for the PNGs (default: <run dir>/show)")
-    parser.add_argument("--digits", type=int, default=4,
-                        help="how many test digits, of different classes (default 4)")
+    parser.add_argument("--digits", type=flags.integer(1, 10), default=4,
+                        help="how many test digits, of different classes (1 to 10, default 4)")
     parser.add_argument("--data-root", help="folder holding MNIST/raw/ (default: as trained, "
                         "or $CNNLAB_DATA_DIR)")
     parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
@@ -226,24 +228,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="build whatever the checkpoint's config names (only for "
                              "checkpoints you wrote yourself)")
     args = parser.parse_args(argv)
-    if not 1 <= args.digits <= 10:
-        print(f"cnnlab-show: --digits={args.digits} is invalid: an integer in [1, 10]",
-              file=sys.stderr)
-        return 2
+    flags.out_dir("--out", args.out)
+    flags.out_dir("--data-root", args.data_root)
     from cnnlab.cli.evaluate import build_from_checkpoint
-    from cnnlab.console import error
 
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
-    try:
-        model, datamodule, _ = build_from_checkpoint(args.checkpoint, root, args.dataset,
-                                                     trust=args.trust)
-        out_dir = output_dir(Path(args.out) if args.out
-                             else default_out_dir(Path(args.checkpoint)), "the output folder")
-        datamodule.check_files()
-        datamodule.setup("test")
-    except (FileNotFoundError, ValueError) as e:  # ValueError: BadInput, ConfigError
-        error(str(e).strip().splitlines()[0], "cnnlab-show")
-        return 2
+    model, datamodule, _ = build_from_checkpoint(args.checkpoint, root, args.dataset,
+                                                 trust=args.trust)
+    out_dir = output_dir(Path(args.out) if args.out else default_out_dir(Path(args.checkpoint)),
+                         "the output folder")
+    datamodule.check_files()
+    datamodule.setup("test")
     images, labels = datamodule.splits["test"]
     idx = pick_digits(labels, args.digits)
     raw = images[idx]

@@ -20,12 +20,16 @@ import cnnlab.config.schema  # noqa: F401  (registers run_schema with Hydra's Co
 from cnnlab.console import error
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, ConfigError
 from cnnlab.launch.summary import JobProblem, JobResult, SweepIncomplete
+from cnnlab.run.rundir import staging_dir
 
 CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 
 # One id per process: two runs started in the same second get different run dirs.
 _UID = f"{os.getpid():x}{secrets.token_hex(2)}"
 OmegaConf.register_new_resolver("cnnlab_uid", lambda: _UID, replace=True)
+# where Hydra's files of a job wait until its run holds the run dir (cnnlab.run.rundir)
+OmegaConf.register_new_resolver("cnnlab_staging", lambda output_dir: staging_dir(output_dir),
+                                replace=True)
 # GPUs to ask a cluster for: those the trainer will use (trainer.accelerator/devices)
 OmegaConf.register_new_resolver(
     "cnnlab_gpus", lambda accelerator, devices: (
@@ -52,10 +56,16 @@ def task(cfg: DictConfig) -> JobResult:
 
 def main() -> None:
     """The console script: Hydra's errors and a sweep's failures as one line, no traceback."""
-    from cnnlab.run.signals import Interrupted, watch
+    from cnnlab.run.signals import watching
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
-    watch()  # SIGTERM from here on ends the run (or sweep) in one line
+    with watching() as signals:  # SIGTERM or Ctrl-C ends the run (or sweep) in one line
+        _main(signals)
+
+
+def _main(signals) -> None:
+    from cnnlab.run.signals import Interrupted
+
     try:
         task()
     except Interrupted as err:
@@ -63,9 +73,16 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except SweepIncomplete as err:
         error(str(err))
-        sys.exit(EXIT_INTERRUPTED if watch().received else EXIT_FAILED)
+        sys.exit(EXIT_INTERRUPTED if signals.received else EXIT_FAILED)
     except ConfigError as err:
         error(str(err))
+        sys.exit(EXIT_BAD_INPUT)
+    except OSError as err:  # Hydra making the run (or sweep) dir where nothing can be written
+        from cnnlab.errors import UNWRITABLE, unwritable
+
+        if err.errno not in UNWRITABLE:
+            raise
+        error(unwritable(err))
         sys.exit(EXIT_BAD_INPUT)
     except Exception as err:  # Hydra refusing a command line or composing a config
         if not _from_hydra(err):

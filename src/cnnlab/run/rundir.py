@@ -196,3 +196,82 @@ def choose(run_dir: Path, overrides: list[str], resume: bool, has_ckpt_path: boo
     # the fresh dir Hydra made keeps this session's log, and says where the run went on
     (run_dir / "resumed_in.txt").write_text(f"{earlier}\n")
     return earlier
+
+
+# --- Hydra's own files, kept out of the run dir until the run goes ahead --------------------
+STAGED = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+def staging_dir(output_dir: str, pid: int | None = None) -> str:
+    """Where Hydra writes a job's ``.hydra`` files and ``train.log`` (``hydra.output_subdir``
+    is this absolute path): outside the run dir, one per process and job, so a process that
+    is refused (dir in use) or skips (completed) leaves that dir as it was. ``pid``: another
+    process's (for a test to watch it)."""
+    import hashlib
+    import tempfile
+
+    job = hashlib.sha1(str(output_dir).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"cnnlab-hydra-{pid or os.getpid()}" / job
+    if pid is None:
+        path.mkdir(parents=True, exist_ok=True)  # Hydra opens the log there before the job
+    return str(path)
+
+
+def staged() -> Path | None:
+    """This job's staging dir, when Hydra runs it with one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    sub = HydraConfig.get().get("output_subdir")
+    return Path(sub) if sub and Path(sub).is_absolute() else None
+
+
+def adopt_staged(staging: Path | None, hydra_dir: Path) -> None:
+    """The run holds its dir and goes ahead: Hydra's files move into ``<hydra_dir>/.hydra``
+    and the log written so far is appended to ``<hydra_dir>/train.log``, which the log's
+    handler then writes to."""
+    if staging is None or not staging.is_dir():
+        return
+    target = Path(hydra_dir) / ".hydra"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in STAGED:
+        if (staging / name).exists():
+            shutil.move(str(staging / name), target / name)
+    log, dest = staging / "train.log", Path(hydra_dir) / "train.log"
+    for handler in {h for h in _all_file_handlers() if Path(h.baseFilename) == log}:
+        with _locked(handler):
+            handler.flush()
+            if log.exists():
+                with open(dest, "a") as out:
+                    out.write(log.read_text())
+                log.unlink()
+            handler.close()
+            handler.baseFilename, handler.mode = str(dest), "a"
+            handler.stream = handler._open()  # FileHandler has no public way to move its file
+    discard_staged(staging)
+
+
+def discard_staged(staging: Path | None) -> None:
+    """A refused or skipped process: its Hydra files go (its log lines went to the console
+    too), and the run dir keeps its own."""
+    if staging is not None and staging.is_dir():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _all_file_handlers() -> list:
+    import logging
+
+    return [h for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+            for h in getattr(lg, "handlers", []) if isinstance(h, logging.FileHandler)]
+
+
+class _locked:  # logging.Handler has acquire/release but no context manager
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    def __enter__(self) -> None:
+        self.handler.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.handler.release()

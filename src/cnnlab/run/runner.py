@@ -32,13 +32,13 @@ from cnnlab.config import checks, schema
 from cnnlab.config.build import build as build_from
 from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
-from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput,
-                           ConfigError, WeightsUnavailable)
+from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, UNWRITABLE,
+                           BadInput, ConfigError, WeightsUnavailable, unwritable)
 from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
 from cnnlab.run.results import RESULTS, RunRecord, read_results
-from cnnlab.run.signals import Interrupted, watch
+from cnnlab.run.signals import Interrupted, StopSignals, watching
 from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
@@ -70,12 +70,19 @@ class Run:
 
 
 def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -> JobResult:
-    """The job: build, open, fit, test, record; every outcome leaves a record."""
-    signals = watch()
+    """The job: build, open, fit, test, record; every outcome leaves a record. Stop signals
+    are watched for it (or for the command running it) and no longer after it."""
+    with watching() as signals:
+        return _run(signals, cfg, hydra_dir, overrides, jobs)
+
+
+def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list[str],
+         jobs: int) -> JobResult:
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem("interrupted", f"not started: stopped by {signals.received}",
                          EXIT_INTERRUPTED)
+    staging = rundir.staged()  # Hydra's files of this job, moved in once the run goes ahead
     try:
         state.settings = schema.settings(cfg)
         done = open_dir(state)
@@ -84,6 +91,10 @@ def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -
         configure(state, jobs)
         build_all(state)
         with rundir.RunDirLock(state.run_dir) if RANK == 0 else contextlib.nullcontext():
+            if RANK == 0:
+                rundir.adopt_staged(staging, state.hydra_dir)
+                checkpoints.remove_stale_temps(
+                    {Path(c.dirpath) for c in state.trainer.checkpoint_callbacks if c.dirpath})
             open_run(state)
             fit(state)
             test(state)
@@ -99,6 +110,11 @@ def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -
         raise _fail(state, "failed", err, EXIT_BAD_INPUT) from None
     except cb.NonFiniteLossError as err:
         raise _fail(state, "failed", err, EXIT_FAILED) from None
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            _fail(state, "failed", f"{type(err).__name__}: {err}")
+            raise
+        raise _fail(state, "failed", unwritable(err), EXIT_BAD_INPUT) from None
     except (Interrupted, SystemExit, KeyboardInterrupt) as err:
         problem = _fail(state, "interrupted",
                         f"stopped by {signals.received or type(err).__name__}", EXIT_INTERRUPTED,
@@ -111,6 +127,7 @@ def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -
         raise
     finally:
         finish_wandb()
+        rundir.discard_staged(staging)  # refused or skipped: the run dir keeps its own files
 
 
 def open_dir(state: Run) -> JobResult | None:
@@ -348,7 +365,8 @@ def _fail(state: Run, status: str, err: Any, code: int = EXIT_FAILED,
                       if not (d / RESULTS).exists()), None)
         record = where and RunRecord(where, seed=state.cfg.get("seed"), overrides=state.overrides)
     if record is not None and RANK == 0:
-        record.finish(status, error=message, **fields)
+        with contextlib.suppress(OSError):  # a read-only or full dir: the line says why
+            record.finish(status, error=message, **fields)
     return JobProblem(status, message, code)
 
 

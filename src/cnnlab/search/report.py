@@ -18,7 +18,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -28,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from cnnlab.cli import flags
+from cnnlab.console import error
+from cnnlab.errors import EXIT_BAD_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -134,21 +137,24 @@ def describe(info: dict[str, Any], out_dir: Path) -> str:
             f"{best['value']:.6g} with {' '.join(best['overrides'])}\nreport: {out_dir}")
 
 
+@flags.command("cnnlab-search-report")
 def main(argv: list[str] | None = None) -> int:
     """cnnlab-search-report: rewrite a search's report from its storage. Exit 2 on bad input."""
     from cnnlab.errors import ConfigError
     from cnnlab.search.storage import load_study, parse_storage
 
-    p = argparse.ArgumentParser(prog="cnnlab-search-report", description=__doc__.split("\n")[0])
+    p = flags.Parser(prog="cnnlab-search-report", description=__doc__.split("\n")[0])
     p.add_argument("sweep_dir", nargs="?", type=Path, help="a search's sweep dir")
     p.add_argument("--storage", help="journal file or SQLAlchemy URL (instead of a sweep dir)")
     p.add_argument("--study-name", help="the study's name (with --storage)")
     p.add_argument("--out", type=Path, help="where to write (default: <sweep dir>/search)")
     args = p.parse_args(argv)
+    flags.out_dir("--out", args.out)
+    flags.in_dir("sweep_dir", args.sweep_dir)
 
     def fail(message: str) -> int:
-        print(f"cnnlab-search-report: {message}", file=sys.stderr)
-        return 2
+        error(message, "cnnlab-search-report")
+        return EXIT_BAD_INPUT
 
     if args.sweep_dir is not None:
         pointer = args.sweep_dir / "search" / "study.json"

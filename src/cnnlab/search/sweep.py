@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.errors import ConfigError
 from cnnlab.run.results import write_json
-from cnnlab.run.signals import watch
+from cnnlab.run.signals import received
 from cnnlab.search.liveness import OWNER_ATTR, Heartbeat, Owner, is_stale
 from cnnlab.search.space import Space, format_value, parse, quote
 from cnnlab.search.storage import (PRUNER_ATTR, Storage, make_pruner, open_storage, open_study,
@@ -308,8 +308,8 @@ class Search:
             if heartbeat:
                 heartbeat.__enter__()
             while True:
-                if watch().received:  # SIGTERM: no new trials; the running ones were told
-                    return f"search stopped by {watch().received}"
+                if received():  # SIGTERM: no new trials; the running ones were told
+                    return f"search stopped by {received()}"
                 self._reap_stale()
                 counts = self._counts()
                 done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]

@@ -173,14 +173,31 @@ class ConfigInCheckpoint(Callback):
 
 
 class CheckpointOnStop(Callback):
-    """A run stopped by SIGTERM (Lightning's signal handling) saves ``last.ckpt`` where it
-    stopped: after the last finished training batch, with everything a resumed run needs
-    to continue exactly. Stopped during validation, it keeps the epoch-end checkpoint of
-    the epoch before, and the resumed run redoes the epoch."""
+    """A run stopped by SIGTERM or Ctrl-C (Lightning's signal handling) saves ``last.ckpt``
+    where it stopped: after the last finished training batch, with everything a resumed run
+    needs to continue exactly.
+
+    Stopped during a fit's validation, it lets the validation pass finish (it trains
+    nothing; on MNIST it takes seconds) and stops right after it: Lightning would stop there
+    at once and its resume skips the rest of that validation, so the checkpoint would either
+    lose the epoch's training or its validation. A stop that lands between the last
+    validation hook of a batch and Lightning's check of the flag (microseconds) still
+    stops at once, keeping the checkpoint of the step before."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.saved: Path | None = None
+        self._held = False  # a stop that came during validation, held until it ends
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and trainer.received_sigterm:
+            # Lightning reads its own flag after this hook; there is no public way to hold it
+            trainer._signal_connector.received_sigterm = False
+            self._held = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._held:  # the fit loop stops after this epoch-end (or mid-epoch) validation
+            trainer._signal_connector.received_sigterm, self._held = True, False
 
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
