@@ -21,6 +21,7 @@ from cnnlab.console import error, out
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
 from cnnlab.run.results import read_results
 from cnnlab.run.rundir import saved_overrides
+from cnnlab.search.space import format_value
 
 NOT_RECORDED = "not recorded by the original"  # a field newer code writes; not a difference
 
@@ -138,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
     out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
                             " ".join(overrides)))
+    # quoted: a sweep run's dir name ("dropout=0.5,seed=1") is not a bare override value
     proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *overrides,
-                           f"hydra.run.dir={out_dir}"])
+                           f"hydra.run.dir={format_value(str(out_dir))}"])
     new = read_results(out_dir)
     if new is None or new.get("status") != "completed":
         error(f"the rerun {'wrote no results.json' if new is None else new.get('status')}: "
