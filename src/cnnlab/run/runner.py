@@ -66,6 +66,7 @@ class Run:
     record: RunRecord | None = None
     ckpt_path: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    threads: dict[str, Any] = field(default_factory=dict)  # torch's count and why
     test_results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,9 +141,9 @@ def configure(state: Run, jobs: int) -> None:
 
     s, trainer = state.settings, state.cfg.trainer
     ddp = "ddp" in str(trainer.get("strategy", "")) and isinstance(trainer.get("devices"), int)
-    resources.apply(resources.torch_threads(s.torch_threads, jobs,
-                                            trainer.devices if ddp else 1),
-                    dataclasses.asdict(s.cpu_malloc) if s.cpu_malloc else None)
+    threads, why = resources.torch_threads(s.torch_threads, jobs, trainer.devices if ddp else 1)
+    state.threads = {"torch": threads, "why": why}
+    resources.apply(threads, dataclasses.asdict(s.cpu_malloc) if s.cpu_malloc else None)
     L.seed_everything(s.seed, workers=True, verbose=False)
     _one_log_stream()
     # Lightning warns that srun is installed whenever SLURM is but the run is not a job
@@ -263,7 +264,7 @@ def record(state: Run) -> JobResult:
         epochs=len(rows), global_step=trainer.global_step,
         stopped_early=bool(trainer.should_stop and trainer.current_epoch < trainer.max_epochs),
         fit_time_s=round(state.history.elapsed, 3), history=rows,
-        gpu_memory_peak_mb=_gpu_memory_peak_mb(),
+        gpu_memory_peak_mb=_gpu_memory_peak_mb(), threads=state.threads,
         wandb={**state.record.data["wandb"], "error": wandb and wandb.broken})
     _print_summary(state.run_dir, state.record.data)
     return JobResult(status, value, reason)
@@ -346,13 +347,19 @@ def _print_summary(run_dir: Path, data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=Text(f"cnnlab run · {run_dir}"), show_header=True)
+    console = Console(markup=False)
+    # the path on a line of its own, never wrapped: a table title would fold it to its width
+    console.print(Text(f"cnnlab run · {run_dir}", style="italic"), soft_wrap=True)
+    table = Table(show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in data.get("metrics", {}).items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     table.add_row("epochs", str(data.get("epochs")))
     table.add_row("fit time (s)", f"{data.get('fit_time_s', 0):.1f}")
-    Console(markup=False).print(table)
+    threads = data.get("threads") or {}
+    if threads:
+        table.add_row("torch threads", f"{threads['torch']} ({threads['why']})")
+    console.print(table)
 
 
