@@ -34,6 +34,25 @@ def test_every_net_trains_and_writes_results(cli_env, tmp_path):
     assert seen == {f"model/net={n}" for n in NETS}
 
 
+def test_output_to_a_file_keeps_a_line_per_epoch(cli_env, tmp_path):
+    # stdout is a pipe, as under nohup, CI or SLURM's slurm-*.out: with the default
+    # callbacks (progress bar on) each epoch's figures are a line of their own, as it ends
+    run = tmp_path / "logs" / "run"
+    proc = cnnlab(["debug=limit", "trainer.accelerator=cpu", "logger=none",
+                   "callbacks.model_summary=null", "data.batch_size=32",
+                   f"hydra.run.dir={run}"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (run / "train.log").read_text()
+    for text in (proc.stdout, log):
+        lines = [line for line in text.splitlines() if "epoch 1/2 · train loss" in line or
+                 "epoch 2/2 · train loss" in line]
+        assert len(lines) == 2, text[-3000:]
+        assert all(" · val loss " in line and " · lr " in line and line.endswith(" s")
+                   for line in lines)
+    assert "it/s" not in proc.stdout + proc.stderr  # no progress bar frame in the file
+    assert "torch threads" in proc.stdout and str(run) in proc.stdout.replace("\n", "")
+
+
 def test_two_runs_in_the_same_second_get_their_own_dirs(cli_env, tmp_path):
     import subprocess
     import sys

@@ -6,10 +6,12 @@ a data, weights or checkpoint file) named in one line, 143 stopped by a signal.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -40,14 +42,29 @@ def task(cfg: DictConfig) -> JobResult:
 
     hc = HydraConfig.get()
     jobs = OmegaConf.select(hc, "launcher.n_jobs") if hc.mode == RunMode.MULTIRUN else 1
+    sweep = hc.mode == RunMode.MULTIRUN
     try:
-        return run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task),
-                   jobs=jobs if isinstance(jobs, int) else 1)
+        result = run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task),
+                     jobs=jobs if isinstance(jobs, int) else 1)
     except JobProblem as problem:
-        if hc.mode == RunMode.MULTIRUN:
+        if sweep:
+            _job_done(hc, cfg, problem.status, problem.reason)
             raise  # the sweep goes on; its summary reports this job
         error(problem.reason)
         sys.exit(problem.code)
+    if sweep:
+        _job_done(hc, cfg, result.status, result.reason, result.value)
+    return result
+
+
+def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None,
+              value: Any = None) -> None:
+    """A sweep's line per finished job (Hydra's launchers log only each job's start)."""
+    metric = cfg.get("optimized_metric")
+    what = f"{metric} {value:.4f}" if isinstance(value, float) else reason
+    logging.getLogger("cnnlab.sweep").info(
+        "job #%s %s%s: %s → %s", hc.job.num, status, f" ({what})" if what else "",
+        " ".join(hc.overrides.task), hc.runtime.output_dir)
 
 
 def main() -> None:

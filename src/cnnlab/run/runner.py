@@ -18,13 +18,14 @@ import contextlib
 import dataclasses
 import functools
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.rank_zero import _get_rank
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab import checkpoints
@@ -167,7 +168,8 @@ def build_all(state: Run) -> None:
     _set_wandb_identity(cfg, run_dir)
     state.loggers = [build(cfg, f"logger.{k}") for k, v in (cfg.logger or {}).items() if v]
     state.stop = cb.CheckpointOnStop(rundir.last_ckpt(run_dir))
-    required = [cb.EpochSeed(state.settings.seed), state.history, cb.FiniteLossGuard(),
+    required = [cb.EpochSeed(state.settings.seed), state.history, cb.EpochLog(state.history),
+                cb.FiniteLossGuard(),
                 cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), state.stop,
                 # last.ckpt after every epoch: the newest checkpoint, kept alone (Lightning's
                 # save_last writes only when a top-k checkpoint was written in that step)
@@ -177,13 +179,18 @@ def build_all(state: Run) -> None:
                 for k, v in (cfg.callbacks or {}).items() if v]
     checks.check_monitors(optional, LOGGED)
     optional = [callback for _, callback in optional]
+    bar = {}
+    if not sys.stdout.isatty() and "enable_progress_bar" not in cfg.trainer:
+        # to a file a bar is only its last frame at exit: EpochLog's lines say it all
+        optional = [c for c in optional if not isinstance(c, ProgressBar)]
+        bar = {"enable_progress_bar": False}
     if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
         from cnnlab.search.pruning import callback_for
         state.pruning = callback_for(cfg)
         required += [state.pruning] if state.pruning is not None else []
     state.trainer = build(cfg, "trainer", callbacks=optional + required,
                           logger=state.loggers or False,
-                          plugins=[checkpoints.AtomicCheckpointIO()])
+                          plugins=[checkpoints.AtomicCheckpointIO()], **bar)
     if state.ckpt_path:
         checkpoints.load_checkpoint(state.ckpt_path)  # unreadable: say so before training
     state.datamodule.check_files()  # the first data read: names a missing or corrupt file
