@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.checkpoints import load_checkpoint
-from cnnlab.console import error, out
+from cnnlab.console import error, out, quiet
 from cnnlab.errors import EXIT_BAD_INPUT, BadInput, ConfigError
 
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, BadInput, ConfigError) as e:
         error(str(e).splitlines()[0], "cnnlab-eval")
         return EXIT_BAD_INPUT
+    quiet()
     trainer = L.Trainer(accelerator=args.accelerator, devices=1, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=False)

@@ -73,6 +73,8 @@ def main() -> None:
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     watch()  # SIGTERM from here on ends the run (or sweep) in one line
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        _hide_internal_options()
     try:
         task()
     except Interrupted as err:
@@ -89,6 +91,23 @@ def main() -> None:
             raise
         error(_hydra_message(err))
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _hide_internal_options() -> None:
+    """--help lists no option whose name starts with "_" (ablation/_study is the studies'
+    shared base, not an experiment); Hydra's help has no hook for it, so its group lister
+    is wrapped."""
+    import re
+
+    from hydra._internal.hydra import Hydra
+
+    listed = Hydra.format_config_groups
+
+    def format_config_groups(self: Any, predicate: Any, compact: bool = True) -> str:
+        return re.sub(r"(?<=[:,] )_[\w-]+(, |$)", "", listed(self, predicate, compact),
+                      flags=re.M)
+
+    Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
 
 
 def _from_hydra(err: BaseException) -> bool:

@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import os
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from cnnlab.config import checks, schema
 from cnnlab.config.build import build as build_from
 from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
+from cnnlab.console import quiet
 from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, BadInput,
                            ConfigError, WeightsUnavailable)
 from cnnlab.launch.summary import JobProblem, JobResult
@@ -147,8 +147,7 @@ def configure(state: Run, jobs: int) -> None:
     resources.apply(threads, dataclasses.asdict(s.cpu_malloc) if s.cpu_malloc else None)
     L.seed_everything(s.seed, workers=True, verbose=False)
     _one_log_stream()
-    # Lightning warns that srun is installed whenever SLURM is but the run is not a job
-    warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
+    quiet()
 
 
 def build_all(state: Run) -> None:
@@ -322,8 +321,6 @@ def _one_log_stream() -> None:
             if type(handler) is logging.StreamHandler:
                 lg.removeHandler(handler)
         lg.propagate = True
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage())
 
 
 def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
