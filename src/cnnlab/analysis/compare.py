@@ -512,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or study or Path(".")
     out.mkdir(parents=True, exist_ok=True)
     title = args.title or f"comparison of {len(runs)} runs in {len(summaries)} arms"
-    Console(width=200).print(render_table(summaries, title))
+    # a terminal's own width (80 columns included); a file or pipe gets whole lines
+    Console(width=None if sys.stdout.isatty() else 200).print(render_table(summaries, title))
     for line in problem_lines(summaries):
         note(line, "not completed:", stderr=True)
     write_markdown(summaries, out / "comparison.md", title, args.metric, study)
