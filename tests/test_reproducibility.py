@@ -95,6 +95,7 @@ def test_rerun_of_a_non_run_dir_is_refused(cli_env, tmp_path):
     assert proc.returncode == 2 and "is not a cnnlab run dir" in proc.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env, tmp_path):
     data = make_dataset(tmp_path / "data", n_train=4000, n_test=200)
     env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}

@@ -10,6 +10,7 @@ from conftest import FAST, cnnlab, real_mnist_root, results, run_dirs
 NETS = ["mycnn", "keras_cnn", "lenet5", "convnet", "resnet18"]
 
 
+@pytest.mark.slow
 def test_every_net_trains_and_writes_results(cli_env, tmp_path):
     proc = cnnlab(["-m", f"model/net={','.join(NETS)}", *FAST], cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -106,6 +107,7 @@ def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path):
     assert len(evaluated["confusion_matrix"]) == 10
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(real_mnist_root() is None,
                     reason="real MNIST not found: set CNNLAB_DATA_DIR or put it in ../shared/data")
 def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):
