@@ -54,7 +54,7 @@ def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
     failures = []
     for line in readme_commands():
         refusal = line.startswith("$ ")
-        words = shlex.split(line.removeprefix("$ "), comments=True)
+        words = shlex.split(_placeholders(line.removeprefix("$ "), logs, weights), comments=True)
         if any(key in line for key in SKIP):
             continue
         needs = any(key in line for key in NEEDS)
@@ -62,7 +62,6 @@ def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
             key, value = words.pop(0).split("=", 1)
             env = {**env, key: value}
         tool, args = words[0], words[1:]
-        args = [_placeholders(a, logs, weights) for a in args]
         if tool == "cnnlab-train" and not refusal:
             args += TINY + ([] if any(a.startswith("seed=") for a in args) or "-m" not in args
                             else ["seed=1"])
