@@ -62,9 +62,9 @@ def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None,
     """A sweep's line per finished job (Hydra's launchers log only each job's start)."""
     metric = cfg.get("optimized_metric")
     what = f"{metric} {value:.4f}" if isinstance(value, float) else reason
-    logging.getLogger("cnnlab.sweep").info(
-        "job #%s %s%s: %s → %s", hc.job.num, status, f" ({what})" if what else "",
-        " ".join(hc.overrides.task), hc.runtime.output_dir)
+    # the run dir's name says which arm and seed
+    logging.getLogger("cnnlab.sweep").info("job #%s %s%s → %s", hc.job.num, status,
+                                           f" ({what})" if what else "", hc.runtime.output_dir)
 
 
 def main() -> None:
