@@ -56,7 +56,7 @@ def test_rerun_of_a_sweep_run_by_its_path_without_out(cli_env, tmp_path):
     proc = cnnlab(["-m", "seed=1", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"], cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = sweep / "mycnn,seed=1"
-    assert f"job #0 completed (val/acc_best " in proc.stdout  # a line per finished job
+    assert "job #0 completed (val/acc_best " in proc.stdout  # a line per finished job
     proc = cnnlab([str(run)], cli_env, tool="cnnlab-rerun")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     (rerun,) = sweep.glob("mycnn,seed=1-rerun-*")
