@@ -154,6 +154,7 @@ def inspect(run: Path, env) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_study_runs_share_one_wandb_folder_named_by_arm_and_seed(study):
     sweep, env = study
     assert sorted(p.name for p in sweep.iterdir() if (p / "results.json").exists()) == \
@@ -178,6 +179,7 @@ def test_study_runs_share_one_wandb_folder_named_by_arm_and_seed(study):
     assert sorted(seen) == sorted(RUNS)
 
 
+@pytest.mark.slow
 def test_compare_prints_the_leet_command_and_relative_paths(study):
     sweep, env = study
     proc = cnnlab([str(sweep)], env, tool="cnnlab-compare", timeout=300)
@@ -191,6 +193,7 @@ def test_compare_prints_the_leet_command_and_relative_paths(study):
     assert str(sweep) not in (sweep / "comparison.md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux to drive wandb leet")
 def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
     """W&B LEET as a user runs it: a terminal program, driven through tmux."""
@@ -230,6 +233,7 @@ def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
         tmux("kill-session", "-t", session)
 
 
+@pytest.mark.slow
 def test_relaunch_in_another_order_keeps_dirs_and_wandb_ids(study):
     sweep, env = study
     job = sweep / RUNS["dropout=0.5 seed=1"]

@@ -204,3 +204,21 @@ def test_fashion_mnist_through_the_same_code_from_gz_files(tmp_path):
 def test_unknown_dataset_is_rejected(tmp_path):
     with pytest.raises(ArgumentError, match="name='cifar'.*fashion_mnist"):
         MNISTDataModule(name="cifar", root=str(tmp_path))
+
+
+def test_offline_the_error_is_whole_and_leaves_no_empty_data_dir(tmp_path, monkeypatch):
+    import torchvision
+
+    # no network: every mirror refuses (torchvision's error then spans several lines)
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    root = tmp_path / "data"
+    with pytest.raises(BadInput) as caught:
+        MNISTDataModule(root=str(root)).ensure_files()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(root / "MNIST" / "raw") in message and "CNNLAB_DATA_DIR" in message
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        assert name in message
+    assert "the download failed (Error downloading" in message and message.endswith(").")
+    assert not root.exists()

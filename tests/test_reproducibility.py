@@ -49,6 +49,21 @@ def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
     assert proc.returncode == 0
 
 
+def test_rerun_of_a_sweep_run_by_its_path_without_out(cli_env, tmp_path):
+    # a sweep run's dir is named by its overrides ("mycnn,seed=1"): '=' and ',' in the rerun's
+    # dir must reach Hydra as a value, not as override syntax
+    sweep = tmp_path / "logs" / "sweep"
+    proc = cnnlab(["-m", "seed=1", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = sweep / "mycnn,seed=1"
+    assert "job #0 completed (val/acc_best " in proc.stdout  # a line per finished job
+    proc = cnnlab([str(run)], cli_env, tool="cnnlab-rerun")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    (rerun,) = sweep.glob("mycnn,seed=1-rerun-*")
+    assert json.loads((rerun / "rerun.json").read_text())["identical"]
+    assert results(rerun)["status"] == "completed"
+
+
 def test_rerun_pins_the_data_folder_and_the_thread_count_the_run_used():
     from omegaconf import OmegaConf
 
@@ -80,6 +95,7 @@ def test_rerun_of_a_non_run_dir_is_refused(cli_env, tmp_path):
     assert proc.returncode == 2 and "is not a cnnlab run dir" in proc.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env, tmp_path):
     data = make_dataset(tmp_path / "data", n_train=4000, n_test=200)
     env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}

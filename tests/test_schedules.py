@@ -81,6 +81,7 @@ def test_the_cycle_follows_the_data_the_batch_and_the_epochs(tiny_data):
     assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 15
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_auto_matches_an_uninterrupted_run_with_a_per_step_schedule(
         cli_env, tmp_path):
     data = make_dataset(tmp_path / "data", n_train=4000, n_test=200)

@@ -66,6 +66,13 @@ def test_two_job_sweep_with_only_the_partition_named_completes(cli_env, tmp_path
         assert res["status"] == "completed"
         # threads follow the allocation: the launcher's default is 2 CPUs per job
         assert res["provenance"]["device"]["torch_threads"] == 2
+        assert res["threads"]["why"] == "SLURM_CPUS_PER_TASK=2"
+    # what a user reads in each job's SLURM output file: a line per epoch as it ends
+    outs = sorted(sweep.glob(".submitit/**/*_log.out"))
+    assert len(outs) == 2
+    for out in outs:
+        text = out.read_text()
+        assert "epoch 1/2 · train loss" in text and "epoch 2/2 · train loss" in text, text[-2000:]
 
 
 def _array_task(sweep: Path, task: int, timeout: float = 60) -> str:

@@ -15,6 +15,7 @@ from conftest import FAST, cnnlab, real_mnist_root, results, run_dirs, train_inp
 NETS = ["mycnn", "keras_cnn", "lenet5", "convnet", "resnet18"]
 
 
+@pytest.mark.slow
 def test_every_net_trains_and_writes_results(cli_env, tmp_path):
     proc = cnnlab(["-m", f"model/net={','.join(NETS)}", *FAST], cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,6 +38,25 @@ def test_every_net_trains_and_writes_results(cli_env, tmp_path):
         assert d.name == f"net={net},seed=42" and res["wandb"]["id"].startswith(f"net-{net}_")
         seen.add(res["overrides"][0])
     assert seen == {f"model/net={n}" for n in NETS}
+
+
+def test_output_to_a_file_keeps_a_line_per_epoch(cli_env, tmp_path):
+    # stdout is a pipe, as under nohup, CI or SLURM's slurm-*.out: with the default
+    # callbacks (progress bar on) each epoch's figures are a line of their own, as it ends
+    run = tmp_path / "logs" / "run"
+    proc = cnnlab(["debug=limit", "trainer.accelerator=cpu", "logger=none",
+                   "callbacks.model_summary=null", "data.batch_size=32",
+                   f"hydra.run.dir={run}"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (run / "train.log").read_text()
+    for text in (proc.stdout, log):
+        lines = [line for line in text.splitlines() if "epoch 1/2 · train loss" in line or
+                 "epoch 2/2 · train loss" in line]
+        assert len(lines) == 2, text[-3000:]
+        assert all(" · val loss " in line and " · lr " in line and line.endswith(" s")
+                   for line in lines)
+    assert "it/s" not in proc.stdout + proc.stderr  # no progress bar frame in the file
+    assert "torch threads" in proc.stdout and str(run) in proc.stdout.replace("\n", "")
 
 
 def test_two_runs_in_the_same_second_get_their_own_dirs(cli_env, tmp_path):
@@ -92,6 +112,7 @@ def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path):
     assert len(evaluated["confusion_matrix"]) == 10
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(real_mnist_root() is None,
                     reason="real MNIST not found: set CNNLAB_DATA_DIR or put it in ../shared/data")
 def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):

@@ -3,6 +3,10 @@ never as Rich markup (a saved override holding ``[/some/path]`` must not break a
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
+
 from rich.console import Console
 from rich.text import Text
 
@@ -17,3 +21,42 @@ def error(message: str, prefix: str = "cnnlab") -> None:
 
 def note(message: str, prefix: str, style: str = "yellow", stderr: bool = False) -> None:
     (err if stderr else out).print(Text.assemble((f"{prefix}", style), " ", str(message)))
+
+
+# third-party messages a user cannot act on (deprecations inside Lightning, its adverts and
+# its hint that srun exists when the run is not a SLURM job)
+NOISE = re.compile(r"isinstance\(treespec, LeafSpec\)|`srun` command is available|litlogger"
+                   r"|`weights_only` was not set")
+
+
+def quiet() -> None:
+    """NOISE off the console, kept in the log files (train.log) at debug level. Idempotent."""
+    noise = logging.getLogger("cnnlab.noise")
+    noise.setLevel(logging.DEBUG)
+    noise.propagate = False  # not to the console: only the files the root logger writes
+    noise.handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    if getattr(warnings.showwarning, "cnnlab_quiet", False):
+        return
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if NOISE.search(str(message)):
+            noise.debug("%s: %s", category.__name__, message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.cnnlab_quiet = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(getattr(f, "cnnlab_quiet", False) for f in rank_zero.filters):
+        rank_zero.addFilter(_to_noise)
+
+
+def _to_noise(record: logging.LogRecord) -> bool:
+    if NOISE.search(record.getMessage()):
+        logging.getLogger("cnnlab.noise").debug("%s", record.getMessage())
+        return False
+    return True
+
+
+_to_noise.cnnlab_quiet = True  # type: ignore[attr-defined]

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         error(str(e), "cnnlab-compare")
         return 2
     title = args.title or f"comparison of {len(runs)} runs in {len(summaries)} arms"
-    console = Console(width=240)
+    # a terminal's own width (80 columns included); a file or pipe keeps every column
+    console = Console(width=None if sys.stdout.isatty() else 240)
     console.print(render.render_table(summaries, title))
     if terms:
         console.print(Text(render.factorial_table(terms)))

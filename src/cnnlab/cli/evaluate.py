@@ -19,7 +19,7 @@ from rich.text import Text
 
 from cnnlab.checkpoints import load_checkpoint
 from cnnlab.cli import flags
-from cnnlab.console import out
+from cnnlab.console import out, quiet
 from cnnlab.errors import ArgumentError, BadInput
 
 
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
     try:
+        quiet()
         trainer = L.Trainer(accelerator=args.accelerator, devices=1, logger=False,
                             enable_checkpointing=False, enable_model_summary=False,
                             enable_progress_bar=False)

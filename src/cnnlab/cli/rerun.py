@@ -22,6 +22,7 @@ from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
 from cnnlab.files import read_text, write_bytes
 from cnnlab.run.results import load_results, read_results
 from cnnlab.run.rundir import load_overrides
+from cnnlab.search.space import format_value
 
 NOT_RECORDED = "not recorded by the original"  # a field newer code writes; not a difference
 
@@ -142,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
                             " ".join(overrides)))
+    # quoted: a sweep run's dir name ("dropout=0.5,seed=1") is not a bare override value
     proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *overrides,
-                           f"hydra.run.dir={out_dir}"])
+                           f"hydra.run.dir={format_value(str(out_dir))}"])
     new = read_results(out_dir)
     if new is None or new.get("status") != "completed":
         error(f"the rerun {'wrote no results.json' if new is None else new.get('status')}: "

@@ -6,10 +6,12 @@ a data, weights or checkpoint file) named in one line, 143 stopped by a signal.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -44,14 +46,29 @@ def task(cfg: DictConfig) -> JobResult:
 
     hc = HydraConfig.get()
     jobs = OmegaConf.select(hc, "launcher.n_jobs") if hc.mode == RunMode.MULTIRUN else 1
+    sweep = hc.mode == RunMode.MULTIRUN
     try:
-        return run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task),
-                   jobs=jobs if isinstance(jobs, int) else 1)
+        result = run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task),
+                     jobs=jobs if isinstance(jobs, int) else 1)
     except JobProblem as problem:
-        if hc.mode == RunMode.MULTIRUN:
+        if sweep:
+            _job_done(hc, cfg, problem.status, problem.reason)
             raise  # the sweep goes on; its summary reports this job
         error(problem.reason)
         sys.exit(problem.code)
+    if sweep:
+        _job_done(hc, cfg, result.status, result.reason, result.value)
+    return result
+
+
+def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None,
+              value: Any = None) -> None:
+    """A sweep's line per finished job (Hydra's launchers log only each job's start)."""
+    metric = cfg.get("optimized_metric")
+    what = f"{metric} {value:.4f}" if isinstance(value, float) else reason
+    # the run dir's name says which arm and seed
+    logging.getLogger("cnnlab.sweep").info("job #%s %s%s → %s", hc.job.num, status,
+                                           f" ({what})" if what else "", hc.runtime.output_dir)
 
 
 def main() -> None:
@@ -59,6 +76,8 @@ def main() -> None:
     from cnnlab.run.signals import watching
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        _hide_internal_options()
     with watching() as signals:  # SIGTERM or Ctrl-C ends the run (or sweep) in one line
         _main(signals)
 
@@ -89,6 +108,23 @@ def _main(signals) -> None:
             raise
         error(_hydra_message(err))
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _hide_internal_options() -> None:
+    """--help lists no option whose name starts with "_" (ablation/_study is the studies'
+    shared base, not an experiment); Hydra's help has no hook for it, so its group lister
+    is wrapped."""
+    import re
+
+    from hydra._internal.hydra import Hydra
+
+    listed = Hydra.format_config_groups
+
+    def format_config_groups(self: Any, predicate: Any, compact: bool = True) -> str:
+        return re.sub(r"(?<=[:,] )_[\w-]+(, |$)", "", listed(self, predicate, compact),
+                      flags=re.M)
+
+    Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
 
 
 def _from_hydra(err: BaseException) -> bool:

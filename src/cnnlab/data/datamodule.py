@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from pathlib import Path
@@ -83,19 +84,25 @@ class MNISTDataModule(L.LightningDataModule):
             return
         err: Exception | None = None
         if self.download:
+            made = [d for d in (raw, raw.parent, self.root) if not d.exists()]
             try:
                 DATASETS[self.name](str(self.root), train=True, download=True)
             except Exception as e:  # offline, mirror down, read-only folder
                 err = e
             missing = [p.name for p in self.data_files() if not p.exists()]
+            if missing:  # a failed download leaves no empty folders behind
+                for folder in made:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
         if missing:
-            how = (f"the download failed ({err})" if err else
+            # torchvision's message spans lines (file, URLs tried, error): one line here
+            how = (f"the download failed ({' '.join(str(err).split())})" if err else
                    "downloading is off (data.download=false)")
             raise BadInput(
                 f"{self.name} data not found: expected the four files {list(IDX_FILES)} in "
-                f"{raw.resolve()} (missing: {missing}); {how}. Point data.root (or the "
-                f"environment variable CNNLAB_DATA_DIR) at the folder that holds "
-                f"{DATASETS[self.name].__name__}/raw/.")
+                f"{raw.resolve()} (missing: {missing}). Point data.root (or the environment "
+                f"variable CNNLAB_DATA_DIR) at the folder that holds "
+                f"{DATASETS[self.name].__name__}/raw/; {how}.")
 
     def check_files(self) -> None:
         """Present, whole and MNIST-shaped: names a missing, corrupt, truncated, mis-typed,

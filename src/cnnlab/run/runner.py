@@ -18,13 +18,13 @@ import contextlib
 import dataclasses
 import functools
 import os
-import warnings
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.rank_zero import _get_rank
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab import checkpoints
@@ -32,6 +32,7 @@ from cnnlab.config import checks, schema
 from cnnlab.config.build import build as build_from
 from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
+from cnnlab.console import quiet
 from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, UNWRITABLE,
                            BadInput, ConfigError, WeightsUnavailable, unwritable)
 from cnnlab.launch.summary import JobProblem, JobResult
@@ -66,6 +67,7 @@ class Run:
     record: RunRecord | None = None
     ckpt_path: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    threads: dict[str, Any] = field(default_factory=dict)  # torch's count and why
     test_results: dict[str, Any] = field(default_factory=dict)
 
 
@@ -157,13 +159,12 @@ def configure(state: Run, jobs: int) -> None:
 
     s, trainer = state.settings, state.cfg.trainer
     ddp = "ddp" in str(trainer.get("strategy", "")) and isinstance(trainer.get("devices"), int)
-    resources.apply(resources.torch_threads(s.torch_threads, jobs,
-                                            trainer.devices if ddp else 1),
-                    dataclasses.asdict(s.cpu_malloc) if s.cpu_malloc else None)
+    threads, why = resources.torch_threads(s.torch_threads, jobs, trainer.devices if ddp else 1)
+    state.threads = {"torch": threads, "why": why}
+    resources.apply(threads, dataclasses.asdict(s.cpu_malloc) if s.cpu_malloc else None)
     L.seed_everything(s.seed, workers=True, verbose=False)
     _one_log_stream()
-    # Lightning warns that srun is installed whenever SLURM is but the run is not a job
-    warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
+    quiet()
 
 
 # the model configs (net, optimizer, scheduler) whose optimization passed its rehearsal in
@@ -195,7 +196,8 @@ def build_all(state: Run) -> None:
     _set_wandb_identity(cfg, run_dir)
     state.loggers = [build(cfg, f"logger.{k}") for k, v in (cfg.logger or {}).items() if v]
     state.stop = cb.CheckpointOnStop(rundir.last_ckpt(run_dir))
-    required = [cb.EpochSeed(state.settings.seed), state.history, cb.FiniteLossGuard(),
+    required = [cb.EpochSeed(state.settings.seed), state.history, cb.EpochLog(state.history),
+                cb.FiniteLossGuard(),
                 cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), state.stop,
                 # last.ckpt after every epoch: the newest checkpoint, kept alone (Lightning's
                 # save_last writes only when a top-k checkpoint was written in that step)
@@ -206,13 +208,18 @@ def build_all(state: Run) -> None:
     checks.check_monitors(optional, LOGGED)
     checks.check_checkpoint_names(optional)
     optional = [callback for _, callback in optional]
+    bar = {}
+    if not sys.stdout.isatty() and "enable_progress_bar" not in cfg.trainer:
+        # to a file a bar is only its last frame at exit: EpochLog's lines say it all
+        optional = [c for c in optional if not isinstance(c, ProgressBar)]
+        bar = {"enable_progress_bar": False}
     if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
         from cnnlab.search.pruning import callback_for
         state.pruning = callback_for(cfg)
         required += [state.pruning] if state.pruning is not None else []
     state.trainer = build(cfg, "trainer", callbacks=optional + required,
                           logger=state.loggers or False,
-                          plugins=[checkpoints.AtomicCheckpointIO()])
+                          plugins=[checkpoints.AtomicCheckpointIO()], **bar)
     if state.ckpt_path:  # unreadable, or another net's: say so before training
         checks.check_checkpoint_fits("ckpt_path" if state.settings.ckpt_path else "resume",
                                      state.ckpt_path, checkpoints.load_checkpoint(
@@ -330,7 +337,7 @@ def record(state: Run) -> JobResult:
         epochs=len(rows), global_step=trainer.global_step,
         stopped_early=bool(trainer.should_stop and trainer.current_epoch < trainer.max_epochs),
         fit_time_s=round(state.history.elapsed, 3), history=rows,
-        gpu_memory_peak_mb=_gpu_memory_peak_mb(),
+        gpu_memory_peak_mb=_gpu_memory_peak_mb(), threads=state.threads,
         wandb={**state.record.data["wandb"], "error": wandb and wandb.broken})
     _print_summary(state.run_dir, state.record.data)
     return JobResult(status, value, reason)
@@ -385,8 +392,6 @@ def _one_log_stream() -> None:
             if type(handler) is logging.StreamHandler:
                 lg.removeHandler(handler)
         lg.propagate = True
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage())
 
 
 def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
@@ -417,13 +422,19 @@ def _print_summary(run_dir: Path, data: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=Text(f"cnnlab run · {run_dir}"), show_header=True)
+    console = Console(markup=False)
+    # the path on a line of its own, never wrapped: a table title would fold it to its width
+    console.print(Text(f"cnnlab run · {run_dir}", style="italic"), soft_wrap=True)
+    table = Table(show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in data.get("metrics", {}).items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     table.add_row("epochs", str(data.get("epochs")))
     table.add_row("fit time (s)", f"{data.get('fit_time_s', 0):.1f}")
-    Console(markup=False).print(table)
+    threads = data.get("threads") or {}
+    if threads:
+        table.add_row("torch threads", f"{threads['torch']} ({threads['why']})")
+    console.print(table)
 
 

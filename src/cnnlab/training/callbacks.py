@@ -4,11 +4,13 @@
 - ``History``: one row per epoch and the best epoch, kept in checkpoints;
 - ``FiniteLossGuard``: a NaN loss stops the run, naming where;
 - ``ConfigInCheckpoint``: one checkpoint file rebuilds its model;
-- ``CheckpointOnStop``: a run stopped by a signal saves where it stopped.
+- ``CheckpointOnStop``: a run stopped by a signal saves where it stopped;
+- ``EpochLog``: a line per epoch that a log file keeps.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -206,3 +208,59 @@ class CheckpointOnStop(Callback):
             return
         trainer.save_checkpoint(self.path)
         self.saved = self.path
+
+
+PROGRESS = logging.getLogger("cnnlab.progress")
+
+
+class EpochLog(Callback):
+    """One line per epoch (train/val loss and accuracy, lr, seconds) to the log: train.log
+    always, and stdout when it is not a terminal (nohup, SLURM's output file, CI), where a
+    progress bar shows only its last frame. In a terminal the bar keeps a line per epoch
+    instead (``callbacks.progress_bar.leave``); a log line there would tear its redraw, so
+    it is kept off terminal handlers while a bar is shown."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self._hidden: list[logging.Handler] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.progress_bar_callback is None:
+            return
+        for handler in logging.getLogger().handlers:
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler) and stream is not None and stream.isatty():
+                handler.addFilter(_not_progress)
+                self._hidden.append(handler)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for handler in self._hidden:
+            handler.removeFilter(_not_progress)
+        self._hidden = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or not self.history.rows:
+            return
+        PROGRESS.info(epoch_line(self.history.rows, trainer.max_epochs))
+
+
+def epoch_line(rows: list[dict[str, Any]], max_epochs: int | None) -> str:
+    """``epoch 3/10 · train loss 0.1234 acc 0.9612 · val loss 0.0912 acc 0.9712 · lr 1.0e-03
+    · 12.3 s`` for the last row (what was not measured is left out)."""
+    row = rows[-1]
+    seconds = row.get("time_s", 0.0) - (rows[-2].get("time_s", 0.0) if len(rows) > 1 else 0.0)
+    parts = [f"epoch {row['epoch'] + 1}/{max_epochs if max_epochs and max_epochs > 0 else '?'}"]
+    for stage in ("train", "val"):
+        loss, acc = row.get(f"{stage}/loss"), row.get(f"{stage}/acc")
+        if loss is not None or acc is not None:
+            parts.append(" ".join([stage] + ([f"loss {loss:.4f}"] if loss is not None else [])
+                                  + ([f"acc {acc:.4f}"] if acc is not None else [])))
+    if row.get("lr") is not None:
+        parts.append(f"lr {row['lr']:.2e}")
+    parts.append(f"{seconds:.1f} s")
+    return " · ".join(parts)
+
+
+def _not_progress(record: logging.LogRecord) -> bool:
+    return record.name != PROGRESS.name

@@ -1,0 +1,87 @@
+"""Every ``cnnlab-*`` command in README.md's fenced blocks runs, on tiny data with a tiny
+budget (one epoch of two batches), so the README cannot drift from the code.
+
+A command shown as ``$ cnnlab-train …`` is an example of a refusal: it must exit 2. The few
+that need what a test machine does not have (a W&B account, a SLURM partition, the
+network for ImageNet weights) are named in SKIP and NEEDS.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cnnlab
+
+pytestmark = pytest.mark.slow  # ~45 tiny runs: 14.4 min on a busy 2-core machine
+
+TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
+        "trainer.accelerator=cpu", "data.batch_size=32", "data.eval_batch_size=64",
+        "logger=none"]
+# what a command needs that the test does not have: not run (W&B's servers, a SLURM
+# partition: tests/test_slurm.py), or refused in one line, exit 2 (ImageNet weights offline)
+SKIP = ("WANDB_MODE=online", "hydra/launcher=slurm")
+NEEDS = ("IMAGENET1K_V1",)
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+             for line in block.splitlines()]
+    return [line for line in lines if re.match(r"(\$ )?([A-Z_]+=\S+ )*cnnlab-", line)]
+
+
+def test_the_readme_names_its_commands():
+    commands = readme_commands()
+    assert len(commands) > 20 and commands[0].startswith("cnnlab-train")
+
+
+def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
+    import torch
+    import torchvision
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data").symlink_to(tiny_data)  # the README's data.root=data
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    logs = tmp_path / "logs"
+    env = {**cli_env, "CNNLAB_LOG_DIR": str(logs)}
+    failures = []
+    for line in readme_commands():
+        refusal = line.startswith("$ ")
+        words = shlex.split(_placeholders(line.removeprefix("$ "), logs, weights), comments=True)
+        if any(key in line for key in SKIP):
+            continue
+        needs = any(key in line for key in NEEDS)
+        while "=" in words[0]:  # VAR=value before the command
+            key, value = words.pop(0).split("=", 1)
+            env = {**env, key: value}
+        tool, args = words[0], words[1:]
+        if tool == "cnnlab-train" and not refusal:
+            args += TINY + ([] if any(a.startswith("seed=") for a in args) or "-m" not in args
+                            else ["seed=1"])
+            args += ["hydra.sweeper.n_trials=2"] if "hparams_search=optuna" in args else []
+        proc = cnnlab(args, env, cwd=work, tool=tool, timeout=900)
+        expected = {2} if refusal else {0, 2} if needs else {0}
+        if proc.returncode not in expected:
+            failures.append(f"{line}\n  exit {proc.returncode}: {proc.stderr[-1500:]}")
+        elif proc.returncode == 2:
+            errors = [e for e in proc.stderr.splitlines() if e.startswith("cnnlab")]
+            assert errors and "Traceback" not in proc.stderr, (line, proc.stderr[-2000:])
+    assert not failures, "\n".join(failures)
+
+
+def _placeholders(arg: str, logs: Path, weights: Path) -> str:
+    """The README's <…> and /path/to/… stand for what earlier commands made."""
+    if "<that run>" in arg:  # the run the command before made
+        newest = max((logs / "runs").iterdir(), key=lambda d: d.stat().st_mtime)
+        arg = arg.replace("logs/runs/<that run>", str(newest))
+    if "<the study's sweep dir>" in arg:
+        newest = max((logs / "multiruns").iterdir(), key=lambda d: d.stat().st_mtime)
+        arg = arg.replace("logs/multiruns/<the study's sweep dir>", str(newest))
+    return arg.replace("/path/to/resnet18.pth", str(weights)).replace("<yours>", "debug")
