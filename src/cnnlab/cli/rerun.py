@@ -167,12 +167,13 @@ def check_saved(saved: list[str], overrides: list[str], run_dir: Path) -> None:
     compose may only build cnnlab's kind of objects (the rerun itself is not started)."""
     from hydra import compose, initialize_config_dir
 
-    from cnnlab.cli.train import CONF_DIR
+    import cnnlab.config.schema  # noqa: F401  (registers run_schema, as cnnlab-train does)
+    from cnnlab.config import conf_dir
 
     source = f"the saved overrides of {run_dir}"
     targets.check_overrides(saved, source)
     try:
-        with initialize_config_dir(CONF_DIR, version_base="1.3"):
+        with initialize_config_dir(conf_dir(), version_base="1.3"):
             cfg = compose("train", overrides=overrides)
     except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides
         raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
