@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="largest absolute difference still accepted (default 0: bit-identical)")
     parser.add_argument("--out", type=Path, help="dir of the rerun (default: beside the original)")
+    parser.add_argument("--config-dir", type=Path,
+                        help="the config dir the run was trained with (cnnlab-train's "
+                             "--config-dir, e.g. your own repo's conf/)")
     parser.add_argument("--trust", action="store_true",
                         help="apply the run dir's saved overrides whatever they build or where "
                              "they write (only for run dirs you wrote yourself)")
@@ -124,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = args.run_dir.resolve()
     try:
+        if args.config_dir is not None and not args.config_dir.is_dir():
+            raise BadInput(f"--config-dir {args.config_dir}: not a directory (give the config "
+                           "dir the run was trained with)")
         old, saved, resolved = load_run(run_dir)
         # the pins (data folder, threads) replace what the file says; the user's win over all
         overrides = without(merged(merged(saved, pinned_overrides(
             resolved, old.get("provenance") or {})), args.overrides),
             ("resume", "ckpt_path", "search"))
         if not args.trust:
-            check_saved(saved, overrides, run_dir)
+            check_saved(saved, overrides, run_dir, args.config_dir)
     except (ConfigError, BadInput) as err:
         error(str(err), "cnnlab-rerun")
         return EXIT_BAD_INPUT
@@ -138,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
     out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
                             " ".join(overrides)))
-    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *overrides,
+    extra = ["--config-dir", str(args.config_dir.resolve())] if args.config_dir else []
+    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *extra, *overrides,
                            f"hydra.run.dir={out_dir}"])
     new = read_results(out_dir)
     if new is None or new.get("status") != "completed":
@@ -162,7 +169,8 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], list[str], Any]:
     return old, saved, resolved
 
 
-def check_saved(saved: list[str], overrides: list[str], run_dir: Path) -> None:
+def check_saved(saved: list[str], overrides: list[str], run_dir: Path,
+                config_dir: Path | None = None) -> None:
     """A run dir's overrides may not choose where the rerun writes, and the config they
     compose may only build cnnlab's kind of objects (the rerun itself is not started)."""
     from hydra import compose, initialize_config_dir
@@ -174,7 +182,9 @@ def check_saved(saved: list[str], overrides: list[str], run_dir: Path) -> None:
     targets.check_overrides(saved, source)
     try:
         with initialize_config_dir(conf_dir(), version_base="1.3"):
-            cfg = compose("train", overrides=overrides)
+            # the user's --config-dir, as cnnlab-train adds it: ahead of cnnlab's own configs
+            cfg = compose("train", overrides=overrides + (
+                [f"hydra.searchpath=[file://{config_dir.resolve()}]"] if config_dir else []))
     except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides
         raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
                           f"{source} do not compose: {str(err).splitlines()[0]}") from None
