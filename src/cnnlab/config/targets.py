@@ -79,10 +79,10 @@ def allowed(target: Any) -> bool:
     if not isinstance(target, str) or "__" in target \
             or not target.startswith(MODULES + extra_prefixes()):
         return False
-    from hydra._internal.utils import _locate
+    from cnnlab.compat.hydra import locate
 
     try:
-        obj = _locate(target)
+        obj = locate(target)
     except Exception:  # noqa: BLE001 - not importable, or its import failed: not allowed
         return False
     return isinstance(obj, type) and issubclass(obj, _kinds())

@@ -5,11 +5,11 @@ import logging
 from pathlib import Path
 from typing import Any, List, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
+from cnnlab.compat.hydra import BasicSweeper
 from cnnlab.launch import summary
 
 log = logging.getLogger(__name__)
