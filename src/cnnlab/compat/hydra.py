@@ -1,6 +1,6 @@
 """Hydra internals cnnlab needs, in one place.
 
-- ``BasicSweeper``: Hydra's public ``Sweeper`` is an interface only; its cartesian-product
+- ``basic_sweeper``: Hydra's public ``Sweeper`` is an interface only; its cartesian-product
   sweep (parsing sweep overrides, batching, launching) lives in ``hydra._internal``.
   cnnlab's sweeper reuses it, changing only what happens after a failed job.
 - ``job_value``: a failed ``JobReturn`` keeps its exception in ``_return_value``; the public
@@ -17,9 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+__all__ = ["basic_sweeper", "job_value", "locate"]
 
-__all__ = ["BasicSweeper", "job_value", "locate"]
+
+def basic_sweeper() -> type:
+    """Hydra's BasicSweeper as it is when called: Hydra's plugin scan re-executes its core
+    plugin modules, so a class imported before the scan is not the one Hydra's code uses."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return BasicSweeper
 
 
 def locate(path: str) -> Any:
