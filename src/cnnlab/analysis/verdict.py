@@ -9,13 +9,15 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnnlab.config import conf_dir
+
 import numpy as np
 from omegaconf import OmegaConf
 
 from cnnlab.analysis import stats
 from cnnlab.analysis.load import CompareError, Run, arm_keys, display_labels, group_arms
 
-SETTINGS = Path(__file__).resolve().parents[3] / "conf" / "analysis" / "compare.yaml"
+SETTINGS = Path(conf_dir()) / "analysis" / "compare.yaml"
 METHODS = ("holm", "bonferroni", "none")
 EFFECT, EQUIVALENT, INCONCLUSIVE = "effect", "equivalent", "inconclusive at this power"
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
+from cnnlab.config import conf_dir
+
+CONF = Path(conf_dir())
 
 
 def quick_help(conf: Path = CONF) -> str:
     groups = {}
     for yaml in sorted(conf.rglob("*.yaml")):
         group = yaml.parent.relative_to(conf).as_posix()
-        if group != "." and group.split("/")[0] != "hydra":  # as Hydra's help: no hydra/*
+        if group != "." and group.split("/")[0] != "hydra" and not yaml.stem.startswith("_"):
+            # as Hydra's help, without hydra/* and cnnlab's internal _-prefixed options
             groups.setdefault(group, []).append(yaml.stem)
     lines = ["cnnlab-train: compose a run from conf/, train, test, and record it in its run dir.",
              "", "== Configuration groups ==",

@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=flags.number(0), default=0.0,
                         help="largest absolute difference still accepted (default 0: bit-identical)")
     parser.add_argument("--out", type=Path, help="dir of the rerun (default: beside the original)")
+    parser.add_argument("--config-dir", type=Path,
+                        help="the config dir the run was trained with (cnnlab-train's "
+                             "--config-dir, e.g. your own repo's conf/)")
     parser.add_argument("--trust", action="store_true",
                         help="apply the run dir's saved overrides whatever they build or where "
                              "they write (only for run dirs you wrote yourself)")
@@ -129,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = args.run_dir.resolve()
     try:
+        if args.config_dir is not None and not args.config_dir.is_dir():
+            raise BadInput(f"--config-dir {args.config_dir}: not a directory (give the config "
+                           "dir the run was trained with)")
         old, saved, resolved = load_run(run_dir)
         # the pins (data folder, threads) replace what the file says; the user's win over all
         overrides = without(merged(merged(saved, pinned_overrides(
@@ -137,14 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = (args.out or run_dir.parent /
                    f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
         if not args.trust:
-            check_saved(saved, overrides, run_dir, out_dir)
+            check_saved(saved, overrides, run_dir, out_dir, args.config_dir)
     except (ConfigError, BadInput) as err:
         error(str(err), "cnnlab-rerun")
         return EXIT_BAD_INPUT
     out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
                             " ".join(overrides)))
+    extra = ["--config-dir", str(args.config_dir.resolve())] if args.config_dir else []
     # quoted: a sweep run's dir name ("dropout=0.5,seed=1") is not a bare override value
-    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *overrides,
+    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *extra, *overrides,
                            f"hydra.run.dir={format_value(str(out_dir))}"])
     new = read_results(out_dir)
     if new is None or new.get("status") != "completed":
@@ -172,7 +179,8 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], list[str], Any]:
         raise BadInput(f"{config} is not a readable config: {str(err).splitlines()[0]}") from None
 
 
-def check_saved(saved: list[str], overrides: list[str], run_dir: Path, out_dir: Path) -> None:
+def check_saved(saved: list[str], overrides: list[str], run_dir: Path, out_dir: Path,
+                config_dir: Path | None = None) -> None:
     """A run dir's overrides may not choose where the rerun writes, call a resolver, or
     compose a config that builds anything but cnnlab's kind of objects or writes outside
     the rerun's dir and cnnlab's log folder, checked once resolved as the rerun would
@@ -180,13 +188,17 @@ def check_saved(saved: list[str], overrides: list[str], run_dir: Path, out_dir: 
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    from cnnlab.cli.train import CONF_DIR
+    import cnnlab.config.schema  # noqa: F401  (registers run_schema, as cnnlab-train does)
+    from cnnlab.config import conf_dir
 
     source = f"the saved overrides of {run_dir}"
     targets.check_overrides(saved, source)
     try:
-        with initialize_config_dir(CONF_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        with initialize_config_dir(conf_dir(), version_base="1.3"):
+            # the user's --config-dir, as cnnlab-train adds it: ahead of cnnlab's own configs
+            cfg = compose("train", overrides=overrides + (
+                [f"hydra.searchpath=[file://{config_dir.resolve()}]"] if config_dir else []),
+                return_hydra_config=True)
     except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides
         raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
                           f"{source} do not compose: {str(err).splitlines()[0]}") from None

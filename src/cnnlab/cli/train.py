@@ -19,12 +19,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import cnnlab.config.schema  # noqa: F401  (registers run_schema with Hydra's ConfigStore)
+from cnnlab.config import conf_dir
 from cnnlab.console import error
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, ConfigError
 from cnnlab.launch.summary import JobProblem, JobResult, SweepIncomplete
 from cnnlab.run.rundir import staging_dir
 
-CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
+CONF_DIR = conf_dir()
 
 # One id per process: two runs started in the same second get different run dirs.
 _UID = f"{os.getpid():x}{secrets.token_hex(2)}"

@@ -78,9 +78,9 @@ def _hints(target: str) -> dict[str, Any]:
     """The annotated constructor arguments of a third-party class; for a cnnlab class, those
     of the third-party class it passes its other arguments on to (``**kwargs``)."""
     try:
-        from hydra._internal.utils import _locate
+        from cnnlab.compat.hydra import locate
 
-        cls = _locate(target)
+        cls = locate(target)
         if not target.startswith("cnnlab."):
             return _annotations(cls.__init__ if isinstance(cls, type) else cls)
         own = inspect.signature(cls).parameters

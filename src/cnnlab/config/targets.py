@@ -114,15 +114,30 @@ def check_data(cfg: Any, source: str) -> dict[str, Any]:
     return resolved
 
 
+ENTRY_POINTS = "cnnlab.targets"  # group in which a user's installed package names its module
+
+
+def extra_prefixes() -> tuple[str, ...]:
+    """Module prefixes the user's own installed packages declare, e.g. in their pyproject
+    ``[project.entry-points."cnnlab.targets"] mynets = "mynets"`` admits ``mynets.*`` (the
+    same kinds of objects only). Declared by what is installed, never by the file checked."""
+    from importlib.metadata import entry_points
+
+    return tuple(f"{ep.value.strip().rstrip('.')}." for ep in entry_points(group=ENTRY_POINTS)
+                 if ep.value.strip().strip(".") and ":" not in ep.value)
+
+
 def allowed(target: Any) -> bool:
-    """A target string within cnnlab's modules that resolves (as Hydra resolves it) to a
-    class of the allowed kinds; nothing outside those modules is imported to find out."""
-    if not isinstance(target, str) or not target.startswith(MODULES) or "__" in target:
+    """A target string within cnnlab's modules (or a module the user's installed package
+    declares) that resolves (as Hydra resolves it) to a class of the allowed kinds; nothing
+    outside those modules is imported to find out."""
+    if not isinstance(target, str) or "__" in target \
+            or not target.startswith(MODULES + extra_prefixes()):
         return False
-    from hydra._internal.utils import _locate
+    from cnnlab.compat.hydra import locate
 
     try:
-        obj = _locate(target)
+        obj = locate(target)
     except Exception:  # noqa: BLE001 - not importable, or its import failed: not allowed
         return False
     return isinstance(obj, type) and issubclass(obj, _kinds())
@@ -132,8 +147,10 @@ def check(cfg: Any, source: str) -> None:
     """Refuse (ConfigError, before anything is built) a ``_target_`` outside the allowlist."""
     for key, target in targets(cfg):
         if not allowed(target):
-            raise ConfigError(key, shown(target), f"{source} may only build {ALLOWED}; if "
-                              "you wrote it yourself and trust it, pass --trust")
+            raise ConfigError(key, shown(target), f"{source} may only build {ALLOWED} (or the "
+                              f"modules an installed package declares in the entry point "
+                              f"group {ENTRY_POINTS}); if you wrote it yourself and trust "
+                              "it, pass --trust")
 
 
 def check_overrides(overrides: list[str], source: str) -> None:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cnnlab.compat.hydra import job_value
 from cnnlab.config.overrides import as_dict
 from cnnlab.run.results import write_json
 
@@ -67,7 +68,7 @@ def outcome_of(num: int, job_return: Any) -> Outcome:
         out = hydra_cfg.hydra.runtime.get("output_dir")
         run_dir = Path(out) if out else None
         num = hydra_cfg.hydra.job.get("num", num)
-    value = job_return._return_value
+    value = job_value(job_return)
     if job_return.status == JobStatus.COMPLETED:
         if isinstance(value, JobResult):
             return Outcome(num, overrides, value.status, value.reason, value.value, run_dir)

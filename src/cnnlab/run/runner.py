@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightning.fabric.utilities.rank_zero import _get_rank
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -45,7 +45,7 @@ from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
 
 # this process's global rank (Lightning's reading of RANK, LOCAL_RANK or SLURM_PROCID)
-RANK = _get_rank() or 0
+RANK = rank_zero_only.rank
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from cnnlab.compat import optuna as optuna_ids
 from cnnlab.search.storage import PRUNER_ATTR, in_process, load_study, make_pruner
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ def callback_for(cfg: Any) -> TrialPruning | None:
             return None
         import optuna
 
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id,
-                                                                          int(number))
+        trial_id = optuna_ids.storage(study).get_trial_id_from_study_id_trial_number(
+            optuna_ids.study_id(study), int(number))
         return TrialPruning(optuna.trial.Trial(study, trial_id), monitor)
     except Exception as err:  # the run goes on, unpruned
         log.warning("pruning: cannot reach trial %s of study %r: %s", number,
@@ -103,7 +104,7 @@ def _study(search: Any) -> Any:
                         "process (give hydra.sweeper.storage a journal file or an SQL URL)")
         return study
     study = load_study(storage, name)
-    attrs = study._storage.get_study_system_attrs(study._study_id)
+    attrs = optuna_ids.storage(study).get_study_system_attrs(optuna_ids.study_id(study))
     study.pruner = make_pruner(attrs.get(PRUNER_ATTR))
     return study
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cnnlab.compat import optuna as optuna_ids
 from cnnlab.errors import ConfigError
 from cnnlab.run.results import write_json
 from cnnlab.run.signals import received
@@ -221,8 +222,8 @@ class Search:
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self._claim_sweep_dir()
         if self.storage.persistent:
-            self.storage_obj.set_study_system_attr(self.study._study_id, PRUNER_ATTR,
-                                                   s.pruner)
+            self.storage_obj.set_study_system_attr(optuna_ids.study_id(self.study),
+                                                   PRUNER_ATTR, s.pruner)
         n_launcher = OmegaConf.select(self.config, "hydra.launcher.n_jobs")
         self.n_jobs = s.n_jobs or (n_launcher if isinstance(n_launcher, int) and n_launcher > 0
                                    else 1)
@@ -276,7 +277,7 @@ class Search:
     def _claim_sweep_dir(self) -> None:
         """A sweep dir holds one study's trials: trial_0003 of another would be taken as ours."""
         me = {"storage": self.storage.setting(), "study_name": self.settings.study_name,
-              "study_id": self.study._study_id,
+              "study_id": optuna_ids.study_id(self.study),
               "process": None if self.storage.persistent else self.owner.token}
         path = self.sweep_dir / STUDY_FILE
         try:
@@ -372,11 +373,12 @@ class Search:
             if not is_stale(t, self.owner, now, self.settings.stale_after_s):
                 continue
             owner = t.system_attrs.get(OWNER_ATTR) or {}
-            try:  # FrozenTrial has no public id; Optuna's own code reads _trial_id too
+            tid = optuna_ids.trial_id(t)
+            try:
                 self.storage_obj.set_trial_user_attr(
-                    t._trial_id, "reason", f"stale: its sweeper (pid {owner.get('pid', '?')} on "
+                    tid, "reason", f"stale: its sweeper (pid {owner.get('pid', '?')} on "
                     f"{owner.get('host', '?')}) is gone")
-                if not self.storage_obj.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                if not self.storage_obj.set_trial_state_values(tid, TrialState.FAIL):
                     continue
             except UpdateFinishedTrialError:
                 continue  # finished meanwhile, or another process failed it first
@@ -393,7 +395,8 @@ class Search:
         batch = []
         for _ in range(n):
             trial = self.study.ask(self.space.distributions)
-            self.storage_obj.set_trial_system_attr(trial._trial_id, OWNER_ATTR, self.owner.attr())
+            self.storage_obj.set_trial_system_attr(optuna_ids.trial_id(trial), OWNER_ATTR,
+                                                   self.owner.attr())
             ahead = sum(1 for t in self.study.get_trials(deepcopy=False)
                         if t.number < trial.number and t.state in (
                             TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
@@ -412,7 +415,7 @@ class Search:
         for t in batch:
             log.info("search: trial %d: %s", t.number, " ".join(self.space.overrides(t.params)))
             if heartbeat:
-                heartbeat.add(t._trial_id)
+                heartbeat.add(optuna_ids.trial_id(t))
         try:
             results = self.host.launcher.launch(jobs, initial_job_idx=self._job_idx)
         except Exception as err:  # a worker killed under joblib, a submission refused...
@@ -430,7 +433,7 @@ class Search:
         finally:
             for t in batch:
                 if heartbeat:
-                    heartbeat.discard(t._trial_id)
+                    heartbeat.discard(optuna_ids.trial_id(t))
         for i, (trial, result) in enumerate(zip(batch, results)):
             self._tell(trial, result, self._job_idx + i)
         self._job_idx += len(batch)

@@ -187,5 +187,5 @@ def _last_line(job: Any, err: BaseException) -> str:
 
 def _problem(overrides: Sequence[str], status: str, reason: str) -> JobReturn:
     ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
-    ret._return_value = JobProblem(status, reason)
+    ret.return_value = JobProblem(status, reason)
     return ret

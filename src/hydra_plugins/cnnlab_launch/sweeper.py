@@ -5,17 +5,17 @@ import logging
 from pathlib import Path
 from typing import Any, List, Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
+from cnnlab.compat.hydra import basic_sweeper
 from cnnlab.launch import summary
 
 log = logging.getLogger(__name__)
 
 
-class CnnlabSweeper(BasicSweeper):
+class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see compat
     """Every job of the sweep runs whatever happens to the others; at the end one table of
     all jobs, and ``SweepIncomplete`` (exit 1, no traceback) if any did not complete.
 

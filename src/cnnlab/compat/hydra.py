@@ -1,0 +1,40 @@
+"""Hydra internals cnnlab needs, in one place.
+
+- ``basic_sweeper``: Hydra's public ``Sweeper`` is an interface only; its cartesian-product
+  sweep (parsing sweep overrides, batching, launching) lives in ``hydra._internal``.
+  cnnlab's sweeper reuses it, changing only what happens after a failed job.
+- ``job_value``: a failed ``JobReturn`` keeps its exception in ``_return_value``; the public
+  ``return_value`` re-raises it (and prints to stderr), and a sweep's summary only reads it.
+
+- ``locate``: resolves a ``_target_`` exactly as ``instantiate`` will. Its public form,
+  ``hydra.utils.get_object``, logs an error for every name it cannot resolve, and a refused
+  target must stay one line.
+
+Tested with hydra-core 1.3.8.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["basic_sweeper", "job_value", "locate"]
+
+
+def basic_sweeper() -> type:
+    """Hydra's BasicSweeper as it is when called: Hydra's plugin scan re-executes its core
+    plugin modules, so a class imported before the scan is not the one Hydra's code uses."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return BasicSweeper
+
+
+def locate(path: str) -> Any:
+    """The object a dotted ``_target_`` names (ImportError and others when there is none)."""
+    from hydra._internal.utils import _locate
+
+    return _locate(path)
+
+
+def job_value(job_return: Any) -> Any:
+    """What a job returned, or the exception it failed with, without raising it."""
+    return job_return._return_value
