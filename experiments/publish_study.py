@@ -29,17 +29,30 @@ def main() -> None:
     table = (out / "comparison.md").read_text().split("\n", 2)[2]
     runs = sorted(args.sweep_dir.glob("*/results.json"))
     statuses = [json.loads(r.read_text())["status"] for r in runs]
-    prov = next((json.loads(r.read_text()).get("provenance") for r in runs
-                 if json.loads(r.read_text()).get("provenance")), {}) or {}
+    prov = (
+        next(
+            (
+                json.loads(r.read_text()).get("provenance")
+                for r in runs
+                if json.loads(r.read_text()).get("provenance")
+            ),
+            {},
+        )
+        or {}
+    )
     versions = prov.get("versions", {})
     device = prov.get("device") or {}
-    cpu = " ".join(str(x) for x in (device.get("cpu_model"), device.get("cpu_capability")) if x) \
-        or platform.processor() or platform.machine()
+    cpu = (
+        " ".join(str(x) for x in (device.get("cpu_model"), device.get("cpu_capability")) if x)
+        or platform.processor()
+        or platform.machine()
+    )
     budget = args.budget or (
         "the study default (`conf/experiment/ablation/_study.yaml`): 3 epochs over\n"
         "  the 48,000-image training split, batch 256, Adam lr 1e-2 with betas (0.7, 0.9),\n"
         "  OneCycleLR stepped every batch; the final weights are tested on the 10,000 MNIST\n"
-        "  test images.")
+        "  test images."
+    )
     text = f"""# {args.title or f"Ablation study: {args.study}"}
 
 ```bash
@@ -48,10 +61,10 @@ def main() -> None:
 
 - **Wall time:** {args.wall_s / 60:.1f} min for {len(runs)} runs on this machine
   ({cpu}, 2 CPU cores, no GPU; 2 jobs in parallel,
-  1 torch thread each). Runs: {', '.join(f'{statuses.count(s)} {s}' for s in sorted(set(statuses)))}.
+  1 torch thread each). Runs: {", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))}.
 - **Budget per run:** {budget}
-- **Versions:** torch {versions.get('torch')}, lightning {versions.get('lightning')},
-  cnnlab {versions.get('cnnlab')} (git {str((prov.get('git') or {}).get('commit'))[:10]}).
+- **Versions:** torch {versions.get("torch")}, lightning {versions.get("lightning")},
+  cnnlab {versions.get("cnnlab")} (git {str((prov.get("git") or {}).get("commit"))[:10]}).
 {args.notes}
 {table}
 ![test accuracy per arm](comparison_acc.png)

@@ -35,27 +35,52 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture
 def cli_env(tiny_data, tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(CNNLAB_DATA_DIR=str(tiny_data), CNNLAB_LOG_DIR=str(tmp_path / "logs"),
-               WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_CACHE_DIR=str(tmp_path / "wc"),
-               WANDB_CONFIG_DIR=str(tmp_path / "wcfg"), PYTHONUNBUFFERED="1",
-               HYDRA_FULL_ERROR="0")
+    env.update(
+        CNNLAB_DATA_DIR=str(tiny_data),
+        CNNLAB_LOG_DIR=str(tmp_path / "logs"),
+        WANDB_MODE="offline",
+        WANDB_DIR=str(tmp_path),
+        WANDB_CACHE_DIR=str(tmp_path / "wc"),
+        WANDB_CONFIG_DIR=str(tmp_path / "wcfg"),
+        PYTHONUNBUFFERED="1",
+        HYDRA_FULL_ERROR="0",
+    )
     return env
 
 
 # a few batches, CPU, quiet: enough to exercise the whole path
-FAST = ["debug=limit", "trainer.accelerator=cpu", "callbacks.progress_bar=null",
-        "callbacks.model_summary=null", "data.batch_size=32", "data.eval_batch_size=64"]
+FAST = [
+    "debug=limit",
+    "trainer.accelerator=cpu",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "data.batch_size=32",
+    "data.eval_batch_size=64",
+]
 
 
-def cnnlab(args: list[str], env: dict[str, str], cwd: Path | None = None,
-           timeout: int = 600, tool: str = "cnnlab-train") -> subprocess.CompletedProcess:
+def cnnlab(
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    timeout: int = 600,
+    tool: str = "cnnlab-train",
+) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / tool
-    return subprocess.run([str(exe), *args], env=env, cwd=cwd or REPO, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(exe), *args],
+        env=env,
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-def train_inprocess(args: list[str], monkeypatch, capsys, data_root: Path,
-                    log_dir: Path) -> tuple[int, str, str]:
+def train_inprocess(
+    args: list[str], monkeypatch, capsys, data_root: Path, log_dir: Path
+) -> tuple[int, str, str]:
     """cnnlab-train's console script in this process: (exit code, stdout, stderr)."""
     from cnnlab.cli.train import main
 

@@ -55,21 +55,33 @@ def refuse_unreadable(name: str):
         if Path(path).name == name:
             raise PermissionError(13, "Permission denied", str(path))
         return open(path, *args, **kwargs)
+
     return opener
 
 
 # how the data is broken -> (the file named, what the line says)
 CASES = {
-    "a labels file as the images": (labels_as_images, "train-images-idx3-ubyte",
-                                    "holds labels (1-D)"),
+    "a labels file as the images": (
+        labels_as_images,
+        "train-images-idx3-ubyte",
+        "holds labels (1-D)",
+    ),
     "10k test images as the training images": (
-        t10k_as_train_images, "train-images-idx3-ubyte",
-        "holds 100 images but train-labels-idx1-ubyte holds 320 labels"),
+        t10k_as_train_images,
+        "train-images-idx3-ubyte",
+        "holds 100 images but train-labels-idx1-ubyte holds 320 labels",
+    ),
     "int16 pixels": (int16_pixels, "train-images-idx3-ubyte", "holds int16 values"),
-    "56x14 images": (wrong_image_size, "train-images-idx3-ubyte",
-                     "holds 56x14 images; the dataset (data.name) and the net expect 28x28"),
-    "EMNIST letters as labels": (letters_as_labels, "train-labels-idx1-ubyte",
-                                 "holds label 26, outside the classes 0..9"),
+    "56x14 images": (
+        wrong_image_size,
+        "train-images-idx3-ubyte",
+        "holds 56x14 images; the dataset (data.name) and the net expect 28x28",
+    ),
+    "EMNIST letters as labels": (
+        letters_as_labels,
+        "train-labels-idx1-ubyte",
+        "holds label 26, outside the classes 0..9",
+    ),
     "a directory": (a_directory, "t10k-labels-idx1-ubyte", "is a directory, not a file"),
     "not IDX": (bad_magic, "t10k-images-idx3-ubyte", "is not an IDX file"),
     "unreadable": (unreadable, "train-labels-idx1-ubyte", "cannot be read"),
@@ -87,8 +99,9 @@ def broken_data(tiny_data, tmp_path):
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def earlier_run(logs: Path) -> dict[str, bytes]:
@@ -117,8 +130,7 @@ def test_bad_data_file_is_one_line_naming_it(case, broken_data, tmp_path, monkey
         monkeypatch.setattr("cnnlab.data.idx.open", refuse_unreadable(name), raising=False)
     logs = tmp_path / "logs"
     before = earlier_run(logs)
-    code, out, err = train_inprocess([*FAST, "logger=none"], monkeypatch, capsys, broken_data,
-                                     logs)
+    code, out, err = train_inprocess([*FAST, "logger=none"], monkeypatch, capsys, broken_data, logs)
     assert code == 2, err[-3000:]
     assert_one_line(err, "cnnlab", name, says)
     assert "Epoch" not in out  # nothing trained
@@ -130,32 +142,47 @@ def test_bad_data_file_is_one_line_naming_it(case, broken_data, tmp_path, monkey
     assert {k: now[k] for k in before} == before
 
 
-def test_a_label_file_the_net_has_classes_for_is_accepted(broken_data, tmp_path, monkeypatch,
-                                                          capsys):
+def test_a_label_file_the_net_has_classes_for_is_accepted(
+    broken_data, tmp_path, monkeypatch, capsys
+):
     """The labels are checked against the configured classes, not against 10."""
     letters_as_labels(broken_data / Path(*RAW))
     write_idx(broken_data / Path(*RAW) / "t10k-labels-idx1-ubyte", np.arange(100) % 26 + 1)
-    code, _, err = train_inprocess([*FAST, "logger=none", "data.num_classes=27",
-                                    "trainer.max_epochs=1"], monkeypatch, capsys, broken_data,
-                                   tmp_path / "logs")
+    code, _, err = train_inprocess(
+        [*FAST, "logger=none", "data.num_classes=27", "trainer.max_epochs=1"],
+        monkeypatch,
+        capsys,
+        broken_data,
+        tmp_path / "logs",
+    )
     assert code == 0, err[-3000:]
 
 
 def honest_checkpoint(tmp_path: Path) -> Path:
     from cnnlab.nets import MyCNN
 
-    config = {"data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
-              "model": {"_target_": "cnnlab.training.classifier.Classifier",
-                        "net": {"_target_": "cnnlab.nets.MyCNN"},
-                        "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}}}
+    config = {
+        "data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
+        "model": {
+            "_target_": "cnnlab.training.classifier.Classifier",
+            "net": {"_target_": "cnnlab.nets.MyCNN"},
+            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
+        },
+    }
     path = tmp_path / "honest.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
-                "cnnlab": {"config": config}}, path)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
+            "cnnlab": {"config": config},
+        },
+        path,
+    )
     return path
 
 
-@pytest.mark.parametrize("case", ["10k test images as the training images", "a directory",
-                                  "EMNIST letters as labels"])
+@pytest.mark.parametrize(
+    "case", ["10k test images as the training images", "a directory", "EMNIST letters as labels"]
+)
 def test_cnnlab_eval_data_root_checks_the_data_too(case, broken_data, tmp_path, capsys):
     from cnnlab.cli.evaluate import main
 

@@ -33,20 +33,37 @@ def test_every_benchmark_script_has_a_smoke_test():
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SMALLEST))
 def test_benchmark_runs(script, cli_env, tiny_data, tmp_path):
-    proc = subprocess.run([sys.executable, str(BENCH / script), *SMALLEST[script],
-                           "--data-root", str(tiny_data)], env=cli_env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *SMALLEST[script], "--data-root", str(tiny_data)],
+        env=cli_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
 
 
 @pytest.mark.slow
 def test_gpu_session_script_dry_runs_on_the_cpu(cli_env, tmp_path):
-    env = {**cli_env, "OUT": str(tmp_path / "out"), "DEVICE": "cpu",
-           "EXTRA": "trainer.limit_train_batches=2 trainer.limit_val_batches=1"
-                    " trainer.limit_test_batches=1 trainer.max_epochs=1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", str(BENCH / "gpu_session.sh")], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    env = {
+        **cli_env,
+        "OUT": str(tmp_path / "out"),
+        "DEVICE": "cpu",
+        "EXTRA": "trainer.limit_train_batches=2 trainer.limit_val_batches=1"
+        " trainer.limit_test_batches=1 trainer.max_epochs=1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    proc = subprocess.run(
+        ["bash", str(BENCH / "gpu_session.sh")],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = (tmp_path / "out" / "steps.txt").read_text()
     assert "warn-1 completed" in steps and "n_jobs=4: 4 runs" in steps, steps

@@ -38,10 +38,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("tool,flag,value",
-                         [(t, f, v) for t, f, values in CASES for v in values])
-def test_a_bad_flag_is_one_line_naming_it_and_exit_2(tool, flag, value, a_file, tmp_path,
-                                                     capsys, monkeypatch):
+@pytest.mark.parametrize("tool,flag,value", [(t, f, v) for t, f, values in CASES for v in values])
+def test_a_bad_flag_is_one_line_naming_it_and_exit_2(
+    tool, flag, value, a_file, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     module, fixed = COMMANDS[tool]
     main = importlib.import_module(module).main

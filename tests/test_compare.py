@@ -17,19 +17,35 @@ from cnnlab.cli.compare import leet_lines, main
 from conftest import FAST, cnnlab
 
 
-def fake_run(root: Path, name: str, overrides: list[str], acc: float | None,
-             status: str = "completed", loss: float = 0.1, write_results: bool = True,
-             metrics: dict | None = None, rows: list[dict] | None = None) -> Path:
+def fake_run(
+    root: Path,
+    name: str,
+    overrides: list[str],
+    acc: float | None,
+    status: str = "completed",
+    loss: float = 0.1,
+    write_results: bool = True,
+    metrics: dict | None = None,
+    rows: list[dict] | None = None,
+) -> Path:
     d = root / name
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     if write_results:
-        res = {"status": status, "error": None if status == "completed" else "boom: it broke",
-               "metrics": {} if acc is None else {"test/acc": acc, "test/loss": loss,
-                                                  **(metrics or {})},
-               "epochs": 2, "fit_time_s": 10.0,
-               "history": rows if rows is not None else [] if acc is None else [
-                   {"epoch": 0, "val/acc": acc - 0.01}, {"epoch": 1, "val/acc": acc}]}
+        res = {
+            "status": status,
+            "error": None if status == "completed" else "boom: it broke",
+            "metrics": {}
+            if acc is None
+            else {"test/acc": acc, "test/loss": loss, **(metrics or {})},
+            "epochs": 2,
+            "fit_time_s": 10.0,
+            "history": rows
+            if rows is not None
+            else []
+            if acc is None
+            else [{"epoch": 0, "val/acc": acc - 0.01}, {"epoch": 1, "val/acc": acc}],
+        }
         (d / "results.json").write_text(json.dumps(res))
     return d
 
@@ -44,8 +60,8 @@ def test_mean_std_and_paired_interval_by_hand(tmp_path):
     assert list(arms) == ["model.net.dropout=0.0", "model.net.dropout=0.5"]
     ref, b = summarize(arms)
     assert ref.is_reference and ref.n == 3
-    assert ref.mean == pytest.approx(0.92)                  # (0.90 + 0.92 + 0.94) / 3
-    assert ref.std == pytest.approx(0.02)                   # sqrt((0.02² + 0 + 0.02²) / 2)
+    assert ref.mean == pytest.approx(0.92)  # (0.90 + 0.92 + 0.94) / 3
+    assert ref.std == pytest.approx(0.02)  # sqrt((0.02² + 0 + 0.02²) / 2)
     assert (ref.min, ref.max) == (0.90, 0.94)
     # differences: mean 0.02, sd 0.01; half width t(0.975, 2) * 0.01 / sqrt(3)
     #            = 4.3027 * 0.0057735 = 0.024841
@@ -109,14 +125,25 @@ def test_bad_paths_and_reference_exit_2(tmp_path, capsys):
 
 def test_tiny_multirun_then_compare_one_row_per_arm(cli_env, tmp_path):
     sweep = tmp_path / "logs" / "sweep"
-    proc = cnnlab(["-m", "model.net.dropout=0.0,0.5", "seed=1,2", *FAST, "logger=none",
-                   f"hydra.sweep.dir={sweep}"], cli_env)
+    proc = cnnlab(
+        [
+            "-m",
+            "model.net.dropout=0.0,0.5",
+            "seed=1,2",
+            *FAST,
+            "logger=none",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cli_env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = cnnlab([str(sweep)], cli_env, tool="cnnlab-compare")
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = json.loads((sweep / "comparison.json").read_text())["arms"]
-    assert [(r["arm"], r["n"]) for r in table] == [("model.net.dropout=0.0", 2),
-                                                    ("model.net.dropout=0.5", 2)]
+    assert [(r["arm"], r["n"]) for r in table] == [
+        ("model.net.dropout=0.0", 2),
+        ("model.net.dropout=0.5", 2),
+    ]
     # paired by seed id, with the test set's error counted from the saved predictions
     assert [p["seed"] for p in table[1]["verdict"]["paired"]] == ["1", "2"]
     assert table[1]["verdict"]["test_error_counted"] is True
@@ -125,11 +152,22 @@ def test_tiny_multirun_then_compare_one_row_per_arm(cli_env, tmp_path):
 
 def test_sweep_with_a_failing_job_keeps_the_others_and_compare_reports_it(cli_env, tmp_path):
     sweep = tmp_path / "logs" / "sweep"
-    proc = cnnlab(["-m", "model.optimizer.lr=0.001,-1", "seed=1", *FAST, "logger=none",
-                   f"hydra.sweep.dir={sweep}"], cli_env)
+    proc = cnnlab(
+        [
+            "-m",
+            "model.optimizer.lr=0.001,-1",
+            "seed=1",
+            *FAST,
+            "logger=none",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cli_env,
+    )
     assert proc.returncode != 0  # the sweep says a job failed...
-    assert json.loads((sweep / "lr=0.001,seed=1" / "results.json").read_text())["status"] == \
-        "completed"
+    assert (
+        json.loads((sweep / "lr=0.001,seed=1" / "results.json").read_text())["status"]
+        == "completed"
+    )
     failed = json.loads((sweep / "lr=-1,seed=1" / "results.json").read_text())
     assert failed["status"] == "failed" and "model.optimizer.lr=-1" in failed["error"]
     proc = cnnlab([str(sweep)], cli_env, tool="cnnlab-compare")  # ...and compare shows it
@@ -144,8 +182,13 @@ def test_overfitting_gap_and_gradient_norm_ratio_by_hand(tmp_path):
     # -> gap 0.03 computed from them
     fake_run(tmp_path, "a1", ["x=a", "seed=1"], 0.9, metrics={"gap/train_test": 0.01})
     fake_run(tmp_path, "a2", ["x=a", "seed=2"], 0.9, metrics={"gap/train_test": 0.03})
-    fake_run(tmp_path, "b1", ["x=b", "seed=1"], 0.92,
-             rows=[{"epoch": 0, "train/acc": 0.5}, {"epoch": 1, "train/acc": 0.95}])
+    fake_run(
+        tmp_path,
+        "b1",
+        ["x=b", "seed=1"],
+        0.92,
+        rows=[{"epoch": 0, "train/acc": 0.5}, {"epoch": 1, "train/acc": 0.95}],
+    )
     a, b = summarize(group_arms(load_runs([tmp_path])))
     assert a.gap == pytest.approx(0.02) and a.gap_std == pytest.approx(0.0141421, abs=1e-6)
     assert b.gap == pytest.approx(0.03)
@@ -157,14 +200,20 @@ def test_gradient_norms_per_layer_from_the_last_epoch_that_sampled_them(tmp_path
     # fc 0.4 -> geometric means conv1 sqrt(0.03), fc 0.4: first/last 0.4330 (the frozen
     # layer has no gradient); conv1's geometric std exp(ln 3 / sqrt 2)
     def rows(conv1):
-        return [{"epoch": 0, "grad_norm/conv1": 9.0, "grad_norm/frozen": 0.0,
-                 "grad_norm/fc": 9.0},
-                {"epoch": 1, "grad_norm/conv1": conv1, "grad_norm/frozen": 0.0,
-                 "grad_norm/fc": 0.4},
-                {"epoch": 2}]  # an epoch that sampled none
+        return [
+            {"epoch": 0, "grad_norm/conv1": 9.0, "grad_norm/frozen": 0.0, "grad_norm/fc": 9.0},
+            {"epoch": 1, "grad_norm/conv1": conv1, "grad_norm/frozen": 0.0, "grad_norm/fc": 0.4},
+            {"epoch": 2},
+        ]  # an epoch that sampled none
+
     for seed, conv1 in ((1, 0.1), (2, 0.3)):
-        fake_run(tmp_path, f"r{seed}", ["model.net.activation=relu", f"seed={seed}"], 0.9,
-                 rows=rows(conv1))
+        fake_run(
+            tmp_path,
+            f"r{seed}",
+            ["model.net.activation=relu", f"seed={seed}"],
+            0.9,
+            rows=rows(conv1),
+        )
     (arm,) = summarize(group_arms(load_runs([tmp_path])))
     assert list(arm.grad_norms) == ["conv1", "frozen", "fc"]  # network order
     assert arm.grad_norms["conv1"] == pytest.approx((0.1732051, 2.1746), rel=1e-4)
@@ -183,8 +232,13 @@ def test_a_gradient_that_vanished_in_some_seeds_shows_in_the_arm_ratio(tmp_path)
     # head's), one trains (1e-2 of it). An arithmetic mean would report ~2e-3, the one
     # seed that trained; the geometric mean reports what happened in most seeds.
     for seed, first in ((1, 1e-14), (2, 1e-14), (3, 1e-14), (4, 1e-14), (5, 1e-2)):
-        fake_run(tmp_path, f"s{seed}", ["model.net.activation=sigmoid", f"seed={seed}"], 0.5,
-                 rows=[{"epoch": 0, "grad_norm/conv1": first, "grad_norm/fc": 1.0}])
+        fake_run(
+            tmp_path,
+            f"s{seed}",
+            ["model.net.activation=sigmoid", f"seed={seed}"],
+            0.5,
+            rows=[{"epoch": 0, "grad_norm/conv1": first, "grad_norm/fc": 1.0}],
+        )
     (arm,) = summarize(group_arms(load_runs([tmp_path])))
     assert arm.grad_ratio == pytest.approx(10 ** (-(4 * 14 + 2) / 5), rel=1e-6)  # 10^-11.6
     assert main([str(tmp_path)]) == 0
@@ -192,7 +246,7 @@ def test_a_gradient_that_vanished_in_some_seeds_shows_in_the_arm_ratio(tmp_path)
 
 
 def test_geometric_statistics():
-    assert stats.geometric([1e-2, 1e-4]) == pytest.approx((1e-3, 10 ** (2 / 2 ** 0.5)))
+    assert stats.geometric([1e-2, 1e-4]) == pytest.approx((1e-3, 10 ** (2 / 2**0.5)))
     assert stats.geometric([0.5]) == (pytest.approx(0.5), 1.0)
     assert stats.geometric([0.0, 0.3]) == (0.0, 1.0)  # a zero norm: the layer did not train
 
@@ -200,19 +254,40 @@ def test_geometric_statistics():
 def full_study(root: Path) -> None:
     """12 arms (dropout × batchnorm × augmentation) × 3 seeds, with curves and grad norms."""
     rng = random.Random(0)
-    for d, b, a, seed in itertools.product(["0.0", "0.5"], ["false", "true"],
-                                           ["none", "rotation", "flip_rotation"], [1, 2, 3]):
-        layers = ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"] if b == "true" else \
-            ["conv1", "conv2", "fc1", "fc2"]
+    for d, b, a, seed in itertools.product(
+        ["0.0", "0.5"], ["false", "true"], ["none", "rotation", "flip_rotation"], [1, 2, 3]
+    ):
+        layers = (
+            ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"]
+            if b == "true"
+            else ["conv1", "conv2", "fc1", "fc2"]
+        )
         acc = 0.985 + rng.gauss(0, 0.002)
-        rows = [{"epoch": e, "val/acc": acc - 0.05 * 0.6 ** e, "train/acc": acc + 0.01,
-                 "val/loss": 0.3 * 0.6 ** e + rng.gauss(0, 0.003),
-                 **{f"grad_norm/{k}": 0.05 * (i + 1) * (1 + rng.gauss(0, 0.1))
-                    for i, k in enumerate(layers)}} for e in range(10)]
-        fake_run(root, f"{d}{b}{a}{seed}", [f"model.net.dropout={d}",
-                                            f"model.net.batchnorm={b}",
-                                            f"data/augmentation={a}", f"seed={seed}"],
-                 acc, rows=rows)
+        rows = [
+            {
+                "epoch": e,
+                "val/acc": acc - 0.05 * 0.6**e,
+                "train/acc": acc + 0.01,
+                "val/loss": 0.3 * 0.6**e + rng.gauss(0, 0.003),
+                **{
+                    f"grad_norm/{k}": 0.05 * (i + 1) * (1 + rng.gauss(0, 0.1))
+                    for i, k in enumerate(layers)
+                },
+            }
+            for e in range(10)
+        ]
+        fake_run(
+            root,
+            f"{d}{b}{a}{seed}",
+            [
+                f"model.net.dropout={d}",
+                f"model.net.batchnorm={b}",
+                f"data/augmentation={a}",
+                f"seed={seed}",
+            ],
+            acc,
+            rows=rows,
+        )
 
 
 def overlapping_or_outside(fig) -> list[str]:
@@ -225,16 +300,26 @@ def overlapping_or_outside(fig) -> list[str]:
     for ax in fig.axes:
         for axis, i in ((ax.xaxis, 0), (ax.yaxis, 1)):
             lo, hi = sorted(axis.get_view_interval())
-            shown = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()
-                     and lo <= t.get_position()[i] <= hi]  # ticks outside are not drawn
+            shown = [
+                t
+                for t in axis.get_ticklabels()
+                if t.get_visible() and t.get_text() and lo <= t.get_position()[i] <= hi
+            ]  # ticks outside are not drawn
             texts += shown
             boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in shown]
-            problems += [f"{a} overlaps {b}" for (a, ba), (b, bb) in
-                         itertools.combinations(boxes, 2) if ba.overlaps(bb)]
+            problems += [
+                f"{a} overlaps {b}"
+                for (a, ba), (b, bb) in itertools.combinations(boxes, 2)
+                if ba.overlaps(bb)
+            ]
     for t in texts:
         box = t.get_window_extent(renderer)
-        if t.get_text() and not (box.x0 >= -1 and box.y0 >= -1 and box.x1 <= fig.bbox.x1 + 1
-                                 and box.y1 <= fig.bbox.y1 + 1):
+        if t.get_text() and not (
+            box.x0 >= -1
+            and box.y0 >= -1
+            and box.x1 <= fig.bbox.x1 + 1
+            and box.y1 <= fig.bbox.y1 + 1
+        ):
             problems.append(f"{t.get_text()!r} leaves the figure")
     return problems
 
@@ -245,6 +330,7 @@ def test_a_twelve_arm_study_reads_at_a_glance(tmp_path):
     figs = comparison_figures(summaries, "test/acc")
     assert set(figs) == {"acc", "curves", "grad"}
     from cnnlab.analysis.plots import plt
+
     try:
         for name, fig in figs.items():
             assert overlapping_or_outside(fig) == [], name
@@ -261,7 +347,9 @@ def test_a_twelve_arm_study_reads_at_a_glance(tmp_path):
         assert "(%)" in figs["curves"].get_supylabel()
         grad = figs["grad"].axes  # one panel per net: no arm drawn through a layer it lacks
         assert sorted([t.get_text() for t in ax.get_xticklabels()] for ax in grad) == [
-            ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"], ["conv1", "conv2", "fc1", "fc2"]]
+            ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"],
+            ["conv1", "conv2", "fc1", "fc2"],
+        ]
         assert all(ax.get_yscale() == "log" and ax.get_ylabel() for ax in grad)
     finally:
         for fig in figs.values():
@@ -294,7 +382,8 @@ def test_reports_name_runs_relative_to_the_study_and_print_no_markup(tmp_path, c
     # written elsewhere (experiments/<study>), runs are still named from the study dir
     assert main([str(study), "--out", str(tmp_path / "published")]) == 0
     assert json.loads((tmp_path / "published" / "comparison.json").read_text())["arms"][1][
-        "not_completed"] == ["bad"]
+        "not_completed"
+    ] == ["bad"]
 
 
 def test_leet_command_for_one_wandb_folder_or_several(tmp_path):
@@ -307,7 +396,8 @@ def test_leet_command_for_one_wandb_folder_or_several(tmp_path):
     offline(tmp_path / "one" / "wandb", "b-2")
     assert leet_lines([tmp_path / "one"]) == [
         f"W&B, offline: wandb leet {tmp_path / 'one' / 'wandb'}",
-        f"W&B, upload: wandb sync {tmp_path / 'one' / 'wandb'}/offline-run-*"]
+        f"W&B, upload: wandb sync {tmp_path / 'one' / 'wandb'}/offline-run-*",
+    ]
     for i in range(5):  # runs from before: a W&B folder in each run dir
         offline(tmp_path / "old" / str(i) / "wandb", f"r{i}")
     lines = leet_lines([tmp_path / "old"])

@@ -20,27 +20,61 @@ from omegaconf import OmegaConf
 from cnnlab.cli.train import CONF_DIR
 from conftest import train_inprocess
 
-BASE = ["trainer.accelerator=cpu", "callbacks.progress_bar=null", "train=false", "test=false",
-        "data.batch_size=32", "data.eval_batch_size=64"]
+BASE = [
+    "trainer.accelerator=cpu",
+    "callbacks.progress_bar=null",
+    "train=false",
+    "test=false",
+    "data.batch_size=32",
+    "data.eval_batch_size=64",
+]
 # the options with keys of their own, on top of the defaults
-OPTIONS = ["model/net=keras_cnn", "model/net=lenet5", "model/net=convnet",
-           "model/net=resnet18", "model/net=convnet_deep", "model/net=convnet_fixed",
-           "model/optimizer=sgd", "model/scheduler=cosine", "data/augmentation=affine"]
+OPTIONS = [
+    "model/net=keras_cnn",
+    "model/net=lenet5",
+    "model/net=convnet",
+    "model/net=resnet18",
+    "model/net=convnet_deep",
+    "model/net=convnet_fixed",
+    "model/optimizer=sgd",
+    "model/scheduler=cosine",
+    "data/augmentation=affine",
+]
 SKIP_PREFIXES = ("hydra.", "paths.")  # Hydra's own config; where a run writes (tested apart)
 
-WRONG_TYPE = {bool: "maybe", int: "abc", float: "abc", str: "[1,2]", list: "abc",
-              type(None): "[1,2]"}
+WRONG_TYPE = {
+    bool: "maybe",
+    int: "abc",
+    float: "abc",
+    str: "[1,2]",
+    list: "abc",
+    type(None): "[1,2]",
+}
 OUT_OF_RANGE = {int: "-7", float: "-7.5", str: "no_such_value", list: "[]"}
 
 # (key, value) -> why cnnlab accepts it (every other generated pair must be refused). Not
 # generated: hydra.* (Hydra's own config) and paths.* (where a run writes).
 ACCEPTED = {
-    **{(k, "no_such_value"): "a free name" for k in (
-        "job_type", "run_name", "group", "arm", "study_reference", "data.augmentation.name",
-        "logger.wandb.project", "logger.wandb.name", "logger.wandb.group",
-        "logger.wandb.job_type", "logger.wandb.entity", "callbacks.model_checkpoint.filename",
-        "trainer.default_root_dir")},
-    ("tags", "[]"): "no tags", ("logger.wandb.tags", "[]"): "no tags",
+    **{
+        (k, "no_such_value"): "a free name"
+        for k in (
+            "job_type",
+            "run_name",
+            "group",
+            "arm",
+            "study_reference",
+            "data.augmentation.name",
+            "logger.wandb.project",
+            "logger.wandb.name",
+            "logger.wandb.group",
+            "logger.wandb.job_type",
+            "logger.wandb.entity",
+            "callbacks.model_checkpoint.filename",
+            "trainer.default_root_dir",
+        )
+    },
+    ("tags", "[]"): "no tags",
+    ("logger.wandb.tags", "[]"): "no tags",
     ("data.mean", "-7.5"): "any mean can be subtracted",
     ("search", "[1,2]"): "the Optuna sweeper's own value, never typed by users",
     ("data.root", "no_such_value"): "refused too, as missing data (exit 2, another test)",
@@ -55,8 +89,7 @@ def leaves(overrides: list[str]) -> dict[str, object]:
     """Every leaf key of the composed config with its resolved value."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "paths.output_dir=/tmp/x",
-                                          "run_name=x"])
+        cfg = compose("train", overrides=[*overrides, "paths.output_dir=/tmp/x", "run_name=x"])
     out: dict[str, object] = {}
 
     def walk(node, prefix):
@@ -69,6 +102,7 @@ def leaves(overrides: list[str]) -> dict[str, object]:
                 walk(child, key + ".")
             else:
                 out[key] = OmegaConf.select(cfg, key)  # resolved: ${seed} counts as an int
+
     walk(cfg, "")
     return {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in out.items()}
 
@@ -92,15 +126,22 @@ def cases() -> list[tuple[list[str], str, str]]:
 CASES = cases()
 
 
-@pytest.mark.parametrize("extra, key, value", CASES,
-                         ids=[f"{k}={v}" + (f"[{e[0]}]" if e else "") for e, k, v in CASES])
-def test_a_bad_value_of_any_leaf_is_one_line_naming_the_key(extra, key, value, tmp_path,
-                                                            tiny_data, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "extra, key, value", CASES, ids=[f"{k}={v}" + (f"[{e[0]}]" if e else "") for e, k, v in CASES]
+)
+def test_a_bad_value_of_any_leaf_is_one_line_naming_the_key(
+    extra, key, value, tmp_path, tiny_data, monkeypatch, capsys
+):
     logger = [] if key.startswith("logger.") else ["logger=none"]
     monkeypatch.chdir(tmp_path)  # a relative path among the values lands here, not in the repo
     t0 = time.perf_counter()
-    code, out, err = train_inprocess([*BASE, *logger, *extra, f"{key}={value}"], monkeypatch,
-                                     capsys, tiny_data, tmp_path / "logs")
+    code, out, err = train_inprocess(
+        [*BASE, *logger, *extra, f"{key}={value}"],
+        monkeypatch,
+        capsys,
+        tiny_data,
+        tmp_path / "logs",
+    )
     elapsed = time.perf_counter() - t0
     lines = [line for line in err.splitlines() if line.startswith("cnnlab:")]
     assert code == 2, f"{key}={value} was accepted (exit {code}): {err[-1500:]}"
@@ -112,8 +153,16 @@ def test_a_bad_value_of_any_leaf_is_one_line_naming_the_key(extra, key, value, t
 def test_the_property_test_covers_the_config():
     keys = {k for _, k, _ in CASES}
     assert len(keys) >= 100 and len(CASES) >= 170  # noted in the closing note
-    for expected in ("seed", "data.batch_size", "model.net.dropout", "model.optimizer.lr",
-                     "model.scheduler.patience", "trainer.max_epochs",
-                     "callbacks.early_stopping.patience", "logger.wandb.mode",
-                     "model.optimizer.momentum", "data.augmentation.degrees"):
+    for expected in (
+        "seed",
+        "data.batch_size",
+        "model.net.dropout",
+        "model.optimizer.lr",
+        "model.scheduler.patience",
+        "trainer.max_epochs",
+        "callbacks.early_stopping.patience",
+        "logger.wandb.mode",
+        "model.optimizer.momentum",
+        "data.augmentation.degrees",
+    ):
         assert expected in keys

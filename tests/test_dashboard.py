@@ -30,20 +30,37 @@ RUNS = {f"{arm} seed={seed}": f"{arm},seed={seed}" for arm in ARMS for seed in (
 
 # -- names, from overrides alone -------------------------------------------------------------
 
+
 def test_short_keys_are_the_shortest_unique_ends():
     assert arms.short_keys(["model.net.dropout", "data/augmentation", "transfer_arm"]) == {
-        "model.net.dropout": "dropout", "data/augmentation": "augmentation",
-        "transfer_arm": "transfer_arm"}
+        "model.net.dropout": "dropout",
+        "data/augmentation": "augmentation",
+        "transfer_arm": "transfer_arm",
+    }
     assert arms.short_keys(["model.net.dropout", "data.dropout"]) == {
-        "model.net.dropout": "net.dropout", "data.dropout": "data.dropout"}
+        "model.net.dropout": "net.dropout",
+        "data.dropout": "data.dropout",
+    }
 
 
 def test_swept_keys_from_command_line_and_sweeper_params():
-    specs = ["model.net.dropout=0.0,0.5", "seed=range(1,4)", "debug=limit", "data.batch_size=32",
-             "model.optimizer.lr=interval(1e-4, 1e-2)", "data/augmentation=glob(*)",
-             "model.net.batchnorm=choice(false, true)", "broken=[unclosed"]
-    assert arms.swept_keys(specs) == ["model.net.dropout", "seed", "model.optimizer.lr",
-                                      "data/augmentation", "model.net.batchnorm"]
+    specs = [
+        "model.net.dropout=0.0,0.5",
+        "seed=range(1,4)",
+        "debug=limit",
+        "data.batch_size=32",
+        "model.optimizer.lr=interval(1e-4, 1e-2)",
+        "data/augmentation=glob(*)",
+        "model.net.batchnorm=choice(false, true)",
+        "broken=[unclosed",
+    ]
+    assert arms.swept_keys(specs) == [
+        "model.net.dropout",
+        "seed",
+        "model.optimizer.lr",
+        "data/augmentation",
+        "model.net.batchnorm",
+    ]
     job = ["model.net.dropout=0.5", "seed=2", "debug=limit"]
     assert arms.arm_of(job, specs[:3]) == "dropout=0.5"
     assert arms.arm_of(job, ["seed=1,2", "debug=limit"]) is None  # only seeds vary
@@ -92,14 +109,28 @@ def as_multirun_job():
     HydraConfig.instance().cfg = before
 
 
-@pytest.mark.parametrize("study, job, arm", [
-    ("dropout", ["model.net.dropout=0.25", "seed=2"], "dropout=0.25"),
-    ("augmentation", ["data/augmentation=flip_rotation", "seed=1"], "augmentation=flip_rotation"),
-    ("full", ["model.net.dropout=0.5", "model.net.batchnorm=true",
-              "data/augmentation=rotation", "seed=3"],
-     "dropout=0.5 batchnorm=true augmentation=rotation"),
-    ("transfer", ["transfer_arm=fashion_frozen", "seed=1"], "transfer_arm=fashion_frozen"),
-])
+@pytest.mark.parametrize(
+    "study, job, arm",
+    [
+        ("dropout", ["model.net.dropout=0.25", "seed=2"], "dropout=0.25"),
+        (
+            "augmentation",
+            ["data/augmentation=flip_rotation", "seed=1"],
+            "augmentation=flip_rotation",
+        ),
+        (
+            "full",
+            [
+                "model.net.dropout=0.5",
+                "model.net.batchnorm=true",
+                "data/augmentation=rotation",
+                "seed=3",
+            ],
+            "dropout=0.5 batchnorm=true augmentation=rotation",
+        ),
+        ("transfer", ["transfer_arm=fashion_frozen", "seed=1"], "transfer_arm=fashion_frozen"),
+    ],
+)
 def test_a_study_job_is_named_by_its_arm_and_seed(as_multirun_job, tmp_path, study, job, arm):
     overrides = [f"experiment=ablation/{study}", *job]
     cfg = as_multirun_job([f"experiment=ablation/{study}"], overrides, tmp_path / "sweep")
@@ -114,12 +145,18 @@ def test_a_study_job_is_named_by_its_arm_and_seed(as_multirun_job, tmp_path, stu
 
 
 def test_a_command_line_sweep_and_a_single_run(as_multirun_job, tmp_path):
-    cfg = as_multirun_job(["model.net.dropout=0.0,0.5", "seed=1,2", "debug=limit"],
-                          ["model.net.dropout=0.5", "seed=1", "debug=limit"], tmp_path / "s")
+    cfg = as_multirun_job(
+        ["model.net.dropout=0.0,0.5", "seed=1,2", "debug=limit"],
+        ["model.net.dropout=0.5", "seed=1", "debug=limit"],
+        tmp_path / "s",
+    )
     assert (cfg.arm, cfg.logger.wandb.name) == ("dropout=0.5", "dropout=0.5 seed=1")
     cfg = as_multirun_job(["seed=1,2"], ["seed=2"], tmp_path / "s2")
     assert (cfg.arm, cfg.logger.wandb.name, cfg.hydra.sweep.subdir) == (
-        None, "mycnn seed=2", "mycnn,seed=2")
+        None,
+        "mycnn seed=2",
+        "mycnn,seed=2",
+    )
     HydraConfig.instance().cfg = None  # a single run composed outside a sweep
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["run_name=mycnn", "paths.log_dir=/tmp/L"])
@@ -128,18 +165,31 @@ def test_a_command_line_sweep_and_a_single_run(as_multirun_job, tmp_path):
 
 # -- a tiny 2-arm × 2-seed study, W&B offline --------------------------------------------
 
+
 def sweep_args(sweep: Path, order=("0.0,0.5", "1,2")) -> list[str]:
-    return ["-m", f"model.net.dropout={order[0]}", f"seed={order[1]}", *FAST,
-            "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"]
+    return [
+        "-m",
+        f"model.net.dropout={order[0]}",
+        f"seed={order[1]}",
+        *FAST,
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, tiny_data):
     root = tmp_path_factory.mktemp("study")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(CNNLAB_DATA_DIR=str(tiny_data), CNNLAB_LOG_DIR=str(root / "logs"),
-               WANDB_MODE="offline", WANDB_DIR=str(root), WANDB_CACHE_DIR=str(root / "wc"),
-               WANDB_CONFIG_DIR=str(root / "wcfg"), PYTHONUNBUFFERED="1")
+    env.update(
+        CNNLAB_DATA_DIR=str(tiny_data),
+        CNNLAB_LOG_DIR=str(root / "logs"),
+        WANDB_MODE="offline",
+        WANDB_DIR=str(root),
+        WANDB_CACHE_DIR=str(root / "wc"),
+        WANDB_CONFIG_DIR=str(root / "wcfg"),
+        PYTHONUNBUFFERED="1",
+    )
     sweep = root / "logs" / "sweep"
     proc = cnnlab(sweep_args(sweep), env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -147,9 +197,14 @@ def study(tmp_path_factory, tiny_data):
 
 
 def inspect(run: Path, env) -> dict:
-    proc = subprocess.run([str(WANDB), "leet", "inspect", "--summary", "--json", str(run)],
-                          env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [str(WANDB), "leet", "inspect", "--summary", "--json", str(run)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
@@ -157,8 +212,9 @@ def inspect(run: Path, env) -> dict:
 @pytest.mark.slow
 def test_study_runs_share_one_wandb_folder_named_by_arm_and_seed(study):
     sweep, env = study
-    assert sorted(p.name for p in sweep.iterdir() if (p / "results.json").exists()) == \
-        sorted(RUNS.values())
+    assert sorted(p.name for p in sweep.iterdir() if (p / "results.json").exists()) == sorted(
+        RUNS.values()
+    )
     assert not list(sweep.glob("*/wandb"))  # no run keeps a W&B folder of its own
     offline = sorted((sweep / "wandb").glob("offline-run-*"))
     assert len(offline) == 4
@@ -187,8 +243,7 @@ def test_compare_prints_the_leet_command_and_relative_paths(study):
     out = proc.stdout.replace("\n", "")
     assert f"wandb leet {sweep / 'wandb'}" in out
     table = json.loads((sweep / "comparison.json").read_text())["arms"]
-    assert [(r["arm"], r["label"], r["n"]) for r in table] == [
-        (v, k, 2) for k, v in ARMS.items()]
+    assert [(r["arm"], r["label"], r["n"]) for r in table] == [(v, k, 2) for k, v in ARMS.items()]
     assert all(r["gap_train_test"] is not None for r in table)
     assert str(sweep) not in (sweep / "comparison.md").read_text()
 
@@ -202,8 +257,9 @@ def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
     tmux_env = {**env, "TMUX": ""}
 
     def tmux(*args: str) -> str:
-        return subprocess.run(["tmux", *args], env=tmux_env, capture_output=True, text=True,
-                              timeout=30).stdout
+        return subprocess.run(
+            ["tmux", *args], env=tmux_env, capture_output=True, text=True, timeout=30
+        ).stdout
 
     def screen_with(pattern: str, deadline_s: float = 60) -> str:
         deadline = time.monotonic() + deadline_s
@@ -216,8 +272,17 @@ def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
 
     # wide enough for LEET's run list to show W&B's folder names whole (at 120 columns the
     # list cuts them; a user drags its border wider)
-    tmux("new-session", "-d", "-s", session, "-x", "300", "-y", "30",
-         f"{WANDB} leet {sweep / 'wandb'}")
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "300",
+        "-y",
+        "30",
+        f"{WANDB} leet {sweep / 'wandb'}",
+    )
     try:
         screen = screen_with(r"Runs \[4 items\]")
         assert re.search(r"Name: dropout=0\.[05] seed=[12]", screen)
@@ -244,8 +309,9 @@ def test_relaunch_in_another_order_keeps_dirs_and_wandb_ids(study):
     proc = cnnlab([*sweep_args(sweep, ("0.5,0.0", "2,1")), "resume=auto"], env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("skipping") == 3
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "wandb") == \
-        sorted(RUNS.values())
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "wandb") == sorted(
+        RUNS.values()
+    )
     again = results(job)
     assert again["status"] == "completed" and again["resumed_from"] is not None
     assert {d: (sweep / d / "wandb_id.txt").read_text() for d in RUNS.values()} == ids

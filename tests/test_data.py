@@ -34,7 +34,11 @@ def test_split_sizes_and_types(tiny_data):
     m = dm(tiny_data, val_fraction=0.25)
     assert len(m.splits["train"][1]) == 240 and len(m.splits["val"][1]) == 80
     assert len(m.splits["test"][1]) == 100
-    assert m.splits["train"][0].dtype == torch.uint8 and m.splits["train"][0].shape[1:] == (1, 28, 28)
+    assert m.splits["train"][0].dtype == torch.uint8 and m.splits["train"][0].shape[1:] == (
+        1,
+        28,
+        28,
+    )
     n_batches = len(m.train_dataloader())
     assert n_batches == 8  # ceil(240 / 32)
     assert sum(len(b.labels) for b in m.train_dataloader()) == 240
@@ -47,8 +51,9 @@ def test_without_validation_the_whole_training_set_trains(tiny_data):
     # every training image once, in the original set's order once sorted
     on = dm(tiny_data, val_fraction=0.25)
     images = torch.cat([on.splits["train"][0], on.splits["val"][0]])
-    assert sorted(map(bytes, images.flatten(1).numpy())) == \
-        sorted(map(bytes, m.splits["train"][0].flatten(1).numpy()))
+    assert sorted(map(bytes, images.flatten(1).numpy())) == sorted(
+        map(bytes, m.splits["train"][0].flatten(1).numpy())
+    )
     assert m.val_dataloader() == []  # Lightning runs no validation loop for no loader
 
 
@@ -112,8 +117,9 @@ def test_augmentation_changes_training_batches_only(tiny_data):
     x_plain, _ = first_batch(plain, "train", training=True)
     assert not torch.allclose(x_aug, x_plain)
     for split in ("val", "test"):
-        assert torch.equal(first_batch(m, split, training=False)[0],
-                           first_batch(plain, split, training=False)[0])
+        assert torch.equal(
+            first_batch(m, split, training=False)[0], first_batch(plain, split, training=False)[0]
+        )
     # each sample draws its own angle: per-sample differences are not all the same
     diffs = (x_aug - x_plain).abs().flatten(1).sum(1)
     assert diffs.std() > 0
@@ -123,12 +129,15 @@ def test_augmentation_reproducible_and_zero_magnitude_is_identity(tiny_data):
     aug = BatchAugment("affine", degrees=10, translate=0.1, scale=(0.9, 1.1), hflip=0.5)
     m = dm(tiny_data, augmentation=aug)
     assert torch.equal(first_batch(m, "train", True)[0], first_batch(m, "train", True)[0])
-    assert not torch.equal(first_batch(m, "train", True, epoch=0)[0],
-                           first_batch(m, "train", True, epoch=1)[0])
+    assert not torch.equal(
+        first_batch(m, "train", True, epoch=0)[0], first_batch(m, "train", True, epoch=1)[0]
+    )
     x = torch.rand(4, 1, 28, 28)
     gen = torch.Generator().manual_seed(0)
     assert torch.equal(BatchAugment("none")(x, gen), x)
-    assert torch.equal(BatchAugment("zero", degrees=0, translate=0, scale=(1, 1), hflip=0)(x, gen), x)
+    assert torch.equal(
+        BatchAugment("zero", degrees=0, translate=0, scale=(1, 1), hflip=0)(x, gen), x
+    )
 
 
 def test_hflip_mirrors_exactly():
@@ -137,10 +146,15 @@ def test_hflip_mirrors_exactly():
     assert torch.allclose(out, x.flip(-1), atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"degrees": -5}, "degrees=-5"), ({"translate": 1.5}, "translate=1.5"),
-    ({"scale": (1.2, 0.9)}, "scale="), ({"hflip": 2}, "hflip=2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"degrees": -5}, "degrees=-5"),
+        ({"translate": 1.5}, "translate=1.5"),
+        ({"scale": (1.2, 0.9)}, "scale="),
+        ({"hflip": 2}, "hflip=2"),
+    ],
+)
 def test_bad_augmentation_values_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BatchAugment("bad", **kwargs)
@@ -150,8 +164,12 @@ def test_missing_files_offline_give_the_clear_error(tmp_path):
     with pytest.raises(BadInput) as err:
         dm(tmp_path)
     msg = str(err.value)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         assert name in msg
     assert str((tmp_path / "MNIST" / "raw").resolve()) in msg and "CNNLAB_DATA_DIR" in msg
 
@@ -217,8 +235,12 @@ def test_offline_the_error_is_whole_and_leaves_no_empty_data_dir(tmp_path, monke
     message = str(caught.value)
     assert "\n" not in message
     assert str(root / "MNIST" / "raw") in message and "CNNLAB_DATA_DIR" in message
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         assert name in message
     assert "the download failed (Error downloading" in message and message.endswith(").")
     assert not root.exists()

@@ -6,9 +6,17 @@ import json
 
 from conftest import cnnlab, results
 
-DDP = ["trainer=ddp", "trainer.accelerator=cpu", "debug=limit", "trainer.limit_test_batches=null",
-       "trainer.limit_val_batches=null", "callbacks.progress_bar=null",
-       "callbacks.model_summary=null", "data.batch_size=32", "data.eval_batch_size=30"]
+DDP = [
+    "trainer=ddp",
+    "trainer.accelerator=cpu",
+    "debug=limit",
+    "trainer.limit_test_batches=null",
+    "trainer.limit_val_batches=null",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "data.batch_size=32",
+    "data.eval_batch_size=30",
+]
 
 
 def test_ddp_tests_the_whole_split_like_one_process_and_only_rank_0_writes(cli_env, tmp_path):
@@ -19,12 +27,14 @@ def test_ddp_tests_the_whole_split_like_one_process_and_only_rank_0_writes(cli_e
     res = results(run)
     assert res["status"] == "completed" and res["epochs"] == 2
     # each process takes its share of the cores (2 cores / 2 processes here)
-    assert res["provenance"]["device"]["torch_threads"] == max(1, res["provenance"]["device"][
-        "cpu_count"] // 2)
+    assert res["provenance"]["device"]["torch_threads"] == max(
+        1, res["provenance"]["device"]["cpu_count"] // 2
+    )
     # 100 test images in batches of 30 over 2 ranks: 4 + 3 batches, none dropped or repeated
     out = tmp_path / "eval.json"
-    proc = cnnlab([str(run / "checkpoints" / "last.ckpt"), "--json", str(out)], cli_env,
-                  tool="cnnlab-eval")
+    proc = cnnlab(
+        [str(run / "checkpoints" / "last.ckpt"), "--json", str(out)], cli_env, tool="cnnlab-eval"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     single = json.loads(out.read_text())
     assert sum(map(sum, single["confusion_matrix"])) == 100
@@ -41,8 +51,7 @@ def test_ddp_resume_auto_continues_from_the_last_checkpoint(cli_env, tmp_path):
     proc = cnnlab([*args, "trainer.max_epochs=1"], cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     first = results(run)["history"]
-    proc = cnnlab([*args, "trainer.max_epochs=2", "resume=auto", "skip_completed=false"],
-                  cli_env)
+    proc = cnnlab([*args, "trainer.max_epochs=2", "resume=auto", "skip_completed=false"], cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(run)
     assert res["status"] == "completed" and res["resumed_from"].endswith("last.ckpt")

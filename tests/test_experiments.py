@@ -9,19 +9,22 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from cnnlab.config.schema import settings
 from cnnlab.cli.train import CONF_DIR
+from cnnlab.config.schema import settings
 
-EXPERIMENTS = sorted(str(p.relative_to(Path(CONF_DIR) / "experiment").with_suffix(""))
-                     for p in (Path(CONF_DIR) / "experiment").rglob("*.yaml")
-                     if not p.name.startswith("_"))
+EXPERIMENTS = sorted(
+    str(p.relative_to(Path(CONF_DIR) / "experiment").with_suffix(""))
+    for p in (Path(CONF_DIR) / "experiment").rglob("*.yaml")
+    if not p.name.startswith("_")
+)
 STUDIES = [e for e in EXPERIMENTS if e.startswith("ablation/")]
 
 
 def composed(overrides):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "paths.output_dir=/tmp/x"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train", overrides=[*overrides, "paths.output_dir=/tmp/x"], return_hydra_config=True
+        )
     HydraConfig.instance().set_config(cfg)
     hydra_node = OmegaConf.to_container(cfg.hydra)
     with open_dict(cfg):
@@ -33,9 +36,10 @@ def composed(overrides):
 
 def test_the_published_studies_are_all_there():
     assert {"baseline", "keras_seed004", "pretrain_fashion"} <= set(EXPERIMENTS)
-    assert set(STUDIES) == {f"ablation/{s}" for s in
-                            ("dropout", "batchnorm", "augmentation", "transfer", "full",
-                             "activation")}
+    assert set(STUDIES) == {
+        f"ablation/{s}"
+        for s in ("dropout", "batchnorm", "augmentation", "transfer", "full", "activation")
+    }
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -62,8 +66,9 @@ def test_each_study_sweeps_arms_times_seeds(name):
     assert any("=" in t for t in resolved["tags"]), "arm values are tags"
 
 
-@pytest.mark.parametrize("arm", ["scratch", "fashion_frozen", "fashion_finetune",
-                                 "imagenet_frozen", "imagenet_finetune"])
+@pytest.mark.parametrize(
+    "arm", ["scratch", "fashion_frozen", "fashion_finetune", "imagenet_frozen", "imagenet_finetune"]
+)
 def test_transfer_arms_compose(arm):
     cfg, resolved = composed(["experiment=ablation/transfer", f"transfer_arm={arm}"])
     net = resolved["model"]["net"]["_target_"]
@@ -73,11 +78,22 @@ def test_transfer_arms_compose(arm):
     assert resolved["tags"][-1] == f"arm={arm}"
 
 
-@pytest.mark.parametrize("overrides", [
-    ["hparams_search=optuna"], ["hydra/launcher=local_parallel"], ["hydra/launcher=slurm"],
-    ["trainer=ddp"], ["trainer=cpu"], ["logger=many"], ["logger=tensorboard"], ["debug=fdr"],
-    ["debug=overfit"], ["model/scheduler=cosine"], ["model/scheduler=none"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["hparams_search=optuna"],
+        ["hydra/launcher=local_parallel"],
+        ["hydra/launcher=slurm"],
+        ["trainer=ddp"],
+        ["trainer=cpu"],
+        ["logger=many"],
+        ["logger=tensorboard"],
+        ["debug=fdr"],
+        ["debug=overfit"],
+        ["model/scheduler=cosine"],
+        ["model/scheduler=none"],
+    ],
+)
 def test_other_groups_compose(overrides):
     cfg, resolved = composed(overrides)
     if overrides == ["hparams_search=optuna"]:

@@ -10,11 +10,19 @@ import torch
 
 from conftest import cnnlab, results
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
-                                                  reason="no CUDA device here")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here"),
+]
 
-GPU = ["trainer=gpu", "debug=limit", "callbacks.progress_bar=null", "logger=none",
-       "data.batch_size=32", "data.eval_batch_size=64"]
+GPU = [
+    "trainer=gpu",
+    "debug=limit",
+    "callbacks.progress_bar=null",
+    "logger=none",
+    "data.batch_size=32",
+    "data.eval_batch_size=64",
+]
 
 
 def test_the_datamodule_keeps_its_splits_and_batch_order_on_the_gpu(tiny_data):
@@ -45,8 +53,13 @@ def test_augmentation_with_a_cuda_generator_is_per_sample_and_seeded():
 @pytest.mark.parametrize("deterministic", ["warn", "true"])
 def test_a_gpu_run_reruns_bit_identically(deterministic, cli_env, tmp_path):
     run = tmp_path / "logs" / "gpu"
-    args = [*GPU, "data/augmentation=affine", "model.net.dropout=0.3",
-            f"trainer.deterministic={deterministic}", f"hydra.run.dir={run}"]
+    args = [
+        *GPU,
+        "data/augmentation=affine",
+        "model.net.dropout=0.3",
+        f"trainer.deterministic={deterministic}",
+        f"hydra.run.dir={run}",
+    ]
     proc = cnnlab(args, cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(run)

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnlab.run.rundir import STAGED, staging_dir
 from conftest import FAST, cnnlab, results, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
-
-from cnnlab.run.rundir import STAGED, staging_dir
 
 EXE = str(Path(sys.executable).parent / "cnnlab-train")
 
@@ -45,8 +44,12 @@ def long_epochs(cli_env, tmp_path):
     in the middle of epoch 1's training batches."""
     data = make_dataset(tmp_path / "data", n_train=12000, n_test=200)
     env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
-    args = [*RANDOM_RUN, "trainer.max_epochs=3", "trainer.num_sanity_val_steps=0",
-            "torch_threads=1"]
+    args = [
+        *RANDOM_RUN,
+        "trainer.max_epochs=3",
+        "trainer.num_sanity_val_steps=0",
+        "torch_threads=1",
+    ]
     return env, args
 
 
@@ -57,8 +60,13 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     stopped = tmp_path / "logs" / "stopped"
-    victim = subprocess.Popen([EXE, *args, f"hydra.run.dir={stopped}"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    victim = subprocess.Popen(
+        [EXE, *args, f"hydra.run.dir={stopped}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(stopped / "checkpoints" / "epoch_000.ckpt", victim)
     time.sleep(1.0)
     ckpt = stop(victim, stopped, signal.SIGTERM)
@@ -75,8 +83,13 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
 
 def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
     run = tmp_path / "logs" / "early"
-    proc = subprocess.Popen([EXE, *FAST, "logger=none", f"hydra.run.dir={run}"], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EXE, *FAST, "logger=none", f"hydra.run.dir={run}"],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(Path(staging_dir(str(run), pid=proc.pid)) / "overrides.yaml", proc)  # Hydra's start
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -89,13 +102,20 @@ def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
 def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_path):
     env, args = long_epochs
     run = tmp_path / "logs" / "busy"
-    first = subprocess.Popen([EXE, *args, f"hydra.run.dir={run}"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [EXE, *args, f"hydra.run.dir={run}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(run / "checkpoints" / "epoch_000.ckpt", first)
         hydra_files = {f: (run / ".hydra" / f).read_bytes() for f in STAGED}
-        proc = cnnlab([*args, "resume=auto", "model.net.dropout=0.1", f"hydra.run.dir={run}"],
-                      env, timeout=120)
+        proc = cnnlab(
+            [*args, "resume=auto", "model.net.dropout=0.1", f"hydra.run.dir={run}"],
+            env,
+            timeout=120,
+        )
         assert proc.returncode == 2
         assert {f: (run / ".hydra" / f).read_bytes() for f in STAGED} == hydra_files
         assert "model.net.dropout=0.1" not in (run / "train.log").read_text()
@@ -130,8 +150,11 @@ def small_disk(tmp_path):
     """A 24 MB filesystem for the run dir (root and tmpfs needed; else the test skips)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
     yield mnt
@@ -165,8 +188,13 @@ def test_a_full_disk_leaves_no_truncated_checkpoint_and_resume_continues(cli_env
 def test_ctrl_c_checkpoints_after_the_current_batch_and_records_sigint(long_epochs, tmp_path):
     env, args = long_epochs
     run = tmp_path / "logs" / "ctrl_c"
-    proc = subprocess.Popen([EXE, *args, f"hydra.run.dir={run}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EXE, *args, f"hydra.run.dir={run}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(run / "checkpoints" / "epoch_000.ckpt", proc)  # training: epoch 1 under way
     ckpt = stop(proc, run, signal.SIGINT)
     assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] >= 1
@@ -196,16 +224,26 @@ main()
 def test_sigterm_during_validation_keeps_the_epochs_training(cli_env, tmp_path):
     data = make_dataset(tmp_path / "data", n_train=2000, n_test=100)
     env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
-    args = [*RANDOM_RUN, "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
-            "torch_threads=1", "data.eval_batch_size=20"]  # 20 validation batches of 0.1 s
+    args = [
+        *RANDOM_RUN,
+        "trainer.max_epochs=2",
+        "trainer.num_sanity_val_steps=0",
+        "torch_threads=1",
+        "data.eval_batch_size=20",
+    ]  # 20 validation batches of 0.1 s
     run, marker = tmp_path / "logs" / "in_validation", tmp_path / "validating"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_VALIDATION, str(marker), *args,
-                             f"hydra.run.dir={run}"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_VALIDATION, str(marker), *args, f"hydra.run.dir={run}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(marker, proc)  # epoch 0's training is done, its validation under way
     ckpt = stop(proc, run, signal.SIGTERM)
-    assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1, \
+    assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1, (
         "epoch 0 (training and validation) is kept"
+    )
     assert (run / "checkpoints" / "epoch_000.ckpt").exists(), "its validation was finished"
 
     proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={run}"], env)
@@ -215,8 +253,9 @@ def test_sigterm_during_validation_keeps_the_epochs_training(cli_env, tmp_path):
     assert [row["epoch"] for row in resumed["history"]] == [0, 1]
 
 
-def test_a_run_stopped_in_process_leaves_no_signal_state_behind(long_epochs, tmp_path,
-                                                                monkeypatch, capsys):
+def test_a_run_stopped_in_process_leaves_no_signal_state_behind(
+    long_epochs, tmp_path, monkeypatch, capsys
+):
     """The handlers are the run's: put back after it, and the next run in the process starts."""
     import threading
 
@@ -240,8 +279,13 @@ def test_a_run_stopped_in_process_leaves_no_signal_state_behind(long_epochs, tmp
         stopper = threading.Thread(target=stop_when_training, daemon=True)
         stopper.start()
         try:
-            code, _, err = train_inprocess([*args, f"hydra.run.dir={run}"], monkeypatch, capsys,
-                                           Path(env["CNNLAB_DATA_DIR"]), tmp_path / "logs")
+            code, _, err = train_inprocess(
+                [*args, f"hydra.run.dir={run}"],
+                monkeypatch,
+                capsys,
+                Path(env["CNNLAB_DATA_DIR"]),
+                tmp_path / "logs",
+            )
         finally:
             done.set()
             stopper.join(timeout=10)
@@ -250,9 +294,13 @@ def test_a_run_stopped_in_process_leaves_no_signal_state_behind(long_epochs, tmp
         assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == mine
 
         second = tmp_path / "logs" / "second"
-        code, _, err = train_inprocess([*FAST, "logger=none", f"hydra.run.dir={second}"],
-                                       monkeypatch, capsys, Path(env["CNNLAB_DATA_DIR"]),
-                                       tmp_path / "logs")
+        code, _, err = train_inprocess(
+            [*FAST, "logger=none", f"hydra.run.dir={second}"],
+            monkeypatch,
+            capsys,
+            Path(env["CNNLAB_DATA_DIR"]),
+            tmp_path / "logs",
+        )
         assert code == 0, err[-2000:]
         assert results(second)["status"] == "completed"
     finally:
@@ -260,8 +308,9 @@ def test_a_run_stopped_in_process_leaves_no_signal_state_behind(long_epochs, tmp
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_env, tmp_path):
@@ -275,8 +324,7 @@ def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_
     before = snapshot(run)
     assert ".hydra/overrides.yaml" in before and "train.log" in before
 
-    proc = cnnlab([*FAST, "logger=none", "model.net.dropout=1.5", f"hydra.run.dir={run}"],
-                  cli_env)
+    proc = cnnlab([*FAST, "logger=none", "model.net.dropout=1.5", f"hydra.run.dir={run}"], cli_env)
     assert "Traceback" not in proc.stderr
     assert snapshot(run) == before, "the completed run's record is as it was"
 
@@ -284,8 +332,9 @@ def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_
 def test_an_unwritable_output_location_is_one_line(cli_env, tmp_path):
     if os.access("/sys", os.W_OK) and not (Path("/sys") / "fs").is_dir():
         pytest.skip("needs a location nobody may write (/sys here)")
-    proc = cnnlab([*FAST, "logger=none", "hydra.run.dir=/sys/cnnlab_test/run"], cli_env,
-                  timeout=120)
+    proc = cnnlab(
+        [*FAST, "logger=none", "hydra.run.dir=/sys/cnnlab_test/run"], cli_env, timeout=120
+    )
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert lines[-1].startswith("cnnlab: cannot write to /sys/cnnlab_test"), proc.stderr

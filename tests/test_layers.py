@@ -18,8 +18,9 @@ from conftest import FAST, cnnlab, results, run_dirs
 # One row of four 2×2 windows (size 2, stride 2), read column pair by column pair:
 #   window 0: [1, 3 / 0, 0]    window 1: [0, 0 / 0, 0]
 #   window 2: [-1, -2 / 3, 0]  window 3: [2, 2 / 2, 2]
-WINDOWS = torch.tensor([[[[1., 3., 0., 0., -1., -2., 2., 2.],
-                          [0., 0., 0., 0., 3., 0., 2., 2.]]]])
+WINDOWS = torch.tensor(
+    [[[[1.0, 3.0, 0.0, 0.0, -1.0, -2.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 2.0, 2.0]]]]
+)
 
 
 def test_stochastic_pool_at_test_time_is_the_probability_weighted_average():
@@ -68,7 +69,7 @@ def test_stochastic_pool_draws_are_seeded_by_the_global_rng():
 
 
 def test_stochastic_pool_gradient_goes_to_the_drawn_element():
-    x = torch.tensor([[[[1., 3.], [0., 0.]]]], requires_grad=True)
+    x = torch.tensor([[[[1.0, 3.0], [0.0, 0.0]]]], requires_grad=True)
     torch.manual_seed(3)
     out = StochasticPool2d(2).train()(x)
     out.sum().backward()
@@ -78,13 +79,18 @@ def test_stochastic_pool_gradient_goes_to_the_drawn_element():
 
 def test_cross_channel_pool_takes_the_max_of_adjacent_channel_groups():
     # four channels of a 1×2 map
-    x = torch.tensor([[[[1., -2.]], [[0., 5.]], [[7., 7.]], [[-1., 8.]]]])
+    x = torch.tensor([[[[1.0, -2.0]], [[0.0, 5.0]], [[7.0, 7.0]], [[-1.0, 8.0]]]])
     # groups of 2: max(c0, c1) = [1, 5], max(c2, c3) = [7, 8]
-    assert CrossChannelPool2d(2)(x).tolist() == [[[[1., 5.]], [[7., 8.]]]]
+    assert CrossChannelPool2d(2)(x).tolist() == [[[[1.0, 5.0]], [[7.0, 8.0]]]]
     # one group of 4: [max(1, 0, 7, -1), max(-2, 5, 7, 8)] = [7, 8]
-    assert CrossChannelPool2d(4)(x).tolist() == [[[[7., 8.]]]]
-    net = ConvNet([{"type": "conv", "channels": 6, "kernel": 3, "padding": "same"},
-                   {"type": "pool", "kind": "cross_channel", "size": 3}], num_classes=None)
+    assert CrossChannelPool2d(4)(x).tolist() == [[[[7.0, 8.0]]]]
+    net = ConvNet(
+        [
+            {"type": "conv", "channels": 6, "kernel": 3, "padding": "same"},
+            {"type": "pool", "kind": "cross_channel", "size": 3},
+        ],
+        num_classes=None,
+    )
     assert net(torch.zeros(2, 1, 5, 5)).shape == (2, 2, 5, 5)
 
 
@@ -95,7 +101,7 @@ def seed004_sharpen(image: np.ndarray) -> np.ndarray:
     convolution = np.zeros_like(image)
     for row in range(image.shape[0]):
         for col in range(image.shape[1]):
-            window = image_pad[row:row + 3, col:col + 3]
+            window = image_pad[row : row + 3, col : col + 3]
             convolution[row, col] = np.clip(np.sum(window * filt), 0, 255)
     return convolution
 
@@ -119,10 +125,17 @@ def test_sharpening_kernel_is_seed004s_computation():
 def test_mean_filter_same_and_valid_padding():
     x = torch.full((1, 1, 4, 4), 9.0)
     # valid: every 3×3 window holds nine 9s -> 9, and 4 - 3 + 1 = 2 per side
-    assert FixedFilter2d("mean", size=3, padding="valid")(x).tolist() == [[[[9., 9.], [9., 9.]]]]
+    assert FixedFilter2d("mean", size=3, padding="valid")(x).tolist() == [
+        [[[9.0, 9.0], [9.0, 9.0]]]
+    ]
     # same: zero padding; a corner window holds four 9s -> 36/9 = 4, an edge one six -> 6
     same = FixedFilter2d("mean", size=3)(x)[0, 0]
-    assert same.tolist() == [[4., 6., 6., 4.], [6., 9., 9., 6.], [6., 9., 9., 6.], [4., 6., 6., 4.]]
+    assert same.tolist() == [
+        [4.0, 6.0, 6.0, 4.0],
+        [6.0, 9.0, 9.0, 6.0],
+        [6.0, 9.0, 9.0, 6.0],
+        [4.0, 6.0, 6.0, 4.0],
+    ]
 
 
 def test_gaussian_kernel_values():
@@ -139,16 +152,17 @@ def test_gaussian_kernel_values():
 
 def test_explicit_matrix_kernel_is_a_cross_correlation_per_channel():
     # [[1, -1]]: each output is x[j] - x[j+1] (window times kernel, not flipped)
-    x = torch.tensor([[[[0., 1., 3.], [2., 2., 2.]],
-                       [[5., 0., 0.], [0., 0., 1.]]]])
+    x = torch.tensor([[[[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]], [[5.0, 0.0, 0.0], [0.0, 0.0, 1.0]]]])
     out = FixedFilter2d([[1, -1]], padding="valid")(x)
     # channel 0: [0-1, 1-3] and [2-2, 2-2]; channel 1: [5-0, 0-0] and [0-0, 0-1]
-    assert out.tolist() == [[[[-1., -2.], [0., 0.]], [[5., 0.], [0., -1.]]]]
+    assert out.tolist() == [[[[-1.0, -2.0], [0.0, 0.0]], [[5.0, 0.0], [0.0, -1.0]]]]
 
 
 def test_fixed_filter_does_not_train_and_survives_a_checkpoint(tmp_path):
-    spec = [{"type": "fixed", "kernel": "gaussian", "size": 5, "sigma": 1.5},
-            {"type": "conv", "channels": 4, "kernel": 3}]
+    spec = [
+        {"type": "fixed", "kernel": "gaussian", "size": 5, "sigma": 1.5},
+        {"type": "conv", "channels": 4, "kernel": 3},
+    ]
     net = ConvNet(spec, input_size=[1, 8, 8], num_classes=3)
     # parameters: conv 1*4*9 + 4 = 40, head (6*6*4)*3 + 3 = 435; the filter adds none
     assert sum(p.numel() for p in net.parameters()) == 40 + 435
@@ -170,27 +184,49 @@ def test_fixed_filter_does_not_train_and_survives_a_checkpoint(tmp_path):
 CONV6 = {"type": "conv", "channels": 6, "kernel": 3, "padding": "same"}
 
 
-@pytest.mark.parametrize("layers, name, allowed", [
-    ([{"type": "pool", "kind": "median"}], "layers[0].kind",
-     "one of ['max', 'avg', 'global_max', 'global_avg', 'stochastic', 'cross_channel']"),
-    ([{"type": "fixed", "kernel": "gaussian", "size": 4}], "layers[0].size", "an odd integer"),
-    ([{"type": "fixed", "kernel": "gaussian", "size": [3, 5]}], "layers[0].size", "square"),
-    ([{"type": "fixed", "kernel": "gaussian", "sigma": 0}], "layers[0].sigma", "> 0"),
-    ([{"type": "fixed", "kernel": "gaussian", "sigma": -1.0}], "layers[0].sigma", "> 0"),
-    ([{"type": "fixed", "kernel": "mean", "size": 29}], "layers[0].size",
-     "a kernel that fits the layer's input of shape [1, 28, 28]"),
-    ([CONV6, {"type": "pool", "size": 4},
-      {"type": "fixed", "kernel": [[1, 0, 0, 0, 0, 0, 0, 0]], "padding": "valid"}],
-     "layers[2].kernel", "fits the layer's input of shape [6, 7, 7]"),
-    ([{"type": "fixed", "kernel": "blur"}], "layers[0].kernel", "'mean', 'gaussian', 'sharpen'"),
-    ([{"type": "fixed", "kernel": [[1, 2], [3]]}], "layers[0].kernel", "equal-length rows"),
-    ([{"type": "fixed", "kernel": "sharpen", "sigma": 1.0}], "layers[0].sigma", "only for"),
-    ([{"type": "fixed", "kernel": "mean", "padding": "full"}], "layers[0].padding", "'same'"),
-    ([{"type": "fixed", "kernel": "mean", "clip": [255, 0]}], "layers[0].clip", "low < high"),
-    ([CONV6, {"type": "pool", "kind": "cross_channel", "size": 4}], "layers[1].size",
-     "divides the 6 input channels: one of [1, 2, 3, 6]"),
-    ([{"type": "pool", "kind": "stochastic", "size": 0}], "layers[0].size", "an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "layers, name, allowed",
+    [
+        (
+            [{"type": "pool", "kind": "median"}],
+            "layers[0].kind",
+            "one of ['max', 'avg', 'global_max', 'global_avg', 'stochastic', 'cross_channel']",
+        ),
+        ([{"type": "fixed", "kernel": "gaussian", "size": 4}], "layers[0].size", "an odd integer"),
+        ([{"type": "fixed", "kernel": "gaussian", "size": [3, 5]}], "layers[0].size", "square"),
+        ([{"type": "fixed", "kernel": "gaussian", "sigma": 0}], "layers[0].sigma", "> 0"),
+        ([{"type": "fixed", "kernel": "gaussian", "sigma": -1.0}], "layers[0].sigma", "> 0"),
+        (
+            [{"type": "fixed", "kernel": "mean", "size": 29}],
+            "layers[0].size",
+            "a kernel that fits the layer's input of shape [1, 28, 28]",
+        ),
+        (
+            [
+                CONV6,
+                {"type": "pool", "size": 4},
+                {"type": "fixed", "kernel": [[1, 0, 0, 0, 0, 0, 0, 0]], "padding": "valid"},
+            ],
+            "layers[2].kernel",
+            "fits the layer's input of shape [6, 7, 7]",
+        ),
+        (
+            [{"type": "fixed", "kernel": "blur"}],
+            "layers[0].kernel",
+            "'mean', 'gaussian', 'sharpen'",
+        ),
+        ([{"type": "fixed", "kernel": [[1, 2], [3]]}], "layers[0].kernel", "equal-length rows"),
+        ([{"type": "fixed", "kernel": "sharpen", "sigma": 1.0}], "layers[0].sigma", "only for"),
+        ([{"type": "fixed", "kernel": "mean", "padding": "full"}], "layers[0].padding", "'same'"),
+        ([{"type": "fixed", "kernel": "mean", "clip": [255, 0]}], "layers[0].clip", "low < high"),
+        (
+            [CONV6, {"type": "pool", "kind": "cross_channel", "size": 4}],
+            "layers[1].size",
+            "divides the 6 input channels: one of [1, 2, 3, 6]",
+        ),
+        ([{"type": "pool", "kind": "stochastic", "size": 0}], "layers[0].size", "an integer >= 1"),
+    ],
+)
 def test_bad_pool_and_filter_specs_name_the_layer_key_and_what_is_allowed(layers, name, allowed):
     with pytest.raises(ArgumentError) as err:
         ConvNet(layers)
@@ -200,9 +236,16 @@ def test_bad_pool_and_filter_specs_name_the_layer_key_and_what_is_allowed(layers
 
 
 def test_a_bad_pool_kind_exits_2_with_one_line(cli_env):
-    proc = cnnlab(["logger=none", *FAST, "model/net=convnet",
-                   "model.net.layers=[{type: conv, channels: 4, kernel: 3},"
-                   " {type: pool, kind: median}]"], cli_env, timeout=120)
+    proc = cnnlab(
+        [
+            "logger=none",
+            *FAST,
+            "model/net=convnet",
+            "model.net.layers=[{type: conv, channels: 4, kernel: 3}, {type: pool, kind: median}]",
+        ],
+        cli_env,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "layers[1].kind='median' is invalid: one of ['max', 'avg'" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -210,12 +253,16 @@ def test_a_bad_pool_kind_exits_2_with_one_line(cli_env):
 
 
 def test_a_net_of_the_new_layers_trains_a_step():
-    net = ConvNet([
-        {"type": "fixed", "kernel": "gaussian", "size": 3, "sigma": 1.0},
-        {"type": "conv", "channels": 8, "kernel": 3, "padding": "same", "activation": "relu"},
-        {"type": "pool", "kind": "stochastic"},
-        {"type": "pool", "kind": "cross_channel", "size": 2},
-    ], input_size=[1, 12, 12], num_classes=3)
+    net = ConvNet(
+        [
+            {"type": "fixed", "kernel": "gaussian", "size": 3, "sigma": 1.0},
+            {"type": "conv", "channels": 8, "kernel": 3, "padding": "same", "activation": "relu"},
+            {"type": "pool", "kind": "stochastic"},
+            {"type": "pool", "kind": "cross_channel", "size": 2},
+        ],
+        input_size=[1, 12, 12],
+        num_classes=3,
+    )
     assert isinstance(net.layers[0], FixedFilter2d)
     before = [p.detach().clone() for p in net.parameters()]
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -228,8 +275,14 @@ def test_a_net_of_the_new_layers_trains_a_step():
 def test_a_run_with_stochastic_pooling_is_exact_on_rerun(cli_env, tmp_path):
     # seed 000's net with both pools stochastic; the draws come from the global RNG that
     # cnnlab reseeds from (seed, epoch), so the same seed trains the same, step for step
-    args = ["logger=none", *FAST, "model/net=convnet", "model.net.layers.1.kind=stochastic",
-            "model.net.layers.3.kind=stochastic", "seed=3"]
+    args = [
+        "logger=none",
+        *FAST,
+        "model/net=convnet",
+        "model.net.layers.1.kind=stochastic",
+        "model.net.layers.3.kind=stochastic",
+        "seed=3",
+    ]
     for _ in range(2):
         proc = cnnlab(args, cli_env, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]

@@ -17,7 +17,12 @@ def n_params(net: nn.Module) -> int:
 def test_keras_cnn_has_seed004_parameter_count():
     net = KerasCNN()
     # seed 004's summary: 320 + 18,496 + 0 + 0 + 1,605,760 + 1,290
-    assert [n_params(m) for m in (net.conv1, net.conv2, net.fc1, net.fc2)] == [320, 18496, 1605760, 1290]
+    assert [n_params(m) for m in (net.conv1, net.conv2, net.fc1, net.fc2)] == [
+        320,
+        18496,
+        1605760,
+        1290,
+    ]
     assert n_params(net) == 1_625_866
 
 
@@ -72,12 +77,24 @@ def test_convnet_reproduces_seed001_worked_example():
         cfg = compose("train", overrides=["model/net=convnet_seed001"])
     net = instantiate(cfg.model.net)
     assert layer_shapes(net, (1, 39, 31)) == [
-        [36, 28, 20], [18, 14, 20], [16, 12, 40], [8, 6, 40], [6, 4, 60], [3, 2, 60],
-        [2, 1, 80], [160], [100]]
+        [36, 28, 20],
+        [18, 14, 20],
+        [16, 12, 40],
+        [8, 6, 40],
+        [6, 4, 60],
+        [3, 2, 60],
+        [2, 1, 80],
+        [160],
+        [100],
+    ]
     # parameters as seed 001 counts them: in*FH*FW*out (+ out biases)
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    assert [m.weight.numel() for m in convs] == [1 * 4 * 4 * 20, 20 * 3 * 3 * 40,
-                                                 40 * 3 * 3 * 60, 60 * 2 * 2 * 80]
+    assert [m.weight.numel() for m in convs] == [
+        1 * 4 * 4 * 20,
+        20 * 3 * 3 * 40,
+        40 * 3 * 3 * 60,
+        60 * 2 * 2 * 80,
+    ]
 
 
 def test_convnet_expresses_seed000_sequential():
@@ -94,25 +111,43 @@ def test_convnet_expresses_seed000_sequential():
     assert any(isinstance(m, nn.Dropout) and m.p == 0.4 for m in net.modules())
 
 
-@pytest.mark.parametrize("layers, message", [
-    # each message starts with the layer's index and key, and the offending value
-    ([{"type": "conv", "channels": 8, "kernel": 3, "padding": "full"}], "layers[0].padding='full'"),
-    ([{"type": "pool", "kind": "median"}], "layers[0].kind='median'"),
-    ([{"type": "dense", "features": 3}], "layers[0].type='dense'"),
-    ([{"type": "conv", "kernel": 3}], "layers[0].channels=None is invalid: required"),
-    ([{"type": "conv", "channels": 8, "kernel": 30}],
-     "layers[0].kernel=30 is invalid: a kernel that fits the layer's input of shape [1, 28, 28]"),
-    (["flatten", {"type": "pool"}], "layers[1].type='pool' is invalid: a pool needs"),
-    # what no check foresees is still caught by running the layer: a 40×40 pool on 28×28
-    ([{"type": "pool", "size": 40}], "layers[0]={'type': 'pool', 'size': 40} is invalid: a "
-                                     "layer that can take an input of shape [1, 28, 28]"),
-    ([{"type": "linear", "features": 3}], "layers[0].type='linear' is invalid: a linear needs "
-                                          "a flatten"),
-    ([{"type": "dropout", "p": 1.5}], "layers[0].p=1.5 is invalid: a dropout probability in [0, 1)"),
-    ([{"type": "conv", "channels": 8, "kernel": 3, "activation": "gelu"}],
-     "layers[0].activation='gelu'"),
-    ([{"type": "conv", "channels": 8, "kernel": 3, "dilation": 2}], "layers[0].dilation=2"),
-])
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        # each message starts with the layer's index and key, and the offending value
+        (
+            [{"type": "conv", "channels": 8, "kernel": 3, "padding": "full"}],
+            "layers[0].padding='full'",
+        ),
+        ([{"type": "pool", "kind": "median"}], "layers[0].kind='median'"),
+        ([{"type": "dense", "features": 3}], "layers[0].type='dense'"),
+        ([{"type": "conv", "kernel": 3}], "layers[0].channels=None is invalid: required"),
+        (
+            [{"type": "conv", "channels": 8, "kernel": 30}],
+            "layers[0].kernel=30 is invalid: a kernel that fits the layer's input of shape [1, 28, 28]",
+        ),
+        (["flatten", {"type": "pool"}], "layers[1].type='pool' is invalid: a pool needs"),
+        # what no check foresees is still caught by running the layer: a 40×40 pool on 28×28
+        (
+            [{"type": "pool", "size": 40}],
+            "layers[0]={'type': 'pool', 'size': 40} is invalid: a "
+            "layer that can take an input of shape [1, 28, 28]",
+        ),
+        (
+            [{"type": "linear", "features": 3}],
+            "layers[0].type='linear' is invalid: a linear needs a flatten",
+        ),
+        (
+            [{"type": "dropout", "p": 1.5}],
+            "layers[0].p=1.5 is invalid: a dropout probability in [0, 1)",
+        ),
+        (
+            [{"type": "conv", "channels": 8, "kernel": 3, "activation": "gelu"}],
+            "layers[0].activation='gelu'",
+        ),
+        ([{"type": "conv", "channels": 8, "kernel": 3, "dilation": 2}], "layers[0].dilation=2"),
+    ],
+)
 def test_convnet_rejects_bad_specs_naming_the_layer(layers, message):
     with pytest.raises(ArgumentError) as err:
         ConvNet(layers)
@@ -127,23 +162,34 @@ def test_convnet_error_names_the_right_layer():
 
 
 def test_convnet_pooling_kinds_and_padding():
-    net = ConvNet([
-        {"type": "conv", "channels": 4, "kernel": 3, "padding": "same"},
-        {"type": "batchnorm"}, {"type": "act", "fn": "tanh"},
-        {"type": "pool", "kind": "avg", "size": 2},
-        {"type": "conv", "channels": 6, "kernel": 3, "stride": 2, "padding": 1},
-        {"type": "pool", "kind": "global_max"}, {"type": "flatten"},
-    ], num_classes=10)
-    assert layer_shapes(net, (1, 28, 28))[:5] == [[28, 28, 4], [28, 28, 4], [28, 28, 4],
-                                                  [14, 14, 4], [7, 7, 6]]
+    net = ConvNet(
+        [
+            {"type": "conv", "channels": 4, "kernel": 3, "padding": "same"},
+            {"type": "batchnorm"},
+            {"type": "act", "fn": "tanh"},
+            {"type": "pool", "kind": "avg", "size": 2},
+            {"type": "conv", "channels": 6, "kernel": 3, "stride": 2, "padding": 1},
+            {"type": "pool", "kind": "global_max"},
+            {"type": "flatten"},
+        ],
+        num_classes=10,
+    )
+    assert layer_shapes(net, (1, 28, 28))[:5] == [
+        [28, 28, 4],
+        [28, 28, 4],
+        [28, 28, 4],
+        [14, 14, 4],
+        [7, 7, 6],
+    ]
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_convnet_is_built_in_training_mode():
     # the shape pass runs each layer in eval mode, and Lightning (2.6) does not switch
     # modules back to training mode: a net left so would train without dropout
-    net = ConvNet(["flatten", {"type": "dropout", "p": 0.5}], input_size=[1, 4, 4],
-                  num_classes=None)
+    net = ConvNet(
+        ["flatten", {"type": "dropout", "p": 0.5}], input_size=[1, 4, 4], num_classes=None
+    )
     assert all(m.training for m in net.modules())
     torch.manual_seed(0)
     out = net(torch.ones(8, 1, 4, 4))

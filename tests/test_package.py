@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow  # builds a wheel and a venv: about a minute on 2 
 
 
 def sh(args: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL, **kw)
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,20 @@ def wheel_venv(tmp_path_factory) -> Path:
     site-packages through a .pth (appended after the venv's own, so the wheel's cnnlab wins;
     the editable install's own .pth is not processed there, so the checkout is not on the path)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    built = sh([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                "-q", "-w", str(tmp / "dist"), str(REPO)])
+    built = sh(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(REPO),
+        ]
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp / "dist").glob("cnnlab-*.whl")
     venv = tmp / "venv"
@@ -44,8 +57,14 @@ def wheel_venv(tmp_path_factory) -> Path:
 
 def test_the_wheel_carries_the_configs_and_imports_from_the_venv(wheel_venv):
     py = wheel_venv / "bin" / "python"
-    found = sh([str(py), "-c", "import cnnlab, cnnlab.config as c; "
-                "print(cnnlab.__file__); print(c.conf_dir())"], cwd=wheel_venv)
+    found = sh(
+        [
+            str(py),
+            "-c",
+            "import cnnlab, cnnlab.config as c; print(cnnlab.__file__); print(c.conf_dir())",
+        ],
+        cwd=wheel_venv,
+    )
     assert found.returncode == 0, found.stderr
     module, conf = found.stdout.split()
     assert Path(module).is_relative_to(wheel_venv) and Path(conf).is_relative_to(wheel_venv)

@@ -20,10 +20,13 @@ def test_third_party_noise_goes_to_the_log_file_only(tmp_path, capsys):
             warnings.simplefilter("always")
             warnings.showwarning = lambda message, *args, **kwargs: seen.append(str(message))
             quiet()
-            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", DeprecationWarning)
-            warnings.warn("a warning the user can act on", UserWarning)
+            warnings.warn(
+                "`isinstance(treespec, LeafSpec)` is deprecated", DeprecationWarning, stacklevel=1
+            )
+            warnings.warn("a warning the user can act on", UserWarning, stacklevel=1)
         logging.getLogger("lightning.pytorch.utilities.rank_zero").warning(
-            "💡 Tip: For seamless cloud logging, try installing [litlogger]")
+            "💡 Tip: For seamless cloud logging, try installing [litlogger]"
+        )
     finally:
         root.removeHandler(log)
         log.close()

@@ -18,10 +18,17 @@ from conftest import REPO, cnnlab
 
 pytestmark = pytest.mark.slow  # ~45 tiny runs: 14.4 min on a busy 2-core machine
 
-TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-        "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
-        "trainer.accelerator=cpu", "data.batch_size=32", "data.eval_batch_size=64",
-        "logger=none"]
+TINY = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.accelerator=cpu",
+    "data.batch_size=32",
+    "data.eval_batch_size=64",
+    "logger=none",
+]
 # what a command needs that the test does not have: not run (W&B's servers, a SLURM
 # partition: tests/test_slurm.py), or refused in one line, exit 2 (ImageNet weights offline)
 SKIP = ("WANDB_MODE=online", "hydra/launcher=slurm")
@@ -30,8 +37,11 @@ NEEDS = ("IMAGENET1K_V1",)
 
 def readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
-    lines = [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-             for line in block.splitlines()]
+    lines = [
+        line.strip()
+        for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+        for line in block.splitlines()
+    ]
     return [line for line in lines if re.match(r"(\$ )?([A-Z_]+=\S+ )*cnnlab-", line)]
 
 
@@ -63,8 +73,9 @@ def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
             env = {**env, key: value}
         tool, args = words[0], words[1:]
         if tool == "cnnlab-train" and not refusal:
-            args += TINY + ([] if any(a.startswith("seed=") for a in args) or "-m" not in args
-                            else ["seed=1"])
+            args += TINY + (
+                [] if any(a.startswith("seed=") for a in args) or "-m" not in args else ["seed=1"]
+            )
             args += ["hydra.sweeper.n_trials=2"] if "hparams_search=optuna" in args else []
         proc = cnnlab(args, env, cwd=work, tool=tool, timeout=900)
         expected = {2} if refusal else {0, 2} if needs else {0}

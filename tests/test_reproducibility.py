@@ -17,10 +17,18 @@ from idx_data import make_dataset
 
 # a run whose every source of randomness is in play: shuffling, per-sample augmentation,
 # dropout, and a plateau scheduler that actually steps
-RANDOM_RUN = ["data/augmentation=affine", "model.net.dropout=0.3", "model.scheduler.patience=0",
-              "+model.scheduler.threshold=0.9",
-              "seed=7", "logger=none", "trainer.accelerator=cpu", "callbacks.progress_bar=null",
-              "callbacks.model_summary=null", "data.batch_size=32"]
+RANDOM_RUN = [
+    "data/augmentation=affine",
+    "model.net.dropout=0.3",
+    "model.scheduler.patience=0",
+    "+model.scheduler.threshold=0.9",
+    "seed=7",
+    "logger=none",
+    "trainer.accelerator=cpu",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "data.batch_size=32",
+]
 
 
 def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
@@ -34,8 +42,11 @@ def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
     assert summary["identical"] and summary["differences"] == []
     assert "identical" in proc.stdout
 
-    proc = cnnlab([str(run), "model.optimizer.lr=0.01", "--out", str(tmp_path / "changed")],
-                  cli_env, tool="cnnlab-rerun")
+    proc = cnnlab(
+        [str(run), "model.optimizer.lr=0.01", "--out", str(tmp_path / "changed")],
+        cli_env,
+        tool="cnnlab-rerun",
+    )
     assert proc.returncode == 1
     summary = json.loads((tmp_path / "changed" / "rerun.json").read_text())
     assert not summary["identical"]
@@ -44,8 +55,18 @@ def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
     assert "differs by" in proc.stdout
 
     # a tolerance that covers the difference turns the verdict around
-    proc = cnnlab([str(run), "model.optimizer.lr=0.01", "--tolerance", "100",
-                   "--out", str(tmp_path / "tolerated")], cli_env, tool="cnnlab-rerun")
+    proc = cnnlab(
+        [
+            str(run),
+            "model.optimizer.lr=0.01",
+            "--tolerance",
+            "100",
+            "--out",
+            str(tmp_path / "tolerated"),
+        ],
+        cli_env,
+        tool="cnnlab-rerun",
+    )
     assert proc.returncode == 0
 
 
@@ -72,15 +93,18 @@ def test_rerun_pins_the_data_folder_and_the_thread_count_the_run_used():
     resolved = OmegaConf.create({"data": {"root": "/data"}, "torch_threads": None})
     # a joblib job ran with 1 of the machine's 16 threads; rerun alone it must still use 1
     assert pinned_overrides(resolved, {"device": {"cpu_count": 16, "torch_threads": 1}}) == [
-        "data.root=/data", "data.download=false", "torch_threads=1"]
+        "data.root=/data",
+        "data.download=false",
+        "torch_threads=1",
+    ]
     # runs from before torch_threads was recorded stored the threads as cpu_count
     assert pinned_overrides(resolved, {"device": {"cpu_count": 2}})[-1] == "torch_threads=2"
     assert pinned_overrides(resolved, {}) == ["data.root=/data", "data.download=false"]
 
 
 def test_rerun_warns_when_the_cpu_differs():
-    from cnnlab.run.provenance import device_info
     from cnnlab.cli.rerun import provenance_warnings
+    from cnnlab.run.provenance import device_info
 
     here = device_info()
     assert here["cpu_capability"] and here["torch_threads"] >= 1
@@ -107,8 +131,12 @@ def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env
 
     killed = tmp_path / "logs" / "killed"
     exe = Path(sys.executable).parent / "cnnlab-train"
-    victim = subprocess.Popen([str(exe), *args, f"hydra.run.dir={killed}"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        [str(exe), *args, f"hydra.run.dir={killed}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(killed / "checkpoints" / "last.ckpt", victim)
     time.sleep(0.3)  # into the next epoch
     os.kill(victim.pid, signal.SIGKILL)

@@ -34,19 +34,22 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 # --- the search space ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("interval(0.0, 0.6)", FloatDistribution(0.0, 0.6)),
-    ("tag(log, interval(1e-4, 1e-2))", FloatDistribution(1e-4, 1e-2, log=True)),
-    ("tag(int, interval(8, 64))", IntDistribution(8, 64)),
-    ("tag(log, int, interval(8, 64))", IntDistribution(8, 64, log=True)),
-    ("range(16, 129, 16)", IntDistribution(16, 128, step=16)),   # 16, 32, ..., 128
-    ("range(1, 4)", IntDistribution(1, 3)),                      # stop excluded, as in Python
-    ("range(10, 0, -5)", IntDistribution(5, 10, step=5)),        # 10, 5
-    ("range(0.1, 0.5, 0.1)", FloatDistribution(0.1, 0.4, step=0.1)),
-    ("choice(32, 64, 128)", CategoricalDistribution((32, 64, 128))),
-    ("choice(false, true)", CategoricalDistribution((False, True))),
-    ("lenet5,convnet", CategoricalDistribution(("lenet5", "convnet"))),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("interval(0.0, 0.6)", FloatDistribution(0.0, 0.6)),
+        ("tag(log, interval(1e-4, 1e-2))", FloatDistribution(1e-4, 1e-2, log=True)),
+        ("tag(int, interval(8, 64))", IntDistribution(8, 64)),
+        ("tag(log, int, interval(8, 64))", IntDistribution(8, 64, log=True)),
+        ("range(16, 129, 16)", IntDistribution(16, 128, step=16)),  # 16, 32, ..., 128
+        ("range(1, 4)", IntDistribution(1, 3)),  # stop excluded, as in Python
+        ("range(10, 0, -5)", IntDistribution(5, 10, step=5)),  # 10, 5
+        ("range(0.1, 0.5, 0.1)", FloatDistribution(0.1, 0.4, step=0.1)),
+        ("choice(32, 64, 128)", CategoricalDistribution((32, 64, 128))),
+        ("choice(false, true)", CategoricalDistribution((False, True))),
+        ("lenet5,convnet", CategoricalDistribution(("lenet5", "convnet"))),
+    ],
+)
 def test_hydra_sweep_syntax_becomes_optuna_distributions(text, expected):
     space = parse({"k": text})
     assert space.distributions == {"k": expected}
@@ -54,28 +57,33 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions(text, expected):
 
 
 def test_plain_values_and_the_command_line():
-    space = parse({"a": "interval(0, 1)", "b": 3, "c": "choice(1, 2)"},
-                  ["c=5", "model/net=lenet5,convnet", "trainer.max_epochs=2"])
+    space = parse(
+        {"a": "interval(0, 1)", "b": 3, "c": "choice(1, 2)"},
+        ["c=5", "model/net=lenet5,convnet", "trainer.max_epochs=2"],
+    )
     # the command line wins over the config: c is fixed at 5, model/net is searched
     assert list(space.distributions) == ["a", "model/net"]
     assert space.fixed == ["b=3", "c=5", "trainer.max_epochs=2"]
     assert space.overrides({"a": 0.25, "model/net": "convnet"}) == ["a=0.25", "model/net=convnet"]
 
 
-@pytest.mark.parametrize("text, says", [
-    ("choice()", "empty choice is not legal"),
-    ("interval(0.5, 0.1)", "needs low < high"),
-    ("interval(0.1, 0.1)", "needs low < high"),
-    ("range(5, 1)", "is empty"),
-    ("normal(0, 1)", "Unknown function 'normal'"),
-    ("tag(lgo, interval(1, 2))", "unknown tag 'lgo'"),
-    ("tag(log, interval(0, 1))", "needs low > 0"),
-    ("tag(int, interval(1.5, 3))", "needs whole numbers"),
-    ("choice(1, 1)", "listed twice"),
-    ("choice([1, 2], [3])", "single value"),
-    ("glob(*)", "not a search distribution"),
-    ("tag(log, range(0.1, 1, 0.1))", "stepped float range"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("choice()", "empty choice is not legal"),
+        ("interval(0.5, 0.1)", "needs low < high"),
+        ("interval(0.1, 0.1)", "needs low < high"),
+        ("range(5, 1)", "is empty"),
+        ("normal(0, 1)", "Unknown function 'normal'"),
+        ("tag(lgo, interval(1, 2))", "unknown tag 'lgo'"),
+        ("tag(log, interval(0, 1))", "needs low > 0"),
+        ("tag(int, interval(1.5, 3))", "needs whole numbers"),
+        ("choice(1, 1)", "listed twice"),
+        ("choice([1, 2], [3])", "single value"),
+        ("glob(*)", "not a search distribution"),
+        ("tag(log, range(0.1, 1, 0.1))", "stepped float range"),
+    ],
+)
 def test_a_bad_search_space_is_one_line_naming_the_key(text, says):
     with pytest.raises(ConfigError) as err:
         parse({"model.net.dropout": text})
@@ -85,21 +93,42 @@ def test_a_bad_search_space_is_one_line_naming_the_key(text, says):
     assert message.count("is invalid") == 1
 
 
-@pytest.mark.parametrize("value", [0.1, 1e-05, 3, True, False, None, "lenet5", "a b", "1",
-                                   "true", "null", "it's", "x,y", "back\\slash", "end\\"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.1,
+        1e-05,
+        3,
+        True,
+        False,
+        None,
+        "lenet5",
+        "a b",
+        "1",
+        "true",
+        "null",
+        "it's",
+        "x,y",
+        "back\\slash",
+        "end\\",
+    ],
+)
 def test_a_trial_value_reads_back_as_itself(value):
     parsed = OverridesParser.create().parse_override(f"k={format_value(value)}")
     assert parsed.value() == value and type(parsed.value()) is type(value)
 
 
-@pytest.mark.parametrize("name, value, says", [
-    ("direction", "up", "maximize or minimize"),
-    ("n_trials", 0, ">= 1"),
-    ("n_jobs", 0, ">= 1"),
-    ("sampler", {"seed": 1}, "_target_"),
-    ("stale_after_s", 1, "greater than heartbeat_s"),
-    ("n_trails", 5, "not a setting"),
-])
+@pytest.mark.parametrize(
+    "name, value, says",
+    [
+        ("direction", "up", "maximize or minimize"),
+        ("n_trials", 0, ">= 1"),
+        ("n_jobs", 0, ">= 1"),
+        ("sampler", {"seed": 1}, "_target_"),
+        ("stale_after_s", 1, "greater than heartbeat_s"),
+        ("n_trails", 5, "not a setting"),
+    ],
+)
 def test_bad_sweeper_settings(name, value, says):
     with pytest.raises(ConfigError, match=says) as err:
         Settings.from_config({name: value})
@@ -152,21 +181,27 @@ def _job_return(value):
     from hydra.core.utils import JobReturn, JobStatus
 
     raised = isinstance(value, Exception)
-    return JobReturn(overrides=["x=1"], _return_value=value,
-                     status=JobStatus.FAILED if raised else JobStatus.COMPLETED)
+    return JobReturn(
+        overrides=["x=1"],
+        _return_value=value,
+        status=JobStatus.FAILED if raised else JobStatus.COMPLETED,
+    )
 
 
-@pytest.mark.parametrize("value, state, reason, failures, queued", [
-    (0.75, TrialState.COMPLETE, None, 0, 0),
-    (None, TrialState.FAIL, "no finite val/acc_best", 1, 0),
-    (float("nan"), TrialState.FAIL, "no finite val/acc_best", 1, 0),
-    (JobResult("pruned", 0.5, "pruned after epoch 1"), TrialState.PRUNED, "pruned after", 0, 0),
-    (JobResult("skipped", None, "no weights"), TrialState.FAIL, "no weights", 1, 0),
-    (JobProblem("failed", "lr=-1 is invalid"), TrialState.FAIL, "lr=-1 is invalid", 1, 0),
-    (RuntimeError("boom"), TrialState.FAIL, "RuntimeError: boom", 1, 0),
-    # stopped from outside: no fault of its parameters, which run again once
-    (JobProblem("interrupted", "SIGTERM"), TrialState.FAIL, "SIGTERM", 0, 1),
-])
+@pytest.mark.parametrize(
+    "value, state, reason, failures, queued",
+    [
+        (0.75, TrialState.COMPLETE, None, 0, 0),
+        (None, TrialState.FAIL, "no finite val/acc_best", 1, 0),
+        (float("nan"), TrialState.FAIL, "no finite val/acc_best", 1, 0),
+        (JobResult("pruned", 0.5, "pruned after epoch 1"), TrialState.PRUNED, "pruned after", 0, 0),
+        (JobResult("skipped", None, "no weights"), TrialState.FAIL, "no weights", 1, 0),
+        (JobProblem("failed", "lr=-1 is invalid"), TrialState.FAIL, "lr=-1 is invalid", 1, 0),
+        (RuntimeError("boom"), TrialState.FAIL, "RuntimeError: boom", 1, 0),
+        # stopped from outside: no fault of its parameters, which run again once
+        (JobProblem("interrupted", "SIGTERM"), TrialState.FAIL, "SIGTERM", 0, 1),
+    ],
+)
 def test_each_job_outcome_is_told_to_its_trial(value, state, reason, failures, queued):
     from omegaconf import OmegaConf
 
@@ -187,8 +222,9 @@ def test_each_job_outcome_is_told_to_its_trial(value, state, reason, failures, q
         assert reason in told.user_attrs["reason"]
     assert search.failures == failures
     waiting = search.study.get_trials(states=(TrialState.WAITING,))
-    assert [(t.system_attrs["fixed_params"], t.user_attrs) for t in waiting] == \
-        [(trial.params, {"retry_of": 0})] * queued
+    assert [(t.system_attrs["fixed_params"], t.user_attrs) for t in waiting] == [
+        (trial.params, {"retry_of": 0})
+    ] * queued
 
 
 @pytest.mark.parametrize("n_trials, surplus", [(3, True), (4, False)])
@@ -224,8 +260,9 @@ class FakeLauncher:
         self.calls.append([list(j) for j in jobs])
         if self.fail_first and len(self.calls) == 1:
             raise RuntimeError("a worker died")
-        return [_job_return(float(next(o for o in j if o.startswith("x=")).split("=")[1]))
-                for j in jobs]
+        return [
+            _job_return(float(next(o for o in j if o.startswith("x=")).split("=")[1])) for j in jobs
+        ]
 
 
 @pytest.mark.parametrize("max_failures", [None, 1])
@@ -236,12 +273,20 @@ def test_a_failing_launcher_fails_its_trials_and_the_search_goes_on(tmp_path, ma
     from cnnlab.search.sweep import run_search
 
     host = type("Host", (), {})()
-    host.config = OmegaConf.create({"optimized_metric": "val/acc_best", "hydra": {
-        "sweep": {"dir": str(tmp_path)}, "runtime": {"cwd": str(tmp_path)}}})
+    host.config = OmegaConf.create(
+        {
+            "optimized_metric": "val/acc_best",
+            "hydra": {"sweep": {"dir": str(tmp_path)}, "runtime": {"cwd": str(tmp_path)}},
+        }
+    )
     host.validate_batch_is_legal = lambda batch: None
     host.launcher = FakeLauncher(fail_first=True)
-    settings = {"n_trials": 2, "max_failures": max_failures, "params": {"x": "interval(0, 1)"},
-                "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 3}}
+    settings = {
+        "n_trials": 2,
+        "max_failures": max_failures,
+        "params": {"x": "interval(0, 1)"},
+        "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 3},
+    }
     if max_failures == 1:  # gives up after the launcher's failure: 0 of 2 trials, exit 1
         with pytest.raises(SweepIncomplete, match="stopped after 1 failed jobs"):
             run_search(settings, host, [])
@@ -271,7 +316,7 @@ def test_storage_settings(tmp_path):
     assert (s.kind, s.url) == ("rdb", f"sqlite:///{tmp_path / 'opt.db'}")
     pg = parse_storage("postgresql://me:secret@db.example/optuna")
     assert pg.url == "postgresql://me:secret@db.example/optuna"  # what jobs are given
-    assert "secret" not in pg.shown()                              # what is printed
+    assert "secret" not in pg.shown()  # what is printed
 
 
 def test_an_unreachable_storage_is_a_config_error(tmp_path):
@@ -355,10 +400,16 @@ def _fit_with_pruning(callback, max_epochs=3):
             return torch.optim.SGD(self.parameters(), lr=0.01)
 
     data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=4)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=max_epochs, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0,
-                        callbacks=[callback] if callback else [])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[callback] if callback else [],
+    )
     trainer.fit(Model(), data, data)
     return trainer
 
@@ -371,8 +422,13 @@ def _journal_study(tmp_path, pruner):
     study = open_study(open_storage(storage), storage, "p", "maximize")
     study._storage.set_study_system_attr(study._study_id, PRUNER_ATTR, pruner)
     trial = study.ask({"x": FloatDistribution(0, 1)})
-    search = {"storage": setting, "study_name": "p", "trial_number": trial.number,
-              "monitor": "val/acc", "owner": "someone"}
+    search = {
+        "storage": setting,
+        "study_name": "p",
+        "trial_number": trial.number,
+        "monitor": "val/acc",
+        "owner": "someone",
+    }
     return study, trial, search
 
 
@@ -392,7 +448,8 @@ def test_the_callback_stops_the_run_when_the_pruner_says_so(tmp_path):
 
     # prune anything below 2.0 (val/acc never is): stop after the first validation
     study, trial, search = _journal_study(
-        tmp_path, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 2.0})
+        tmp_path, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 2.0}
+    )
     callback = callback_for({"search": search})
     trainer = _fit_with_pruning(callback)
     assert callback.pruned is True and callback.pruned_at == 0
@@ -406,12 +463,26 @@ def test_no_callback_outside_a_search_or_out_of_reach(tmp_path, caplog):
     assert callback_for({"search": None}) is None
     assert callback_for({}) is None
     # an in-memory study of another process (joblib, SLURM): no callback, one warning
-    assert callback_for({"search": {"storage": None, "study_name": "s", "trial_number": 0,
-                                    "owner": "not-here"}}) is None
+    assert (
+        callback_for(
+            {"search": {"storage": None, "study_name": "s", "trial_number": 0, "owner": "not-here"}}
+        )
+        is None
+    )
     assert "in-memory study lives in another process" in caplog.text
     # a storage that is gone: the run goes on without pruning
-    assert callback_for({"search": {"storage": str(tmp_path / "gone.journal"),
-                                    "study_name": "s", "trial_number": 0}}) is None
+    assert (
+        callback_for(
+            {
+                "search": {
+                    "storage": str(tmp_path / "gone.journal"),
+                    "study_name": "s",
+                    "trial_number": 0,
+                }
+            }
+        )
+        is None
+    )
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -420,12 +491,13 @@ def test_no_callback_outside_a_search_or_out_of_reach(tmp_path, caplog):
 def test_the_report_from_a_study(tmp_path):
     study = optuna.create_study(direction="maximize", study_name="r")
     x = FloatDistribution(0, 1)
-    for value, state, attrs in [(0.5, TrialState.COMPLETE, {"overrides": ["x=0.5"]}),
-                                (0.9, TrialState.COMPLETE, {"overrides": ["x=0.9"],
-                                                             "metrics": {"test/acc": 0.88}}),
-                                (None, TrialState.FAIL, {"reason": "boom"}),
-                                (None, TrialState.FAIL, {"surplus": True}),
-                                (0.7, TrialState.COMPLETE, {"overrides": ["x=0.7"]})]:
+    for value, state, attrs in [
+        (0.5, TrialState.COMPLETE, {"overrides": ["x=0.5"]}),
+        (0.9, TrialState.COMPLETE, {"overrides": ["x=0.9"], "metrics": {"test/acc": 0.88}}),
+        (None, TrialState.FAIL, {"reason": "boom"}),
+        (None, TrialState.FAIL, {"surplus": True}),
+        (0.7, TrialState.COMPLETE, {"overrides": ["x=0.7"]}),
+    ]:
         trial = study.ask({"x": x})
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
@@ -438,7 +510,11 @@ def test_the_report_from_a_study(tmp_path):
     assert best["trials"] == {"complete": 3, "fail": 1}  # the surplus trial never ran
     rows = list(csv.DictReader((tmp_path / "out" / "trials.csv").open()))
     assert [(r["number"], r["state"]) for r in rows] == [
-        ("0", "COMPLETE"), ("1", "COMPLETE"), ("2", "FAIL"), ("4", "COMPLETE")]
+        ("0", "COMPLETE"),
+        ("1", "COMPLETE"),
+        ("2", "FAIL"),
+        ("4", "COMPLETE"),
+    ]
     assert rows[2]["reason"] == "boom" and rows[1]["test/acc"] == "0.88"
     for png in ("history.png", "importances.png"):
         assert (tmp_path / "out" / png).stat().st_size > 5000, png
@@ -459,25 +535,45 @@ def test_search_report_command_bad_input_exits_2(tmp_path, capsys):
 
 # --- end to end: cnnlab-train -m hparams_search=optuna on tiny data ---------------------------
 
-SEARCH = ["-m", "hparams_search=optuna", *FAST, "logger=none", "test=false", "trainer.max_epochs=1",
-          "hydra/sweeper/pruner=none",
-          # sweep syntax on the command line replaces those params of the config...
-          "model.optimizer.lr=tag(log,interval(1e-3,1e-2))", "model.net.dropout=interval(0.0,0.5)",
-          # ...and a plain value fixes one (data.batch_size is fixed by FAST)
-          "model.net.batchnorm=false"]
+SEARCH = [
+    "-m",
+    "hparams_search=optuna",
+    *FAST,
+    "logger=none",
+    "test=false",
+    "trainer.max_epochs=1",
+    "hydra/sweeper/pruner=none",
+    # sweep syntax on the command line replaces those params of the config...
+    "model.optimizer.lr=tag(log,interval(1e-3,1e-2))",
+    "model.net.dropout=interval(0.0,0.5)",
+    # ...and a plain value fixes one (data.batch_size is fixed by FAST)
+    "model.net.batchnorm=false",
+]
 TABLE = re.compile(r"sweep: (\d+) of (\d+) jobs completed")
 
 
 def _args(tmp_path, storage, study, n_trials, sweep="sweep", *more):
-    return [*SEARCH, f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study}",
-            f"hydra.sweeper.n_trials={n_trials}", f"hydra.sweep.dir={tmp_path / sweep}", *more]
+    return [
+        *SEARCH,
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.study_name={study}",
+        f"hydra.sweeper.n_trials={n_trials}",
+        f"hydra.sweep.dir={tmp_path / sweep}",
+        *more,
+    ]
 
 
 def _start(args, env, log_path):
     exe = Path(sys.executable).parent / "cnnlab-train"
-    log = open(log_path, "w")
-    return subprocess.Popen([str(exe), *args], env=env, cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log = open(log_path, "w")  # noqa: SIM115 - open for the child's whole life, closed by the caller
+    return subprocess.Popen(
+        [str(exe), *args],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _jobs_run(output: str) -> int:
@@ -500,14 +596,23 @@ def _training_after(journal: Path, study: str, sweep: Path, done: int) -> bool:
         return False
     running = [t for t in trials if t.state == TrialState.RUNNING]
     return sum(t.state == TrialState.COMPLETE for t in trials) >= done and any(
-        (sweep / f"trial_{t.number:04d}" / "results.json").exists() for t in running)
+        (sweep / f"trial_{t.number:04d}" / "results.json").exists() for t in running
+    )
 
 
 def test_a_search_killed_after_3_trials_resumes_to_exactly_6(cli_env, tmp_path):
     journal = tmp_path / "optuna.journal"
     # every tiny run reaches val/acc 1.0: minimise the loss, so that values tell trials apart
-    args = _args(tmp_path, journal, "resume", 6, "sweep", "optimized_metric=val/loss_min",
-                 "hydra.sweeper.direction=minimize", "trainer.max_epochs=2")
+    args = _args(
+        tmp_path,
+        journal,
+        "resume",
+        6,
+        "sweep",
+        "optimized_metric=val/loss_min",
+        "hydra.sweeper.direction=minimize",
+        "trainer.max_epochs=2",
+    )
     first = _start(args, cli_env, tmp_path / "first.log")
     deadline = time.monotonic() + 180
     try:  # poll the study as a user would; kill once 3 trials are done and the next is training
@@ -523,8 +628,10 @@ def test_a_search_killed_after_3_trials_resumes_to_exactly_6(cli_env, tmp_path):
     before = {t.number: t for t in killed if t.state == TrialState.COMPLETE}
     cut = [t for t in killed if t.state == TrialState.RUNNING]
     assert 3 <= len(before) < 6 and len(cut) == 1
-    stamps = {n: Path(t.user_attrs["run_dir"], "results.json").stat().st_mtime_ns
-              for n, t in before.items()}
+    stamps = {
+        n: Path(t.user_attrs["run_dir"], "results.json").stat().st_mtime_ns
+        for n, t in before.items()
+    }
 
     proc = cnnlab(args, cli_env, timeout=240)  # the same command again
     out = proc.stdout + proc.stderr
@@ -535,15 +642,20 @@ def test_a_search_killed_after_3_trials_resumes_to_exactly_6(cli_env, tmp_path):
     assert len(complete) == 6
     for n, old in before.items():  # kept as they were, not re-run
         now = trials[n]
-        assert (now.state, now.params, now.value, now.datetime_complete) == \
-            (old.state, old.params, old.value, old.datetime_complete)
+        assert (now.state, now.params, now.value, now.datetime_complete) == (
+            old.state,
+            old.params,
+            old.value,
+            old.datetime_complete,
+        )
         assert Path(now.user_attrs["run_dir"], "results.json").stat().st_mtime_ns == stamps[n]
     assert _jobs_run(out) == 6 - len(before)  # the relaunch ran only the missing trials
     # the trial cut off by the kill is failed as stale and its parameters run again, once
     stale = trials[cut[0].number]
     assert stale.state == TrialState.FAIL and stale.user_attrs["reason"].startswith("stale")
-    assert [t.params for t in complete if t.user_attrs.get("retry_of") == stale.number] == \
-        [cut[0].params]
+    assert [t.params for t in complete if t.user_attrs.get("retry_of") == stale.number] == [
+        cut[0].params
+    ]
     assert [t.state for t in trials].count(TrialState.FAIL) == 1
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     best = yaml.safe_load((tmp_path / "sweep" / "search" / "best.yaml").read_text())
@@ -588,8 +700,11 @@ def test_two_processes_share_one_sqlite_study(cli_env, tmp_path):
 
 def test_parallel_jobs_through_the_joblib_launcher(cli_env, tmp_path):
     journal = tmp_path / "j.journal"
-    proc = cnnlab(_args(tmp_path, journal, "joblib", 2, "sweep", "hydra/launcher=local_parallel"),
-                  cli_env, timeout=240)
+    proc = cnnlab(
+        _args(tmp_path, journal, "joblib", 2, "sweep", "hydra/launcher=local_parallel"),
+        cli_env,
+        timeout=240,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     trials = load_study(str(journal), "joblib").trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
@@ -599,8 +714,13 @@ def test_parallel_jobs_through_the_joblib_launcher(cli_env, tmp_path):
     # the report again, on demand, from the study the sweep dir names
     written = (tmp_path / "sweep" / "search" / "best.yaml").read_text()
     (tmp_path / "sweep" / "search" / "best.yaml").unlink()
-    again = subprocess.run([sys.executable, "-m", "cnnlab.search.report", str(tmp_path / "sweep")],
-                           env=cli_env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "cnnlab.search.report", str(tmp_path / "sweep")],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "sweep" / "search" / "best.yaml").read_text() == written
     assert "best trial" in again.stdout
@@ -608,9 +728,19 @@ def test_parallel_jobs_through_the_joblib_launcher(cli_env, tmp_path):
 
 def test_failed_jobs_are_failed_trials_not_a_crashed_search(cli_env, tmp_path):
     journal = tmp_path / "f.journal"
-    proc = cnnlab(_args(tmp_path, journal, "fails", 3, "sweep",
-                        "model.optimizer.lr=choice(-1.0,-2.0)",
-                        "hydra.sweeper.max_failures=2"), cli_env, timeout=240)
+    proc = cnnlab(
+        _args(
+            tmp_path,
+            journal,
+            "fails",
+            3,
+            "sweep",
+            "model.optimizer.lr=choice(-1.0,-2.0)",
+            "hydra.sweeper.max_failures=2",
+        ),
+        cli_env,
+        timeout=240,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]  # the sweep says jobs failed...
     assert "search stopped after 2 failed jobs" in out and "2 of 2 jobs did not complete" in out
@@ -626,18 +756,25 @@ def test_failed_jobs_are_failed_trials_not_a_crashed_search(cli_env, tmp_path):
 def test_bad_input_is_one_line_before_any_trial(cli_env, tmp_path, case):
     db = tmp_path / "d.db"
     more, says = {
-        "space": (["model.net.dropout=interval(0.5, 0.1)"],
-                  "model.net.dropout='interval(0.5, 0.1)' is invalid: "
-                  "interval(low, high) needs low < high"),
-        "unknown key": (["model.net.dropoutt=interval(0.1, 0.5)"],  # composed before trial 0
-                        "model.net.dropoutt='interval(0.1, 0.5)' is invalid: "
-                        "Could not override 'model.net.dropoutt'."),
-        "storage": ([f"hydra.sweeper.storage=sqlite:///{tmp_path}/a_file/x.db"],
-                    f"hydra.sweeper.storage='sqlite:///{tmp_path}/a_file/x.db' is invalid: "
-                    "cannot open it"),
-        "direction": (["hydra.sweeper.direction=minimize"],
-                      "hydra.sweeper.direction='minimize' is invalid: study 'bad' in "
-                      f"sqlite:///{db} was created to maximize"),
+        "space": (
+            ["model.net.dropout=interval(0.5, 0.1)"],
+            "model.net.dropout='interval(0.5, 0.1)' is invalid: "
+            "interval(low, high) needs low < high",
+        ),
+        "unknown key": (
+            ["model.net.dropoutt=interval(0.1, 0.5)"],  # composed before trial 0
+            "model.net.dropoutt='interval(0.1, 0.5)' is invalid: "
+            "Could not override 'model.net.dropoutt'.",
+        ),
+        "storage": (
+            [f"hydra.sweeper.storage=sqlite:///{tmp_path}/a_file/x.db"],
+            f"hydra.sweeper.storage='sqlite:///{tmp_path}/a_file/x.db' is invalid: cannot open it",
+        ),
+        "direction": (
+            ["hydra.sweeper.direction=minimize"],
+            "hydra.sweeper.direction='minimize' is invalid: study 'bad' in "
+            f"sqlite:///{db} was created to maximize",
+        ),
     }[case]
     (tmp_path / "a_file").write_text("")
     storage = parse_storage(f"sqlite:///{db}")
@@ -655,10 +792,18 @@ def test_pruned_trials_with_in_memory_storage_in_process(cli_env, tmp_path):
     """The runner adds callback_for(cfg) and returns status 'pruned'; in memory, jobs of the
     local launcher reach the study in the sweeper's process."""
     sweep = tmp_path / "sweep"
-    proc = cnnlab([*SEARCH, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}",
-                   "trainer.max_epochs=3",  # prune anything below val/acc 2.0: all, at epoch 0
-                   "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
-                   "+hydra.sweeper.pruner.lower=2.0"], cli_env, timeout=240)
+    proc = cnnlab(
+        [
+            *SEARCH,
+            "hydra.sweeper.n_trials=2",
+            f"hydra.sweep.dir={sweep}",
+            "trainer.max_epochs=3",  # prune anything below val/acc 2.0: all, at epoch 0
+            "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+            "+hydra.sweeper.pruner.lower=2.0",
+        ],
+        cli_env,
+        timeout=240,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     best = yaml.safe_load((sweep / "search" / "best.yaml").read_text())

@@ -15,25 +15,38 @@ def crafted_checkpoint(tmp_path: Path, net: dict) -> Path:
     """A checkpoint whose stored config builds ``net`` (honest weights of a MyCNN)."""
     from cnnlab.nets import MyCNN
 
-    config = {"data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
-              "model": {"_target_": "cnnlab.training.classifier.Classifier", "net": net,
-                        "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}}}
+    config = {
+        "data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
+        "model": {
+            "_target_": "cnnlab.training.classifier.Classifier",
+            "net": net,
+            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
+        },
+    }
     path = tmp_path / "crafted.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
-                "cnnlab": {"config": config}}, path)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
+            "cnnlab": {"config": config},
+        },
+        path,
+    )
     return path
 
 
 EVIL = {
     "a stdlib call": lambda m: {"_target_": "builtins.open", "_args_": [str(m), "w"]},
     "a cnnlab class with an argument that is itself a target": lambda m: {
-        "_target_": "cnnlab.nets.MyCNN", "hidden": {"_target_": "builtins.open",
-                                                    "_args_": [str(m), "w"]}},
-    "a partial": lambda m: {"_target_": "pathlib.Path.touch", "_partial_": True,
-                            "self": str(m)},
+        "_target_": "cnnlab.nets.MyCNN",
+        "hidden": {"_target_": "builtins.open", "_args_": [str(m), "w"]},
+    },
+    "a partial": lambda m: {"_target_": "pathlib.Path.touch", "_partial_": True, "self": str(m)},
     "a module outside cnnlab's": lambda m: {"_target_": "os.path.join", "_args_": [str(m)]},
     "a cnnlab function that is not a class": lambda m: {
-        "_target_": "cnnlab.run.results.write_json", "path": str(m), "data": {}},
+        "_target_": "cnnlab.run.results.write_json",
+        "path": str(m),
+        "data": {},
+    },
 }
 
 
@@ -54,7 +67,7 @@ def test_trust_is_the_users_own_opt_out(tmp_path, cli_env):
     ckpt = crafted_checkpoint(tmp_path, EVIL["a stdlib call"](marker))
     proc = cnnlab([str(ckpt), "--trust"], cli_env, tool="cnnlab-eval", timeout=120)
     assert proc.returncode == 2  # the "net" it built is no net...
-    assert marker.exists()       # ...but with --trust it was built, as the flag says
+    assert marker.exists()  # ...but with --trust it was built, as the flag says
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +76,14 @@ def honest_template(tiny_data, tmp_path_factory):
     import os
 
     home = tmp_path_factory.mktemp("honest")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")},
-           "CNNLAB_DATA_DIR": str(tiny_data), "CNNLAB_LOG_DIR": str(home / "logs"),
-           "WANDB_MODE": "offline", "WANDB_DIR": str(home), "HYDRA_FULL_ERROR": "0"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")},
+        "CNNLAB_DATA_DIR": str(tiny_data),
+        "CNNLAB_LOG_DIR": str(home / "logs"),
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(home),
+        "HYDRA_FULL_ERROR": "0",
+    }
     run = home / "logs" / "honest"
     proc = cnnlab([*FAST, "logger=none", "tags=[/some/path,b]", f"hydra.run.dir={run}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -97,8 +115,12 @@ def test_cnnlab_rerun_refuses_crafted_saved_overrides(kind, honest_run, tmp_path
     saved = honest_run / ".hydra" / "overrides.yaml"
     extra = "".join(f"- {o.format(m=marker)}\n" for o in CRAFTED_OVERRIDES[kind])
     saved.write_text(saved.read_text() + extra)
-    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
-                  tool="cnnlab-rerun", timeout=120)
+    proc = cnnlab(
+        [str(honest_run), "--out", str(tmp_path / "rerun")],
+        cli_env,
+        tool="cnnlab-rerun",
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
     assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
@@ -107,17 +129,23 @@ def test_cnnlab_rerun_refuses_crafted_saved_overrides(kind, honest_run, tmp_path
 
 def test_a_saved_data_download_is_pinned_off(honest_run, tmp_path, cli_env):
     saved = honest_run / ".hydra" / "overrides.yaml"
-    saved.write_text(saved.read_text() + f"- data.download=true\n- data.root={tmp_path}/elsewhere\n")
-    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
-                  tool="cnnlab-rerun", timeout=300)
+    saved.write_text(
+        saved.read_text() + f"- data.download=true\n- data.root={tmp_path}/elsewhere\n"
+    )
+    proc = cnnlab(
+        [str(honest_run), "--out", str(tmp_path / "rerun")],
+        cli_env,
+        tool="cnnlab-rerun",
+        timeout=300,
+    )
     assert "data.download=false" in proc.stdout.replace("\n", " ")
     assert not (tmp_path / "elsewhere").exists()  # nothing downloaded into the file's folder
 
 
-def test_an_honest_run_with_brackets_in_its_overrides_reruns_identically(honest_run, tmp_path,
-                                                                       cli_env):
-    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
-                  tool="cnnlab-rerun")
+def test_an_honest_run_with_brackets_in_its_overrides_reruns_identically(
+    honest_run, tmp_path, cli_env
+):
+    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env, tool="cnnlab-rerun")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "tags=[/some/path,b]" in proc.stdout and "MarkupError" not in proc.stderr
     assert json.loads((tmp_path / "rerun" / "rerun.json").read_text())["identical"]
@@ -125,8 +153,17 @@ def test_an_honest_run_with_brackets_in_its_overrides_reruns_identically(honest_
 
 def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
     (honest_run / "wandb_id.txt").write_text("../../../escaped\n")
-    proc = cnnlab([*FAST, "tags=[/some/path,b]", "resume=auto", "skip_completed=false",
-                   f"hydra.run.dir={honest_run}"], cli_env, timeout=120)
+    proc = cnnlab(
+        [
+            *FAST,
+            "tags=[/some/path,b]",
+            "resume=auto",
+            "skip_completed=false",
+            f"hydra.run.dir={honest_run}",
+        ],
+        cli_env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "logger.wandb.id='../../../escaped' is invalid" in proc.stderr
     assert results(honest_run)["status"] == "completed"  # its record is untouched
@@ -134,16 +171,20 @@ def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
 
 # --- a file's text is data: no resolver runs, names and folders stay in the run ---------
 
+
 def _builds_marker(m: Path) -> str:
     """The interpolation of issue 23: OmegaConf's oc.create builds a call when read."""
-    return ("${oc.create:{_target_: pathlib.Path.write_text, _args_: [{_target_: "
-            f"pathlib.Path, _args_: ['{m}']}}, 'import os']}}}}")
+    return (
+        "${oc.create:{_target_: pathlib.Path.write_text, _args_: [{_target_: "
+        f"pathlib.Path, _args_: ['{m}']}}, 'import os']}}}}"
+    )
 
 
 RESOLVERS = {
     "oc.create, the loud one": _builds_marker,
     "oc.create, the quiet one (resolves to 0)": lambda m: (
-        "${oc.select:x,${oc.create:{_target_: pathlib.Path.touch, self: '" + str(m) + "'}}}"),
+        "${oc.select:x,${oc.create:{_target_: pathlib.Path.touch, self: '" + str(m) + "'}}}"
+    ),
     "a resolver named by a reference": lambda m: "${${name}:{_target_: pathlib.Path.touch}}",
     "the environment": lambda m: "${oc.env:HOME}",
 }
@@ -153,8 +194,9 @@ RESOLVERS = {
 @pytest.mark.parametrize("tool", ["cnnlab-eval", "cnnlab-show"])
 def test_a_checkpoint_config_that_calls_a_resolver_is_refused(kind, tool, tmp_path, cli_env):
     marker = tmp_path / "marker.pth"
-    ckpt = crafted_checkpoint(tmp_path, {"_target_": "cnnlab.nets.MyCNN",
-                                         "dropout": RESOLVERS[kind](marker)})
+    ckpt = crafted_checkpoint(
+        tmp_path, {"_target_": "cnnlab.nets.MyCNN", "dropout": RESOLVERS[kind](marker)}
+    )
     proc = cnnlab([str(ckpt)], cli_env, tool=tool, timeout=120)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"{tool}:")]
@@ -186,14 +228,14 @@ def test_a_stored_pruner_that_calls_a_resolver_is_never_built(tmp_path):
 
 CRAFTED_WRITES = {
     "a resolver in a value": lambda m: ["model.net.dropout=" + _builds_marker(m)],
-    "a checkpoint name that climbs": lambda m: [
-        f"callbacks.model_checkpoint.filename=../../{m}"],
+    "a checkpoint name that climbs": lambda m: [f"callbacks.model_checkpoint.filename=../../{m}"],
     "a logger name that climbs": lambda m: ["logger=csv", f"logger.csv.name=../../{m}"],
     "a name that is a reference to a path": lambda m: [
-        "callbacks.model_checkpoint.filename=${data.root}"],
+        "callbacks.model_checkpoint.filename=${data.root}"
+    ],
     "a new callback writing elsewhere": lambda m: [
-        "+callbacks.extra={_target_:lightning.pytorch.callbacks.ModelCheckpoint,"
-        f"dirpath:{m}}}"],
+        f"+callbacks.extra={{_target_:lightning.pytorch.callbacks.ModelCheckpoint,dirpath:{m}}}"
+    ],
     "a config group outside conf/": lambda m: [f"experiment=../../{m}"],
 }
 
@@ -204,8 +246,12 @@ def test_cnnlab_rerun_keeps_a_saved_run_inside_its_dir(kind, honest_run, tmp_pat
     saved = honest_run / ".hydra" / "overrides.yaml"
     before = saved.read_text()
     saved.write_text(before + "".join(f"- {json.dumps(o)}\n" for o in CRAFTED_WRITES[kind](marker)))
-    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
-                  tool="cnnlab-rerun", timeout=120)
+    proc = cnnlab(
+        [str(honest_run), "--out", str(tmp_path / "rerun")],
+        cli_env,
+        tool="cnnlab-rerun",
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
     assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
@@ -215,8 +261,12 @@ def test_cnnlab_rerun_keeps_a_saved_run_inside_its_dir(kind, honest_run, tmp_pat
 def test_a_huge_overrides_file_is_one_line_not_a_hang(honest_run, tmp_path, cli_env):
     saved = honest_run / ".hydra" / "overrides.yaml"
     saved.write_text(saved.read_text() + "- tags=[" + "a," * (1 << 20) + "a]\n")  # 2 MiB
-    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
-                  tool="cnnlab-rerun", timeout=60)
+    proc = cnnlab(
+        [str(honest_run), "--out", str(tmp_path / "rerun")],
+        cli_env,
+        tool="cnnlab-rerun",
+        timeout=60,
+    )
     assert proc.returncode == 2 and "MiB" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -225,8 +275,12 @@ def test_a_record_symlinked_out_of_the_run_is_not_read(honest_run, tmp_path, cli
     secret.write_text('{"status": "completed", "metrics": {"password": 1234}}')
     (honest_run / "results.json").unlink()
     (honest_run / "results.json").symlink_to(secret)
-    proc = cnnlab([str(honest_run), "--out", str(tmp_path / "rerun")], cli_env,
-                  tool="cnnlab-rerun", timeout=60)
+    proc = cnnlab(
+        [str(honest_run), "--out", str(tmp_path / "rerun")],
+        cli_env,
+        tool="cnnlab-rerun",
+        timeout=60,
+    )
     assert proc.returncode == 2 and "outside" in proc.stderr
     assert "1234" not in proc.stdout + proc.stderr and not (tmp_path / "rerun").exists()
 
@@ -261,14 +315,22 @@ def _tiny_study(root: Path) -> Path:
         run = root / "study" / f"seed={seed}"
         (run / ".hydra").mkdir(parents=True)
         (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n")
-        (run / "results.json").write_text(json.dumps(
-            {"status": "completed", "metrics": {"test/acc": acc, "test/loss": 0.3},
-             "history": [], "epochs": 1}))
+        (run / "results.json").write_text(
+            json.dumps(
+                {
+                    "status": "completed",
+                    "metrics": {"test/acc": acc, "test/loss": 0.3},
+                    "history": [],
+                    "epochs": 1,
+                }
+            )
+        )
     return root / "study"
 
 
 def test_cnnlab_compare_reads_nothing_outside_the_study_and_writes_through_no_link(
-        tmp_path, cli_env):
+    tmp_path, cli_env
+):
     study = _tiny_study(tmp_path)
     secret = tmp_path / "secret.json"
     secret.write_text('{"status": "failed", "error": "the password is 1234"}')
@@ -286,7 +348,8 @@ def test_cnnlab_compare_reads_nothing_outside_the_study_and_writes_through_no_li
     assert victim.read_text() == "keep me" and not (study / "comparison.md").is_symlink()
     # a saved config whose value would run code if it were resolved while reading: text
     (study / "seed=1" / ".hydra" / "config.yaml").write_text(
-        "study_reference: " + json.dumps(_builds_marker(tmp_path / "marker.pth")) + "\n")
+        "study_reference: " + json.dumps(_builds_marker(tmp_path / "marker.pth")) + "\n"
+    )
     proc = cnnlab([str(study)], cli_env, tool="cnnlab-compare", timeout=120)
     assert proc.returncode == 2 and "is not one of the arms" in proc.stderr
     assert not (tmp_path / "marker.pth").exists()
@@ -296,7 +359,8 @@ def test_cnnlab_compare_refuses_an_output_folder_that_is_a_link(tmp_path, cli_en
     study = _tiny_study(tmp_path)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "out").symlink_to(tmp_path / "elsewhere")
-    proc = cnnlab([str(study), "--out", str(tmp_path / "out")], cli_env,
-                  tool="cnnlab-compare", timeout=120)
+    proc = cnnlab(
+        [str(study), "--out", str(tmp_path / "out")], cli_env, tool="cnnlab-compare", timeout=120
+    )
     assert proc.returncode == 2 and "symlink" in proc.stderr
     assert list((tmp_path / "elsewhere").iterdir()) == []

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST, cnnlab, results
+from conftest import FAST, cnnlab, results, wait_for
 from idx_data import make_dataset
-from conftest import wait_for
 from test_interrupts import strip_times
 
 pytestmark = pytest.mark.slurm
@@ -31,8 +30,9 @@ def _cluster_reason() -> str | None:
     if shutil.which("sbatch") is None:
         return "no SLURM here (sbatch is not on PATH); .ci/run starts ../shared/slurm's cluster"
     try:
-        state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                               timeout=20).stdout.split()
+        state = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError) as err:
         return f"sinfo failed: {err}"
     if not set(state) & {"idle", "mixed", "allocated"}:
@@ -58,8 +58,11 @@ def medium(cli_env, tmp_path):
 
 def test_two_job_sweep_with_only_the_partition_named_completes(cli_env, tmp_path):
     sweep = tmp_path / "logs" / "sweep"
-    proc = cnnlab(["-m", *SLURM, "seed=1,2", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
-                  cli_env, timeout=600)
+    proc = cnnlab(
+        ["-m", *SLURM, "seed=1,2", *FAST, "logger=none", f"hydra.sweep.dir={sweep}"],
+        cli_env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for job in ("mycnn,seed=1", "mycnn,seed=2"):
         res = results(sweep / job)
@@ -88,12 +91,23 @@ def _array_task(sweep: Path, task: int, timeout: float = 60) -> str:
 
 def test_scancel_one_job_the_other_completes_and_a_relaunch_finishes_it_exactly(medium, tmp_path):
     sweep = tmp_path / "logs" / "sweep"
-    args = ["-m", *SLURM, "hydra.launcher.cpus_per_task=1", "seed=1,2", "trainer.max_epochs=3",
-            "trainer.num_sanity_val_steps=0", "logger=none", "callbacks.progress_bar=null",
-            "callbacks.model_summary=null", "data.batch_size=32", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "-m",
+        *SLURM,
+        "hydra.launcher.cpus_per_task=1",
+        "seed=1,2",
+        "trainer.max_epochs=3",
+        "trainer.num_sanity_val_steps=0",
+        "logger=none",
+        "callbacks.progress_bar=null",
+        "callbacks.model_summary=null",
+        "data.batch_size=32",
+        f"hydra.sweep.dir={sweep}",
+    ]
     t0 = time.time()
-    sweeper = subprocess.Popen([EXE, *args], env=medium, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    sweeper = subprocess.Popen(
+        [EXE, *args], env=medium, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_for(sweep / "mycnn,seed=2" / "checkpoints" / "epoch_000.ckpt", sweeper)
     subprocess.run(["scancel", _array_task(sweep, 1)], check=True, timeout=30)
     out, err = sweeper.communicate(timeout=600)
@@ -115,8 +129,11 @@ def test_scancel_one_job_the_other_completes_and_a_relaunch_finishes_it_exactly(
     assert resumed["status"] == "completed" and resumed["resumed_from"]
 
     straight = tmp_path / "logs" / "straight"  # the same job, never stopped, one thread
-    proc = cnnlab([a for a in args[1:] if not a.startswith(("hydra", "seed"))] +
-                  ["seed=2", "torch_threads=1", f"hydra.run.dir={straight}"], medium)
+    proc = cnnlab(
+        [a for a in args[1:] if not a.startswith(("hydra", "seed"))]
+        + ["seed=2", "torch_threads=1", f"hydra.run.dir={straight}"],
+        medium,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     reference = results(straight)
     assert resumed["metrics"] == reference["metrics"]
@@ -127,13 +144,17 @@ def test_scancel_one_job_the_other_completes_and_a_relaunch_finishes_it_exactly(
 def _release_requeued(stop: threading.Event) -> None:
     """SLURM holds a requeued job for ~2 minutes; let it start again at once."""
     while not stop.wait(1.0):
-        out = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%i %r"], capture_output=True,
-                             text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "PD", "-o", "%i %r"], capture_output=True, text=True, timeout=30
+        ).stdout
         for line in out.splitlines():
             job, _, reason = line.partition(" ")
             if reason.strip() == "BeginTime":
-                subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
-                               capture_output=True, timeout=30)
+                subprocess.run(
+                    ["scontrol", "update", f"JobId={job}", "StartTime=now"],
+                    capture_output=True,
+                    timeout=30,
+                )
 
 
 def test_a_job_past_a_one_minute_time_limit_is_requeued_and_completes(medium, tmp_path):
@@ -142,12 +163,26 @@ def test_a_job_past_a_one_minute_time_limit_is_requeued_and_completes(medium, tm
     releaser = threading.Thread(target=_release_requeued, args=(stop,), daemon=True)
     releaser.start()
     try:
-        proc = cnnlab(["-m", *SLURM, "hydra.launcher.cpus_per_task=1",
-                       "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=30",
-                       "seed=1", "trainer.max_epochs=18", "callbacks.early_stopping=null",
-                       "trainer.num_sanity_val_steps=0", "logger=none", "data.batch_size=32",
-                       "callbacks.progress_bar=null", "callbacks.model_summary=null",
-                       f"hydra.sweep.dir={sweep}"], medium, timeout=900)
+        proc = cnnlab(
+            [
+                "-m",
+                *SLURM,
+                "hydra.launcher.cpus_per_task=1",
+                "hydra.launcher.timeout_min=1",
+                "hydra.launcher.signal_delay_s=30",
+                "seed=1",
+                "trainer.max_epochs=18",
+                "callbacks.early_stopping=null",
+                "trainer.num_sanity_val_steps=0",
+                "logger=none",
+                "data.batch_size=32",
+                "callbacks.progress_bar=null",
+                "callbacks.model_summary=null",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            medium,
+            timeout=900,
+        )
     finally:
         stop.set()
         releaser.join(timeout=60)
@@ -159,8 +194,19 @@ def test_a_job_past_a_one_minute_time_limit_is_requeued_and_completes(medium, tm
 
 def test_a_job_that_can_never_start_is_reported_not_waited_on(cli_env, tmp_path):
     t0 = time.time()
-    proc = cnnlab(["-m", *SLURM, "hydra.launcher.cpus_per_task=64", "seed=1", *FAST,
-                   "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cli_env, timeout=300)
+    proc = cnnlab(
+        [
+            "-m",
+            *SLURM,
+            "hydra.launcher.cpus_per_task=64",
+            "seed=1",
+            *FAST,
+            "logger=none",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cli_env,
+        timeout=300,
+    )
     assert proc.returncode == 1 and time.time() - t0 < 200
     (job,) = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["jobs"]
     assert job["status"] == "failed"
@@ -169,8 +215,19 @@ def test_a_job_that_can_never_start_is_reported_not_waited_on(cli_env, tmp_path)
 
 
 def test_a_submission_slurm_refuses_is_one_line(cli_env, tmp_path):
-    proc = cnnlab(["-m", *SLURM, "hydra.launcher.mem_gb=100000", "seed=1", *FAST, "logger=none",
-                   f"hydra.sweep.dir={tmp_path / 'sweep'}"], cli_env, timeout=300)
+    proc = cnnlab(
+        [
+            "-m",
+            *SLURM,
+            "hydra.launcher.mem_gb=100000",
+            "seed=1",
+            *FAST,
+            "logger=none",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cli_env,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
     assert len(line) == 1 and "SLURM refused the jobs" in line[0]
@@ -186,8 +243,9 @@ def test_gpus_are_asked_for_only_when_the_trainer_uses_them():
 
     def gpus(*overrides):
         with initialize_config_dir(CONF_DIR, version_base="1.3"):
-            cfg = compose("train", overrides=["hydra/launcher=slurm", *overrides],
-                          return_hydra_config=True)
+            cfg = compose(
+                "train", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True
+            )
         HydraConfig.instance().set_config(cfg)
         return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)["gpus_per_node"]
 

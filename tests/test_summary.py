@@ -18,15 +18,29 @@ from cnnlab.training.summary import ModelSummary, render, summarize
 from conftest import FAST, cnnlab, run_dirs
 
 # seed 004's model.summary(), as printed there: (layer, output shape without None, params)
-KERAS_SEED004 = [("conv2d", (28, 28, 32), 320), ("conv2d_1", (28, 28, 64), 18_496),
-                 ("max_pooling2d", (14, 14, 64), 0), ("flatten", (12_544,), 0),
-                 ("dense", (128,), 1_605_760), ("dense_1", (10,), 1_290)]
+KERAS_SEED004 = [
+    ("conv2d", (28, 28, 32), 320),
+    ("conv2d_1", (28, 28, 64), 18_496),
+    ("max_pooling2d", (14, 14, 64), 0),
+    ("flatten", (12_544,), 0),
+    ("dense", (128,), 1_605_760),
+    ("dense_1", (10,), 1_290),
+]
 KERAS_TOTAL = 1_625_866
 
 # seed 001's worked example, (H, W, C) as the seed writes them: conv 4×4×20 → pool →
 # conv 3×3×40 → pool → conv 3×3×60 → pool → conv 2×2×80 → flatten 160 → 100
-SEED001_SHAPES = [(36, 28, 20), (18, 14, 20), (16, 12, 40), (8, 6, 40), (6, 4, 60),
-                  (3, 2, 60), (2, 1, 80), (160,), (100,)]
+SEED001_SHAPES = [
+    (36, 28, 20),
+    (18, 14, 20),
+    (16, 12, 40),
+    (8, 6, 40),
+    (6, 4, 60),
+    (3, 2, 60),
+    (2, 1, 80),
+    (160,),
+    (100,),
+]
 # the seed counts conv weights without biases
 SEED001_CONV_WEIGHTS = [320, 7_200, 21_600, 19_200]
 
@@ -70,8 +84,11 @@ def test_frozen_backbone_shows_its_non_trainable_count():
     assert s.trainable == head and s.non_trainable == s.total - head == 420_352
     text = render(s)
     assert "Trainable params: 1,290" in text and "Non-trainable params: 420,352" in text
-    trains = {line.split()[0]: line.split()[-2] for line in text.splitlines()
-              if line.startswith(" conv") or line.startswith(" fc")}
+    trains = {
+        line.split()[0]: line.split()[-2]
+        for line in text.splitlines()
+        if line.startswith(" conv") or line.startswith(" fc")
+    }
     assert trains == {"conv1": "no", "conv2": "no", "fc1": "no", "fc2": "yes"}
 
 
@@ -109,8 +126,10 @@ def test_summary_leaves_the_net_and_the_random_stream_alone():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN stats too
 
 
-@pytest.mark.parametrize("args, name", [({"max_depth": 0}, "max_depth"), ({"width": 0}, "width"),
-                                        ({"width": "80"}, "width")])
+@pytest.mark.parametrize(
+    "args, name",
+    [({"max_depth": 0}, "max_depth"), ({"width": 0}, "width"), ({"width": "80"}, "width")],
+)
 def test_bad_arguments_name_themselves(args, name):
     from cnnlab.errors import ArgumentError
 
@@ -137,8 +156,9 @@ def test_a_net_whose_shape_pass_fails_still_gets_its_counts(capsys):
 
 def test_a_keras_cnn_run_prints_the_exact_counts(cli_env, tmp_path):
     fast = [o for o in FAST if not o.startswith("callbacks.model_summary")]
-    proc = cnnlab(["model/net=keras_cnn", "logger=none", "trainer.max_epochs=1", *fast],
-                  cli_env, timeout=300)
+    proc = cnnlab(
+        ["model/net=keras_cnn", "logger=none", "trainer.max_epochs=1", *fast], cli_env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     dense = [line for line in proc.stdout.splitlines() if line.startswith(" fc1 ")]
     assert dense and dense[0].endswith("1,605,760")

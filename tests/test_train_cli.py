@@ -44,17 +44,29 @@ def test_output_to_a_file_keeps_a_line_per_epoch(cli_env, tmp_path):
     # stdout is a pipe, as under nohup, CI or SLURM's slurm-*.out: with the default
     # callbacks (progress bar on) each epoch's figures are a line of their own, as it ends
     run = tmp_path / "logs" / "run"
-    proc = cnnlab(["debug=limit", "trainer.accelerator=cpu", "logger=none",
-                   "callbacks.model_summary=null", "data.batch_size=32",
-                   f"hydra.run.dir={run}"], cli_env)
+    proc = cnnlab(
+        [
+            "debug=limit",
+            "trainer.accelerator=cpu",
+            "logger=none",
+            "callbacks.model_summary=null",
+            "data.batch_size=32",
+            f"hydra.run.dir={run}",
+        ],
+        cli_env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (run / "train.log").read_text()
     for text in (proc.stdout, log):
-        lines = [line for line in text.splitlines() if "epoch 1/2 · train loss" in line or
-                 "epoch 2/2 · train loss" in line]
+        lines = [
+            line
+            for line in text.splitlines()
+            if "epoch 1/2 · train loss" in line or "epoch 2/2 · train loss" in line
+        ]
         assert len(lines) == 2, text[-3000:]
-        assert all(" · val loss " in line and " · lr " in line and line.endswith(" s")
-                   for line in lines)
+        assert all(
+            " · val loss " in line and " · lr " in line and line.endswith(" s") for line in lines
+        )
     assert "it/s" not in proc.stdout + proc.stderr  # no progress bar frame in the file
     assert "torch threads" in proc.stdout and str(run) in proc.stdout.replace("\n", "")
 
@@ -66,8 +78,10 @@ def test_two_runs_in_the_same_second_get_their_own_dirs(cli_env, tmp_path):
 
     exe = Path(sys.executable).parent / "cnnlab-train"
     args = [str(exe), "train=false", "test=false", "logger=none", *FAST]
-    procs = [subprocess.Popen(args, env=cli_env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for _ in range(2)]
+    procs = [
+        subprocess.Popen(args, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     dirs = run_dirs(tmp_path / "logs")
     assert len(dirs) == 2 and dirs[0] != dirs[1]
@@ -86,8 +100,16 @@ def test_transfer_from_a_fashion_mnist_checkpoint_with_frozen_backbone(cli_env, 
     assert proc.returncode == 0, proc.stderr[-2000:]
     (pre,) = run_dirs(tmp_path / "logs")
     ckpt = pre / "checkpoints" / "last.ckpt"
-    proc = cnnlab([f"model.init_from={ckpt}", "model.freeze=backbone", "logger=none",
-                   "model.optimizer.lr=0.01", *FAST], cli_env)
+    proc = cnnlab(
+        [
+            f"model.init_from={ckpt}",
+            "model.freeze=backbone",
+            "logger=none",
+            "model.optimizer.lr=0.01",
+            *FAST,
+        ],
+        cli_env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     post = [d for d in run_dirs(tmp_path / "logs") if d != pre][0]
     before = torch.load(ckpt, weights_only=True)["state_dict"]
@@ -102,10 +124,12 @@ def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     (d,) = run_dirs(tmp_path / "logs")
     out = tmp_path / "eval.json"
-    proc = cnnlab([str(d / "checkpoints" / "last.ckpt"), "--json", str(out)], cli_env,
-                  tool="cnnlab-eval")
+    proc = cnnlab(
+        [str(d / "checkpoints" / "last.ckpt"), "--json", str(out)], cli_env, tool="cnnlab-eval"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json
+
     evaluated = json.loads(out.read_text())
     # debug=limit tests 2 batches; eval tests the whole (tiny) test set
     assert evaluated["dataset"] == "mnist" and 0 <= evaluated["test/acc"] <= 1
@@ -113,12 +137,22 @@ def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(real_mnist_root() is None,
-                    reason="real MNIST not found: set CNNLAB_DATA_DIR or put it in ../shared/data")
+@pytest.mark.skipif(
+    real_mnist_root() is None,
+    reason="real MNIST not found: set CNNLAB_DATA_DIR or put it in ../shared/data",
+)
 def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):
     env = {**cli_env, "CNNLAB_DATA_DIR": str(real_mnist_root())}
-    proc = cnnlab(["trainer.max_epochs=1", "logger=none", "callbacks.progress_bar=null",
-                   "callbacks.model_summary=null"], env, timeout=900)
+    proc = cnnlab(
+        [
+            "trainer.max_epochs=1",
+            "logger=none",
+            "callbacks.progress_bar=null",
+            "callbacks.model_summary=null",
+        ],
+        env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (d,) = run_dirs(tmp_path / "logs")
     res = results(d)
@@ -127,21 +161,36 @@ def test_mycnn_one_epoch_on_real_mnist_reaches_98_percent(cli_env, tmp_path):
 
 def test_a_slurm_sweep_without_sbatch_says_so_in_one_line(cli_env, tmp_path):
     env = {**cli_env, "PATH": str(Path(sys.executable).parent)}  # no SLURM client on PATH
-    proc = cnnlab(["-m", "hydra/launcher=slurm", "seed=1", *FAST, "logger=none",
-                   f"hydra.sweep.dir={tmp_path / 'sweep'}"], env, timeout=300)
+    proc = cnnlab(
+        [
+            "-m",
+            "hydra/launcher=slurm",
+            "seed=1",
+            *FAST,
+            "logger=none",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        env,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
     assert len(line) == 1 and "sbatch" in line[0] and "hydra/launcher" in line[0]
     assert "Traceback" not in proc.stderr and not list(tmp_path.glob("sweep/*/results.json"))
 
 
-def test_grad_norms_are_logged_at_the_step_they_were_measured(tiny_data, tmp_path, monkeypatch,
-                                                               capsys):
+def test_grad_norms_are_logged_at_the_step_they_were_measured(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
     # 5 steps an epoch, sampled every 4: steps 0, 4 (an epoch's last) and 8; Lightning's own
     # per-step writes come every 50 steps, so none of these would appear through self.log
     code, _, err = train_inprocess(
         [*FAST, "logger=csv", "model.grad_norm_every=4", f"hydra.run.dir={tmp_path / 'run'}"],
-        monkeypatch, capsys, tiny_data, tmp_path / "logs")
+        monkeypatch,
+        capsys,
+        tiny_data,
+        tmp_path / "logs",
+    )
     assert code == 0, err[-2000:]
     with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["train/grad_norm"]]
@@ -152,11 +201,14 @@ def test_grad_norms_are_logged_at_the_step_they_were_measured(tiny_data, tmp_pat
 
 
 def test_help_lists_the_config_groups_without_importing_hydra_or_torch(cli_env):
-    code = ("import sys; sys.argv = ['cnnlab-train', '--help']\n"
-            "from cnnlab.cli.entry import train; train()\n"
-            "print('imported:', sorted({'hydra', 'torch', 'lightning'} & set(sys.modules)))")
-    proc = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True,
-                          text=True, timeout=60)
+    code = (
+        "import sys; sys.argv = ['cnnlab-train', '--help']\n"
+        "from cnnlab.cli.entry import train; train()\n"
+        "print('imported:', sorted({'hydra', 'torch', 'lightning'} & set(sys.modules)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "imported: []" in proc.stdout
     lines = proc.stdout.splitlines()
@@ -164,6 +216,7 @@ def test_help_lists_the_config_groups_without_importing_hydra_or_torch(cli_env):
     assert "trainer: cpu, ddp, default, gpu" in lines
     assert not any(line.startswith("hydra") for line in lines)  # as Hydra's own help
     exe = Path(sys.executable).parent / "cnnlab-train"
-    proc = subprocess.run([str(exe), "--help"], env=cli_env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [str(exe), "--help"], env=cli_env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "trainer: cpu, ddp, default, gpu" in proc.stdout.splitlines()

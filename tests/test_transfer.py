@@ -8,9 +8,9 @@ import pytest
 import torch
 import torchvision
 
-from cnnlab.training.classifier import Classifier
 from cnnlab.nets import MyCNN, ResNet18Transfer
 from cnnlab.nets.transfer import freeze, init_from_checkpoint
+from cnnlab.training.classifier import Classifier
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,18 @@ def test_resnet18_loads_weights_from_a_file(resnet_file):
 
 def test_freeze_backbone_leaves_only_the_head_trainable(resnet_file):
     path, _ = resnet_file
-    model = Classifier(ResNet18Transfer(weights=str(path), input_size=32),
-                       optimizer=partial(torch.optim.Adam, lr=1e-3), freeze="backbone")
+    model = Classifier(
+        ResNet18Transfer(weights=str(path), input_size=32),
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        freeze="backbone",
+    )
     trainable = [n for n, p in model.net.named_parameters() if p.requires_grad]
     assert trainable == ["backbone.fc.weight", "backbone.fc.bias"]
-    opt = model.configure_optimizers()["optimizer"] if isinstance(
-        model.configure_optimizers(), dict) else model.configure_optimizers()
+    opt = (
+        model.configure_optimizers()["optimizer"]
+        if isinstance(model.configure_optimizers(), dict)
+        else model.configure_optimizers()
+    )
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == 512 * 10 + 10
 
 
@@ -63,6 +69,7 @@ def test_imagenet_name_offline_says_how_to_get_the_weights(monkeypatch, tmp_path
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", no_network)
     from cnnlab.errors import WeightsUnavailable
+
     with pytest.raises(WeightsUnavailable, match="IMAGENET1K_V1.*model.net.weights"):
         ResNet18Transfer(weights="IMAGENET1K_V1")
 
@@ -92,8 +99,7 @@ def test_feature_cache_trains_the_head_like_the_full_forward_pass(cli_env, tmp_p
     runs = {}
     for enabled in ("true", "false"):
         out = tmp_path / f"cache_{enabled}"
-        proc = cnnlab([*args, f"feature_cache={enabled}",
-                       f"hydra.run.dir={out}"], cli_env)
+        proc = cnnlab([*args, f"feature_cache={enabled}", f"hydra.run.dir={out}"], cli_env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert ("feature cache:" in proc.stdout) == (enabled == "true")
         runs[enabled] = results(out)
@@ -104,10 +110,12 @@ def test_feature_cache_trains_the_head_like_the_full_forward_pass(cli_env, tmp_p
     assert cached["metrics"]["test/acc"] == pytest.approx(full["metrics"]["test/acc"], abs=1e-6)
     head_a = torch.load(tmp_path / "cache_true" / "checkpoints" / "last.ckpt", weights_only=True)
     head_b = torch.load(tmp_path / "cache_false" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert torch.allclose(head_a["state_dict"]["net.fc2.weight"],
-                          head_b["state_dict"]["net.fc2.weight"], atol=1e-4)
-    assert torch.equal(head_a["state_dict"]["net.conv1.weight"],
-                       head_b["state_dict"]["net.conv1.weight"])
+    assert torch.allclose(
+        head_a["state_dict"]["net.fc2.weight"], head_b["state_dict"]["net.fc2.weight"], atol=1e-4
+    )
+    assert torch.equal(
+        head_a["state_dict"]["net.conv1.weight"], head_b["state_dict"]["net.conv1.weight"]
+    )
 
 
 def test_feature_cache_is_not_used_when_the_backbone_sees_random_input():
@@ -117,7 +125,11 @@ def test_feature_cache_is_not_used_when_the_backbone_sees_random_input():
     model = Classifier(MyCNN(), optimizer=partial(torch.optim.Adam), freeze="backbone")
     plain = MNISTDataModule()
     assert cacheable(model, plain) is None
-    assert "augmentation" in cacheable(model, MNISTDataModule(augmentation=BatchAugment("r", degrees=5)))
-    assert "not frozen" in cacheable(Classifier(MyCNN(), optimizer=partial(torch.optim.Adam)), plain)
+    assert "augmentation" in cacheable(
+        model, MNISTDataModule(augmentation=BatchAugment("r", degrees=5))
+    )
+    assert "not frozen" in cacheable(
+        Classifier(MyCNN(), optimizer=partial(torch.optim.Adam)), plain
+    )
     dropped = Classifier(MyCNN(dropout=0.5), optimizer=partial(torch.optim.Adam), freeze="backbone")
     assert "dropout" in cacheable(dropped, plain)

@@ -15,8 +15,10 @@ def write_bad_files(tmp_path):
     corrupt.write_bytes(b"\x00garbage")
     other_arch = tmp_path / "keras.ckpt"
     from cnnlab.nets import KerasCNN
-    torch.save({"state_dict": {f"net.{k}": v for k, v in KerasCNN().state_dict().items()}},
-               other_arch)
+
+    torch.save(
+        {"state_dict": {f"net.{k}": v for k, v in KerasCNN().state_dict().items()}}, other_arch
+    )
     return {"corrupt": corrupt, "other_arch": other_arch, "missing": tmp_path / "missing.ckpt"}
 
 
@@ -27,21 +29,44 @@ CASES = [
     (["model.optimizer.lr=0"], 2, "model.optimizer.lr=0 is invalid: a learning rate > 0"),
     (["model.optimizer.lr=-1e-3"], 2, "model.optimizer.lr=-0.001"),
     (["data.batch_size=0"], 2, "data.batch_size=0 is invalid: an integer >= 1"),
-    (["data.val_fraction=1.0"], 2, "data.val_fraction=1.0 is invalid: a fraction strictly between 0 and 1"),
+    (
+        ["data.val_fraction=1.0"],
+        2,
+        "data.val_fraction=1.0 is invalid: a fraction strictly between 0 and 1",
+    ),
     (["data.val_fraction=0"], 2, "data.val_fraction=0"),
-    (["data/augmentation=rotation", "data.augmentation.degrees=-10"], 2,
-     "data.augmentation.degrees=-10 is invalid: rotation degrees in [0, 180]"),
+    (
+        ["data/augmentation=rotation", "data.augmentation.degrees=-10"],
+        2,
+        "data.augmentation.degrees=-10 is invalid: rotation degrees in [0, 180]",
+    ),
     (["data.augmentation.hflip=1.5"], 2, "data.augmentation.hflip=1.5"),
     (["data.augmentation.translate=2"], 2, "data.augmentation.translate=2"),
     (["trainer.max_epochs=0"], 2, "trainer.max_epochs=0 is invalid: an integer >= 1"),
-    (["data.name=cifar10"], 2, "data.name='cifar10' is invalid: must be 'mnist' or 'fashion_mnist'"),
-    (["model.freeze=everything"], 2, "model.freeze='everything' is invalid: must be 'none' or 'backbone'"),
+    (
+        ["data.name=cifar10"],
+        2,
+        "data.name='cifar10' is invalid: must be 'mnist' or 'fashion_mnist'",
+    ),
+    (
+        ["model.freeze=everything"],
+        2,
+        "model.freeze='everything' is invalid: must be 'none' or 'backbone'",
+    ),
     (["resume=maybe"], 2, "resume='maybe' is invalid: one of ['never', 'auto']"),
     (["seed=-3"], 2, "seed=-3 is invalid"),
-    (["model/net=convnet_seed001"], 2,
-     "model.net.input_size=[1, 39, 31] is invalid: the net's layers are sized for this input"),
-    (["trainer.accelerator=gpu"] if not torch.cuda.is_available() else ["trainer.accelerator=tpu"],
-     2, "trainer.accelerator="),
+    (
+        ["model/net=convnet_seed001"],
+        2,
+        "model.net.input_size=[1, 39, 31] is invalid: the net's layers are sized for this input",
+    ),
+    (
+        ["trainer.accelerator=gpu"]
+        if not torch.cuda.is_available()
+        else ["trainer.accelerator=tpu"],
+        2,
+        "trainer.accelerator=",
+    ),
     (["model.scheduler.factor=1.5"], 2, "model.scheduler.factor=1.5"),
     (["torch_threads=0"], 2, "torch_threads=0"),
     (["cpu_malloc.mmap_threshold_mb=4096"], 2, "cpu_malloc.mmap_threshold_mb=4096 is invalid"),
@@ -51,15 +76,25 @@ CASES = [
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
     (["ckpt_path={missing}"], 2, "ckpt_path="),
     (["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"], 2, "model.net.weights="),
-    (["model/net=convnet", "model.net.layers=[{type: conv, channels: 8, kernel: 40}]"], 2,
-     "model.net.layers[0]"),
-    (["model/optimizer=sgd", "model.optimizer.momentum=0"], 2,
-     "Nesterov momentum requires a momentum"),
+    (
+        ["model/net=convnet", "model.net.layers=[{type: conv, channels: 8, kernel: 40}]"],
+        2,
+        "model.net.layers[0]",
+    ),
+    (
+        ["model/optimizer=sgd", "model.optimizer.momentum=0"],
+        2,
+        "Nesterov momentum requires a momentum",
+    ),
     (["model/optimizer=sgd", "model.optimizer.lr=1e12"], 1, "training loss became"),
     # values only read at the end of an epoch, a trainer value Lightning would only trip on
     # later, a non-numeric data value, a nonsense trainer value: all refused before any data
     (["model.scheduler.patience=abc"], 2, "model.scheduler.patience='abc' is invalid"),
-    (["model/scheduler=cosine", "model.scheduler.T_max=0"], 2, "model.scheduler.T_max=0 is invalid"),
+    (
+        ["model/scheduler=cosine", "model.scheduler.T_max=0"],
+        2,
+        "model.scheduler.T_max=0 is invalid",
+    ),
     (["trainer.precision=17"], 2, "trainer.precision=17 is invalid"),
     (["data.mean=abc"], 2, "data.mean='abc' is invalid"),
     (["trainer.log_every_n_steps=-5"], 2, "trainer.log_every_n_steps=-5 is invalid"),
@@ -68,16 +103,19 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("overrides, code, message", CASES,
-                         ids=[" ".join(c[0])[:60] for c in CASES])
-def test_bad_input_is_refused_with_one_clear_line(overrides, code, message, tmp_path, tiny_data,
-                                                   monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "overrides, code, message", CASES, ids=[" ".join(c[0])[:60] for c in CASES]
+)
+def test_bad_input_is_refused_with_one_clear_line(
+    overrides, code, message, tmp_path, tiny_data, monkeypatch, capsys
+):
     files = write_bad_files(tmp_path)
     for name, path in files.items():
-        overrides = [o.replace("{%s}" % name, str(path)) for o in overrides]
+        overrides = [o.replace(f"{{{name}}}", str(path)) for o in overrides]
     logs = tmp_path / "logs"
-    got, _, err = train_inprocess([*FAST, "logger=none", *overrides], monkeypatch, capsys,
-                                  tiny_data, logs)
+    got, _, err = train_inprocess(
+        [*FAST, "logger=none", *overrides], monkeypatch, capsys, tiny_data, logs
+    )
     assert got == code, err
     assert message in err, err
     assert "Traceback" not in err
@@ -90,9 +128,13 @@ def test_bad_input_is_refused_with_one_clear_line(overrides, code, message, tmp_
 
 
 def test_nan_loss_names_the_step_and_a_hint(tmp_path, tiny_data, monkeypatch, capsys):
-    got, _, err = train_inprocess([*FAST, "logger=none", "model/optimizer=sgd",
-                                   "model.optimizer.lr=1e12"], monkeypatch, capsys, tiny_data,
-                                  tmp_path / "logs")
+    got, _, err = train_inprocess(
+        [*FAST, "logger=none", "model/optimizer=sgd", "model.optimizer.lr=1e12"],
+        monkeypatch,
+        capsys,
+        tiny_data,
+        tmp_path / "logs",
+    )
     assert got == 1
     (d,) = run_dirs(tmp_path / "logs")
     assert "global step" in results(d)["error"] and "model.optimizer.lr" in results(d)["error"]
@@ -100,26 +142,31 @@ def test_nan_loss_names_the_step_and_a_hint(tmp_path, tiny_data, monkeypatch, ca
 
 def test_corrupt_data_file_is_named(tmp_path, tiny_data, monkeypatch, capsys):
     import shutil
+
     root = tmp_path / "data"
     shutil.copytree(tiny_data, root)
     f = root / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     f.write_bytes(f.read_bytes()[:-7])
-    got, _, err = train_inprocess([*FAST, "logger=none"], monkeypatch, capsys, root,
-                                  tmp_path / "logs")
+    got, _, err = train_inprocess(
+        [*FAST, "logger=none"], monkeypatch, capsys, root, tmp_path / "logs"
+    )
     assert got == 2
     assert "train-labels-idx1-ubyte is corrupt or truncated" in err
 
 
-def test_a_refused_relaunch_loses_nothing_already_written(tmp_path, tiny_data, monkeypatch,
-                                                          capsys):
+def test_a_refused_relaunch_loses_nothing_already_written(tmp_path, tiny_data, monkeypatch, capsys):
     run = tmp_path / "logs" / "run"
     args = [*FAST, "logger=none", f"hydra.run.dir={run}"]
     assert train_inprocess(args, monkeypatch, capsys, tiny_data, tmp_path / "logs")[0] == 0
     before = (run / "results.json").read_text()
     ckpt = (run / "checkpoints" / "last.ckpt").read_bytes()
-    got, _, err = train_inprocess([*args, "resume=auto", "skip_completed=false",
-                                   "model.net.dropout=1.5"], monkeypatch, capsys, tiny_data,
-                                  tmp_path / "logs")
+    got, _, err = train_inprocess(
+        [*args, "resume=auto", "skip_completed=false", "model.net.dropout=1.5"],
+        monkeypatch,
+        capsys,
+        tiny_data,
+        tmp_path / "logs",
+    )
     assert got == 2 and "model.net.dropout=1.5" in err
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == ckpt
     assert (run / "results.json").read_text() == before  # still the completed record

@@ -11,8 +11,7 @@ import pytest
 
 from cnnlab.analysis import render, stats
 from cnnlab.analysis.load import group_arms, load_runs
-from cnnlab.analysis.verdict import (EFFECT, EQUIVALENT, INCONCLUSIVE, Settings, factorial,
-                                     summarize)
+from cnnlab.analysis.verdict import EFFECT, EQUIVALENT, INCONCLUSIVE, factorial, summarize
 from cnnlab.cli.compare import main
 
 SEEDS = [1, 2, 3, 4, 5]
@@ -20,38 +19,59 @@ Z = np.array([-1.2649, -0.6325, 0.0, 0.6325, 1.2649])  # mean 0, sample sd 1
 REF = 0.990 + 0.001 * np.array([0.3, -0.5, 0.1, 0.4, -0.3])
 
 
-def run(root: Path, arm: str, seed: int, acc: float, curve=None, grads=None,
-        correct: np.ndarray | None = None) -> None:
+def run(
+    root: Path,
+    arm: str,
+    seed: int,
+    acc: float,
+    curve=None,
+    grads=None,
+    correct: np.ndarray | None = None,
+) -> None:
     d = root / f"{arm},{seed}"
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(f"- arm={arm}\n- seed={seed}\n")
     curve = curve or [acc - 0.02, acc - 0.0002, acc]
     rows = [{"epoch": e, "val/acc": v, **(grads or {})} for e, v in enumerate(curve)]
-    (d / "results.json").write_text(json.dumps({
-        "status": "completed", "metrics": {"test/acc": acc, "test/loss": 0.1},
-        "epochs": len(curve), "history": rows}))
+    (d / "results.json").write_text(
+        json.dumps(
+            {
+                "status": "completed",
+                "metrics": {"test/acc": acc, "test/loss": 0.1},
+                "epochs": len(curve),
+                "history": rows,
+            }
+        )
+    )
     if correct is not None:
         target = np.zeros(len(correct), dtype=np.uint8)
-        np.savez(d / "test_predictions.npz", pred=(1 - correct).astype(np.uint8),
-                 target=target)
+        np.savez(d / "test_predictions.npz", pred=(1 - correct).astype(np.uint8), target=target)
 
 
 def synthetic_study(root: Path) -> None:
     """a_ref; b_effect (−1 pp); c_holm (p ≈ 0.02 raw, 4th of 5 by Holm: 0.08); d_equiv
     (0 ± tiny); e_underpowered (+0.05 pp, sd 0.4 pp); f_bimodal (4 of 5 seeds at chance);
     b_effect still improves at its last epoch."""
-    arms = {"a_ref": np.zeros(5), "b_effect": -0.01 + 0.0005 * Z,
-            "c_holm": 0.00168 + 0.001 * Z, "d_equiv": 0.0002 * Z,
-            "e_underpowered": 0.0005 + 0.004 * Z}
+    arms = {
+        "a_ref": np.zeros(5),
+        "b_effect": -0.01 + 0.0005 * Z,
+        "c_holm": 0.00168 + 0.001 * Z,
+        "d_equiv": 0.0002 * Z,
+        "e_underpowered": 0.0005 + 0.004 * Z,
+    }
     for arm, diffs in arms.items():
         for seed, r, d in zip(SEEDS, REF, diffs):
             acc = float(r + d)
             curve = [acc - 0.03, acc - 0.01, acc] if arm == "b_effect" else None
-            run(root, arm, seed, acc, curve,
-                grads={"grad_norm/conv1": 0.1, "grad_norm/fc": 0.2})
+            run(root, arm, seed, acc, curve, grads={"grad_norm/conv1": 0.1, "grad_norm/fc": 0.2})
     for seed, acc in zip(SEEDS, [0.1135, 0.1135, 0.1135, 0.1135, 0.985]):
-        run(root, "f_bimodal", seed, acc,
-            grads={"grad_norm/conv1": 1e-14 if acc < 0.2 else 1e-2, "grad_norm/fc": 1.0})
+        run(
+            root,
+            "f_bimodal",
+            seed,
+            acc,
+            grads={"grad_norm/conv1": 1e-14 if acc < 0.2 else 1e-2, "grad_norm/fc": 1.0},
+        )
 
 
 @pytest.fixture
@@ -161,14 +181,22 @@ def test_factorial_main_effects_and_interaction_with_seed_blocks(tmp_path):
     for d in ("0.0", "0.5"):
         for b in ("false", "true"):
             for seed, block in zip(SEEDS, [0.001, -0.002, 0.0, 0.0015, -0.0005]):
-                acc = 0.98 + block - 0.003 * (d == "0.5") + 0.002 * (b == "true") \
-                    + 0.001 * (d == "0.5" and b == "true") + rng.normal(0, 0.0001)
+                acc = (
+                    0.98
+                    + block
+                    - 0.003 * (d == "0.5")
+                    + 0.002 * (b == "true")
+                    + 0.001 * (d == "0.5" and b == "true")
+                    + rng.normal(0, 0.0001)
+                )
                 r = tmp_path / f"{d}{b}{seed}"
                 (r / ".hydra").mkdir(parents=True)
                 (r / ".hydra" / "overrides.yaml").write_text(
-                    f"- model.net.dropout={d}\n- model.net.batchnorm={b}\n- seed={seed}\n")
-                (r / "results.json").write_text(json.dumps(
-                    {"status": "completed", "metrics": {"test/acc": acc}}))
+                    f"- model.net.dropout={d}\n- model.net.batchnorm={b}\n- seed={seed}\n"
+                )
+                (r / "results.json").write_text(
+                    json.dumps({"status": "completed", "metrics": {"test/acc": acc}})
+                )
     summaries = summarize(group_arms(load_runs([tmp_path])))
     terms = {t["term"]: t for t in factorial(summaries)}
     assert terms["dropout=0.5"]["estimate"] == pytest.approx(-0.003, abs=2e-4)
@@ -188,11 +216,14 @@ def test_the_generated_readme_block_comes_from_the_json_and_drift_is_seen(tmp_pa
     assert "inconclusive at this power" in fresh and "stalled in 4 of 5 seeds" in fresh
     assert "Still improving at the last epoch: arm=b_effect." in fresh
     assert render.regenerate(fresh, data) == fresh
-    assert render.regenerate(fresh.replace("-1.00 pp", "-1.10 pp"), data) != \
-        fresh.replace("-1.00 pp", "-1.10 pp")
+    assert render.regenerate(fresh.replace("-1.00 pp", "-1.10 pp"), data) != fresh.replace(
+        "-1.00 pp", "-1.10 pp"
+    )
     (tmp_path / "README.md").write_text(readme)  # --readme re-renders the block in place
-    assert main([str(tmp_path), "--reference", "arm=a_ref", "--readme",
-                 str(tmp_path / "README.md")]) == 0
+    assert (
+        main([str(tmp_path), "--reference", "arm=a_ref", "--readme", str(tmp_path / "README.md")])
+        == 0
+    )
     assert (tmp_path / "README.md").read_text() == fresh
 
 
@@ -204,8 +235,8 @@ GENERATED = sorted(p for p in EXPERIMENTS.glob("*/README.md") if render.BEGIN in
 def test_every_published_readme_matches_its_comparison_json(readme):
     data = json.loads((readme.parent / "comparison.json").read_text())
     assert render.regenerate(readme.read_text(), data) == readme.read_text(), (
-        f"{readme} differs from its comparison.json: re-render it with cnnlab-compare "
-        "--readme")
+        f"{readme} differs from its comparison.json: re-render it with cnnlab-compare --readme"
+    )
 
 
 def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys):
@@ -216,9 +247,16 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
                 d = tmp_path / f"x{budget}" / f"{arm}{seed}"
                 (d / ".hydra").mkdir(parents=True)
                 (d / ".hydra" / "overrides.yaml").write_text(
-                    f"- arm={arm}\n- seed={seed}\n- study_budget={budget}\n")
-                (d / "results.json").write_text(json.dumps({"status": "completed", "metrics": {
-                    "test/acc": r + extra + 0.0001 * seed * (arm == "b")}}))
+                    f"- arm={arm}\n- seed={seed}\n- study_budget={budget}\n"
+                )
+                (d / "results.json").write_text(
+                    json.dumps(
+                        {
+                            "status": "completed",
+                            "metrics": {"test/acc": r + extra + 0.0001 * seed * (arm == "b")},
+                        }
+                    )
+                )
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "x1")]) == 0
     out = capsys.readouterr().out.split("each arm against itself")[1]
     row_b = next(line for line in out.splitlines() if "arm=b" in line)
@@ -230,8 +268,9 @@ def test_a_run_keeps_its_test_predictions_and_an_eval_mode_training_accuracy(cli
     from conftest import FAST, cnnlab
 
     run_dir = tmp_path / "run"
-    proc = cnnlab([*FAST, "logger=none", "train_eval_images=64", f"hydra.run.dir={run_dir}"],
-                  cli_env)
+    proc = cnnlab(
+        [*FAST, "logger=none", "train_eval_images=64", f"hydra.run.dir={run_dir}"], cli_env
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((run_dir / "results.json").read_text())
     with np.load(run_dir / "test_predictions.npz") as saved:

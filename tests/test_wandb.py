@@ -7,8 +7,8 @@ import json
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cnnlab.run import runner
 from cnnlab.cli.train import CONF_DIR
+from cnnlab.run import runner
 from conftest import FAST
 
 
@@ -26,16 +26,23 @@ def run(tmp_path, data_root, extra=()):
     """A run through cnnlab's runner in this process (so W&B can be patched)."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    overrides = [f"data.root={data_root}", f"paths.output_dir={run_dir}", "run_name=wb",
-                 f"paths.log_dir={tmp_path / 'logs'}", *FAST, *extra]
+    overrides = [
+        f"data.root={data_root}",
+        f"paths.output_dir={run_dir}",
+        "run_name=wb",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        *FAST,
+        *extra,
+    ]
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     runner.run(cfg, run_dir, overrides)
     return 0, json.loads((run_dir / "results.json").read_text()), run_dir
 
 
-def test_wandb_failing_mid_run_leaves_training_and_results_intact(tmp_path, tiny_data,
-                                                                  offline_wandb, monkeypatch):
+def test_wandb_failing_mid_run_leaves_training_and_results_intact(
+    tmp_path, tiny_data, offline_wandb, monkeypatch
+):
     from wandb.sdk.wandb_run import Run
 
     calls = {"n": 0}
@@ -56,8 +63,9 @@ def test_wandb_failing_mid_run_leaves_training_and_results_intact(tmp_path, tiny
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
 
 
-def test_wandb_that_cannot_start_is_turned_off_not_fatal(tmp_path, tiny_data, offline_wandb,
-                                                         monkeypatch):
+def test_wandb_that_cannot_start_is_turned_off_not_fatal(
+    tmp_path, tiny_data, offline_wandb, monkeypatch
+):
     import wandb
 
     def no_init(*a, **k):
@@ -71,8 +79,9 @@ def test_wandb_that_cannot_start_is_turned_off_not_fatal(tmp_path, tiny_data, of
 
 
 def test_offline_run_logs_grouping_keys(tmp_path, tiny_data, offline_wandb):
-    code, res, run_dir = run(tmp_path, tiny_data, ["group=study-x", "tags=[a,b]",
-                                                   "job_type=ablation"])
+    code, res, run_dir = run(
+        tmp_path, tiny_data, ["group=study-x", "tags=[a,b]", "job_type=ablation"]
+    )
     assert code == 0
     # a single run's W&B files go to the log dir's one W&B folder, its id leading with its name
     (offline,) = (tmp_path / "logs").glob("wandb/offline-run-*")

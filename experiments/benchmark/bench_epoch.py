@@ -68,24 +68,36 @@ class Bench:
         from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
 
         self.args, self.device = args, torch.device(args.device)
-        base = [f"data.root={args.data_root}", "paths.output_dir=/tmp/cnnlab-bench",
-                "run_name=bench", "logger=none", "callbacks=none", "test=false",
-                "model/scheduler=none",  # no validation here, so nothing to plateau on
-                f"trainer.accelerator={'gpu' if self.device.type == 'cuda' else 'cpu'}",
-                "trainer.max_epochs=1", "trainer.limit_val_batches=0",
-                "trainer.num_sanity_val_steps=0", "+trainer.enable_checkpointing=false",
-                "+trainer.enable_progress_bar=false"]
+        base = [
+            f"data.root={args.data_root}",
+            "paths.output_dir=/tmp/cnnlab-bench",
+            "run_name=bench",
+            "logger=none",
+            "callbacks=none",
+            "test=false",
+            "model/scheduler=none",  # no validation here, so nothing to plateau on
+            f"trainer.accelerator={'gpu' if self.device.type == 'cuda' else 'cpu'}",
+            "trainer.max_epochs=1",
+            "trainer.limit_val_batches=0",
+            "trainer.num_sanity_val_steps=0",
+            "+trainer.enable_checkpointing=false",
+            "+trainer.enable_progress_bar=false",
+        ]
         if args.batches:
             base.append(f"trainer.limit_train_batches={args.batches}")
-        self.cfgs = {k: compose_cnnlab(base + [f"data/augmentation={aug}"])
-                     for k, aug in (("c", "none"), ("d", "rotation"))}
+        self.cfgs = {
+            k: compose_cnnlab(base + [f"data/augmentation={aug}"])
+            for k, aug in (("c", "none"), ("d", "rotation"))
+        }
         cfg = self.cfgs["c"]
         self.batch_size = cfg.data.batch_size
         self.datamodules = {k: instantiate(c.data) for k, c in self.cfgs.items()}
         for dm in self.datamodules.values():
             dm.setup("fit")
         images, labels = self.datamodules["c"].splits["train"]
-        self.n = len(labels) if not args.batches else min(len(labels), args.batches * self.batch_size)
+        self.n = (
+            len(labels) if not args.batches else min(len(labels), args.batches * self.batch_size)
+        )
         # (a): the same split, normalized once, on the device
         self.x = ((images.float() / 255 - cfg.data.mean) / cfg.data.std).to(self.device)
         self.y = labels.to(self.device)
@@ -93,8 +105,13 @@ class Bench:
         import torchvision
         from torchvision import transforms
 
-        tf = transforms.Compose([transforms.RandomRotation(10), transforms.ToTensor(),
-                                 transforms.Normalize((cfg.data.mean,), (cfg.data.std,))])
+        tf = transforms.Compose(
+            [
+                transforms.RandomRotation(10),
+                transforms.ToTensor(),
+                transforms.Normalize((cfg.data.mean,), (cfg.data.std,)),
+            ]
+        )
         full = torchvision.datasets.MNIST(args.data_root, train=True, transform=tf)
         g = torch.Generator().manual_seed(cfg.data.split_seed)
         perm = torch.randperm(len(full), generator=g)
@@ -103,6 +120,7 @@ class Bench:
 
     def model(self):
         from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
+
         return instantiate(self.cfgs["c"].model)
 
     def plain(self) -> float:
@@ -121,14 +139,19 @@ class Bench:
 
     def model_optimizer(self, net):
         from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
+
         return instantiate(self.cfgs["c"].model.optimizer)(params=net.parameters())
 
     def tutorial_loop(self) -> float:
         net = self.model().net.to(self.device)
         opt = self.model_optimizer(net)
-        loader = torch.utils.data.DataLoader(self.tutorial, batch_size=self.batch_size,
-                                             shuffle=True, num_workers=0,
-                                             pin_memory=self.device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            self.tutorial,
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=0,
+            pin_memory=self.device.type == "cuda",
+        )
         sync(self.device)
         t0 = time.perf_counter()
         for b, (x, y) in enumerate(loader):
@@ -155,13 +178,23 @@ class Bench:
                 self.train_s += self.seconds
                 images, labels = self.dm.splits["test"]
                 with torch.no_grad():
-                    correct = sum(int((pl_module(self.dm.prepare_batch(
-                        images[i:i + 10_000].to(pl_module.device), 0, False)).argmax(1)
-                        == labels[i:i + 10_000].to(pl_module.device)).sum())
-                        for i in range(0, len(labels), 10_000))
+                    correct = sum(
+                        int(
+                            (
+                                pl_module(
+                                    self.dm.prepare_batch(
+                                        images[i : i + 10_000].to(pl_module.device), 0, False
+                                    )
+                                ).argmax(1)
+                                == labels[i : i + 10_000].to(pl_module.device)
+                            ).sum()
+                        )
+                        for i in range(0, len(labels), 10_000)
+                    )
                 acc = correct / len(labels)
-                self.rows.append({"epoch": trainer.current_epoch + 1, "train_s": self.train_s,
-                                  "test_acc": acc})
+                self.rows.append(
+                    {"epoch": trainer.current_epoch + 1, "train_s": self.train_s, "test_acc": acc}
+                )
                 if acc >= target:
                     trainer.should_stop = True
 
@@ -176,8 +209,12 @@ class Bench:
             warnings.simplefilter("ignore")
             trainer.fit(self.model(), datamodule=dm)
         reached = [r for r in cb.rows if r["test_acc"] >= target]
-        return {"target": target, "epochs": cb.rows, "wall_s": time.perf_counter() - t0,
-                "reached": reached[0] if reached else None}
+        return {
+            "target": target,
+            "epochs": cb.rows,
+            "wall_s": time.perf_counter() - t0,
+            "reached": reached[0] if reached else None,
+        }
 
     def cnnlab(self, key: str) -> float:
         from cnnlab.config.build import make_object as instantiate  # as cnnlab-train does
@@ -197,17 +234,30 @@ def peak_memory(device: torch.device) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batches", type=int, default=None, help="batches per epoch, all variants")
-    parser.add_argument("--quick", action="store_true", help="150 batches, 3 reps (~1 min on 2 cores)")
-    parser.add_argument("--time-to-acc", type=float, default=None, metavar="ACC",
-                        help="also train cnnlab (no augmentation) until test accuracy >= ACC")
+    parser.add_argument(
+        "--quick", action="store_true", help="150 batches, 3 reps (~1 min on 2 cores)"
+    )
+    parser.add_argument(
+        "--time-to-acc",
+        type=float,
+        default=None,
+        metavar="ACC",
+        help="also train cnnlab (no augmentation) until test accuracy >= ACC",
+    )
     parser.add_argument("--max-epochs", type=int, default=20, help="limit for --time-to-acc")
-    parser.add_argument("--malloc", default="tuned", choices=["tuned", "default"],
-                        help="tuned: glibc thresholds from conf/train.yaml cpu_malloc, as "
-                             "cnnlab-train sets them (process-wide: every variant gets them)")
+    parser.add_argument(
+        "--malloc",
+        default="tuned",
+        choices=["tuned", "default"],
+        help="tuned: glibc thresholds from conf/train.yaml cpu_malloc, as "
+        "cnnlab-train sets them (process-wide: every variant gets them)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--data-root", default=DATA_ROOT)
     parser.add_argument("--json", type=Path, help="write the raw timings here")
@@ -217,23 +267,27 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     import logging
+
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no per-fit banners and tips
     if args.malloc == "tuned":
         from cnnlab.run.cpu_malloc import keep_freed_memory
+
         keep_freed_memory(**compose_cnnlab([]).cpu_malloc)
     torch.manual_seed(0)
     bench = Bench(args)
-    variants = {"a": ("plain PyTorch loop, preloaded tensors", bench.plain),
-                "b": ("DataLoader + PIL RandomRotation(10)", bench.tutorial_loop),
-                "c": ("cnnlab, no augmentation", lambda: bench.cnnlab("c")),
-                "d": ("cnnlab, rotation augmentation", lambda: bench.cnnlab("d"))}
+    variants = {
+        "a": ("plain PyTorch loop, preloaded tensors", bench.plain),
+        "b": ("DataLoader + PIL RandomRotation(10)", bench.tutorial_loop),
+        "c": ("cnnlab, no augmentation", lambda: bench.cnnlab("c")),
+        "d": ("cnnlab, rotation augmentation", lambda: bench.cnnlab("d")),
+    }
     bench.plain()  # warm-up: kernels and allocator, shared by every variant in this process
     times: dict[str, list[float]] = {k: [] for k in variants}
     peaks: dict[str, float] = {}
     keys = list(variants)
     for rep in range(args.reps):
-        for k in keys[rep % len(keys):] + keys[:rep % len(keys)]:  # rotate the order
+        for k in keys[rep % len(keys) :] + keys[: rep % len(keys)]:  # rotate the order
             gc.collect()
             if bench.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
@@ -250,17 +304,24 @@ def main() -> int:
     from rich.table import Table
 
     n_img = bench.n
-    table = Table(title=f"seconds per training epoch · {n_img} images · batch {bench.batch_size} "
-                        f"· {args.device} · {torch.get_num_threads()} threads · {args.reps} reps "
-                        f"· malloc {args.malloc}")
+    table = Table(
+        title=f"seconds per training epoch · {n_img} images · batch {bench.batch_size} "
+        f"· {args.device} · {torch.get_num_threads()} threads · {args.reps} reps "
+        f"· malloc {args.malloc}"
+    )
     columns = ["", "variant", "median s", "all reps (s)", "images/s"]
     if peaks:
         columns.append("peak GPU MiB")
     for col in columns:
         table.add_column(col, justify="right" if col not in ("", "variant") else "left")
     for k, (name, _) in variants.items():
-        row = [k, name, f"{med[k]:.2f}", " ".join(f"{t:.2f}" for t in times[k]),
-               f"{n_img / med[k]:,.0f}"]
+        row = [
+            k,
+            name,
+            f"{med[k]:.2f}",
+            " ".join(f"{t:.2f}" for t in times[k]),
+            f"{n_img / med[k]:,.0f}",
+        ]
         table.add_row(*row + ([f"{peaks[k]:.0f}"] if peaks else []))
     console = Console()
     console.print(table)
@@ -268,9 +329,15 @@ def main() -> int:
     if reached is not None:
         hit = reached["reached"]
         curve = ", ".join(f"{r['epoch']}: {r['test_acc']:.4f}" for r in reached["epochs"])
-        console.print(f"time to {reached['target']:.2%} test accuracy: " + (
-            f"{hit['train_s']:.1f} s of training, epoch {hit['epoch']}" if hit else
-            f"not reached in {len(reached['epochs'])} epochs") + f"  (test acc by epoch: {curve})")
+        console.print(
+            f"time to {reached['target']:.2%} test accuracy: "
+            + (
+                f"{hit['train_s']:.1f} s of training, epoch {hit['epoch']}"
+                if hit
+                else f"not reached in {len(reached['epochs'])} epochs"
+            )
+            + f"  (test acc by epoch: {curve})"
+        )
     # per repetition c/a etc. from the same rotation: a check that the ratio of medians
     # is not an artefact of one slow repetition
     ratios, paired = {}, {}
@@ -282,14 +349,27 @@ def main() -> int:
         target = TARGETS[name]
         verdict = "[green]PASS[/]" if value <= target else "[red]MISS[/]"
         spread = " ".join(f"{r:.3f}" for r in sorted(paired[name]))
-        console.print(f"{name} = {value:.3f}   (target ≤ {target:.2f}) {verdict}   "
-                      f"per repetition: {spread}")
+        console.print(
+            f"{name} = {value:.3f}   (target ≤ {target:.2f}) {verdict}   per repetition: {spread}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"times": times, "medians": med, "ratios": ratios,
-                                         "paired": paired, "time_to_accuracy": reached,
-                                         "peak_gpu_mib": peaks, "images": n_img,
-                                         "device": args.device, "malloc": args.malloc,
-                                         "threads": torch.get_num_threads()}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "times": times,
+                    "medians": med,
+                    "ratios": ratios,
+                    "paired": paired,
+                    "time_to_accuracy": reached,
+                    "peak_gpu_mib": peaks,
+                    "images": n_img,
+                    "device": args.device,
+                    "malloc": args.malloc,
+                    "threads": torch.get_num_threads(),
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -32,14 +32,19 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DATA_ROOT = os.environ.get("CNNLAB_DATA_DIR", str(REPO.parent / "shared" / "data"))
 TARGETS = {"--help s": 0.5, "first run s": 6.0, "marginal run s": 1.0, "step overhead ms": 0.15}
-ONE_BATCH = ["trainer.max_epochs=1", "++trainer.limit_train_batches=1",
-             "++trainer.limit_val_batches=1", "++trainer.limit_test_batches=1"]
+ONE_BATCH = [
+    "trainer.max_epochs=1",
+    "++trainer.limit_train_batches=1",
+    "++trainer.limit_val_batches=1",
+    "++trainer.limit_test_batches=1",
+]
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
@@ -49,33 +54,51 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
 def sweep(runs: int, out: Path, env: dict[str, str], profile: Path | None = None) -> float:
     """Wall seconds of ``cnnlab-train -m`` over ``runs`` one-batch runs (seeds 1..runs)."""
     python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
-    cmd = [*python, "-m", "cnnlab.cli.train", "-m", *ONE_BATCH,
-           f"seed=range(1,{runs + 1})", f"hydra.sweep.dir={out}"]
+    cmd = [
+        *python,
+        "-m",
+        "cnnlab.cli.train",
+        "-m",
+        *ONE_BATCH,
+        f"seed=range(1,{runs + 1})",
+        f"hydra.sweep.dir={out}",
+    ]
     wall = timed(cmd, env)[0]
-    done = [p for p in out.glob("*/results.json")
-            if json.loads(p.read_text())["status"] == "completed"]
+    done = [
+        p for p in out.glob("*/results.json") if json.loads(p.read_text())["status"] == "completed"
+    ]
     if len(done) != runs:
         sys.exit(f"{runs - len(done)} of {runs} runs did not complete; see {out}")
     return wall
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--runs", type=int, default=5, help="runs of the longer sweep")
     p.add_argument("--steps", type=int, default=750, help="steps for bench_step_overhead")
     p.add_argument("--ratio", action="store_true", help="also the fast recipe's cnnlab/plain")
     p.add_argument("--profile", type=Path, help="write cProfile dumps of the sweeps here")
-    p.add_argument("--no-help", action="store_true",
-                   help="skip --help (an older checkout on PYTHONPATH, before its fast path)")
+    p.add_argument(
+        "--no-help",
+        action="store_true",
+        help="skip --help (an older checkout on PYTHONPATH, before its fast path)",
+    )
     p.add_argument("--data-root", default=DATA_ROOT)
     args = p.parse_args()
     if args.runs < 2:
         p.error("--runs must be >= 2: the marginal cost is (N runs - 1 run) / (N - 1)")
     tmp = Path(tempfile.mkdtemp(prefix="cnnlab-fixed-"))
-    env = {**os.environ, "WANDB_MODE": "offline", "CNNLAB_DATA_DIR": args.data_root,
-           "CNNLAB_LOG_DIR": str(tmp / "logs"), "WANDB_DIR": str(tmp), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "CNNLAB_DATA_DIR": args.data_root,
+        "CNNLAB_LOG_DIR": str(tmp / "logs"),
+        "WANDB_DIR": str(tmp),
+        "PYTHONUNBUFFERED": "1",
+    }
     exe = Path(sys.executable).parent / "cnnlab-train"
     helps, firsts, marginals = [], [], []
     for rep in range(args.reps):  # interleaved, so machine load hits every figure alike
@@ -87,26 +110,58 @@ def main() -> int:
         many = sweep(args.runs, tmp / f"many{rep}", env, prof and prof / f"sweep_{args.runs}.prof")
         firsts.append(one)
         marginals.append((many - one) / (args.runs - 1))
-        print(f"rep {rep + 1}: --help {helps[-1]:.2f} s, 1 run {one:.2f} s, "
-              f"{args.runs} runs {many:.2f} s", flush=True)
-    _, step = timed([sys.executable, str(HERE / "bench_step_overhead.py"), "--steps",
-                     str(args.steps), "--reps", str(args.reps), "--data-root", args.data_root],
-                    {**env, "OMP_NUM_THREADS": "1"})
-    over = {line.split()[0]: float(line.split("+")[-1].split()[0])
-            for line in step.stdout.splitlines() if "over plain" in line}
-    figures = {"--help s": statistics.median(helps), "first run s": statistics.median(firsts),
-               "marginal run s": statistics.median(marginals),
-               "step overhead ms": over.get("cnnlab", float("nan"))}
+        print(
+            f"rep {rep + 1}: --help {helps[-1]:.2f} s, 1 run {one:.2f} s, "
+            f"{args.runs} runs {many:.2f} s",
+            flush=True,
+        )
+    _, step = timed(
+        [
+            sys.executable,
+            str(HERE / "bench_step_overhead.py"),
+            "--steps",
+            str(args.steps),
+            "--reps",
+            str(args.reps),
+            "--data-root",
+            args.data_root,
+        ],
+        {**env, "OMP_NUM_THREADS": "1"},
+    )
+    over = {
+        line.split()[0]: float(line.split("+")[-1].split()[0])
+        for line in step.stdout.splitlines()
+        if "over plain" in line
+    }
+    figures = {
+        "--help s": statistics.median(helps),
+        "first run s": statistics.median(firsts),
+        "marginal run s": statistics.median(marginals),
+        "step overhead ms": over.get("cnnlab", float("nan")),
+    }
     print(f"\nmedians over {args.reps} reps; one-batch runs, default logger (W&B offline)")
     for name, value in figures.items():
         verdict = "met" if value <= TARGETS[name] else "MISSED"
         print(f"  {name:18s} {value:8.3f}   (target <= {TARGETS[name]}) {verdict}")
     print("\nbench_step_overhead.py (1 thread):\n" + step.stdout.strip())
     if args.ratio:
-        _, acc = timed([sys.executable, str(HERE / "bench_time_to_acc.py"), "--recipes", "fast",
-                        "--reps", str(args.reps), "--data-root", args.data_root], env)
-        print("\nbench_time_to_acc.py --recipes fast:\n"
-              + "\n".join(line for line in acc.stdout.splitlines() if "cnnlab/plain" in line))
+        _, acc = timed(
+            [
+                sys.executable,
+                str(HERE / "bench_time_to_acc.py"),
+                "--recipes",
+                "fast",
+                "--reps",
+                str(args.reps),
+                "--data-root",
+                args.data_root,
+            ],
+            env,
+        )
+        print(
+            "\nbench_time_to_acc.py --recipes fast:\n"
+            + "\n".join(line for line in acc.stdout.splitlines() if "cnnlab/plain" in line)
+        )
     return 0
 
 

@@ -62,20 +62,35 @@ class Batches:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--steps", type=int, default=750)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--data-root", default=DATA_ROOT)
     args = p.parse_args()
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    base = [f"data.root={args.data_root}", "logger=none", "callbacks=none", "test=false",
-            "model/scheduler=none", "trainer.accelerator=cpu", "trainer.max_epochs=1",
-            "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0",
-            "+trainer.enable_checkpointing=false", "+trainer.enable_progress_bar=false",
-            f"trainer.limit_train_batches={args.steps}", "paths.output_dir=/tmp/cnnlab-bench"]
-    cfgs = {aug: compose_cnnlab(base + [f"data/augmentation={aug}"]) for aug in ("none", "rotation")}
+    base = [
+        f"data.root={args.data_root}",
+        "logger=none",
+        "callbacks=none",
+        "test=false",
+        "model/scheduler=none",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=1",
+        "trainer.limit_val_batches=0",
+        "trainer.num_sanity_val_steps=0",
+        "+trainer.enable_checkpointing=false",
+        "+trainer.enable_progress_bar=false",
+        f"trainer.limit_train_batches={args.steps}",
+        "paths.output_dir=/tmp/cnnlab-bench",
+    ]
+    cfgs = {
+        aug: compose_cnnlab(base + [f"data/augmentation={aug}"]) for aug in ("none", "rotation")
+    }
     from cnnlab.run.cpu_malloc import keep_freed_memory
+
     keep_freed_memory(**cfgs["none"].cpu_malloc)  # as cnnlab-train does
     dm = instantiate(cfgs["none"].data)
     dm.setup("fit")
@@ -97,10 +112,17 @@ def main() -> int:
     def fit(model, data, cfg=None) -> float:
         timer = EpochTimer()
         if cfg is None:
-            trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False,
-                                enable_checkpointing=False, enable_progress_bar=False,
-                                enable_model_summary=False, callbacks=[timer],
-                                limit_train_batches=args.steps, num_sanity_val_steps=0)
+            trainer = L.Trainer(
+                accelerator="cpu",
+                max_epochs=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                callbacks=[timer],
+                limit_train_batches=args.steps,
+                num_sanity_val_steps=0,
+            )
         else:
             trainer = instantiate(cfg.trainer, callbacks=[timer], logger=False)
         with warnings.catch_warnings():
@@ -121,19 +143,25 @@ def main() -> int:
         model.example_input_array = None
         return fit(model, instantiate(cfg.data), cfg)
 
-    variants = {"plain": plain, "lightning": lightning, "cnnlab": lambda: cnnlab("none"),
-                "cnnlab+aug": lambda: cnnlab("rotation")}
+    variants = {
+        "plain": plain,
+        "lightning": lightning,
+        "cnnlab": lambda: cnnlab("none"),
+        "cnnlab+aug": lambda: cnnlab("rotation"),
+    }
     for fn in variants.values():  # warm-up
         fn()
     times = {k: [] for k in variants}
     keys = list(variants)
     for rep in range(args.reps):
-        for k in keys[rep % len(keys):] + keys[:rep % len(keys)]:
+        for k in keys[rep % len(keys) :] + keys[: rep % len(keys)]:
             gc.collect()
             times[k].append(variants[k]())
     base_ms = statistics.median(times["plain"]) / args.steps * 1e3
-    print(f"{args.steps} steps, batch {bs}, tiny linear net, {torch.get_num_threads()} threads, "
-          f"{args.reps} reps (medians)")
+    print(
+        f"{args.steps} steps, batch {bs}, tiny linear net, {torch.get_num_threads()} threads, "
+        f"{args.reps} reps (medians)"
+    )
     for k in variants:
         ms = statistics.median(times[k]) / args.steps * 1e3
         print(f"  {k:11s} {ms:6.3f} ms/step   +{ms - base_ms:.3f} ms over plain")

@@ -50,22 +50,36 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_epoch import DATA_ROOT, EpochTimer, compose_cnnlab, peak_memory, sync  # noqa: E402
 
-RECIPES = {"fast": ["experiment=fast"], "fast_mycnn": ["experiment=fast_mycnn"],
-           "seed003": ["experiment=baseline"]}
+RECIPES = {
+    "fast": ["experiment=fast"],
+    "fast_mycnn": ["experiment=fast_mycnn"],
+    "seed003": ["experiment=baseline"],
+}
 TARGET_RATIO = 1.05  # issue: cnnlab/plain <= 1.05 on the fast recipe
 ARMS = {"p": "plain PyTorch loop", "c": "cnnlab"}
 
 
 def recipe_config(name: str, seed: int, args, extra: list[str] = ()):
     device = "gpu" if args.device == "cuda" else "cpu"
-    overrides = [*RECIPES[name], f"seed={seed}", f"data.root={args.data_root}",
-                 "paths.output_dir=/tmp/cnnlab-bench", "run_name=bench", "logger=none",
-                 "test=false", f"trainer.accelerator={device}",
-                 # what a benchmark does not need: bars, tables, files
-                 "callbacks.progress_bar=null", "callbacks.model_summary=null",
-                 "callbacks.lr_monitor=null", "callbacks.model_checkpoint=null",
-                 "+trainer.enable_checkpointing=false", "+trainer.enable_progress_bar=false",
-                 *args.override, *extra]
+    overrides = [
+        *RECIPES[name],
+        f"seed={seed}",
+        f"data.root={args.data_root}",
+        "paths.output_dir=/tmp/cnnlab-bench",
+        "run_name=bench",
+        "logger=none",
+        "test=false",
+        f"trainer.accelerator={device}",
+        # what a benchmark does not need: bars, tables, files
+        "callbacks.progress_bar=null",
+        "callbacks.model_summary=null",
+        "callbacks.lr_monitor=null",
+        "callbacks.model_checkpoint=null",
+        "+trainer.enable_checkpointing=false",
+        "+trainer.enable_progress_bar=false",
+        *args.override,
+        *extra,
+    ]
     if args.batches:
         overrides.append(f"trainer.limit_train_batches={args.batches}")
     if args.max_epochs:
@@ -86,8 +100,10 @@ class TestSet:
     def accuracy(self, net: torch.nn.Module) -> float:
         was_training = net.training
         net.eval()
-        correct = sum(int((net(x).argmax(1) == y).sum())
-                      for x, y in zip(self.x.split(self.batch), self.y.split(self.batch)))
+        correct = sum(
+            int((net(x).argmax(1) == y).sum())
+            for x, y in zip(self.x.split(self.batch), self.y.split(self.batch))
+        )
         net.train(was_training)
         return correct / len(self.y)
 
@@ -107,20 +123,26 @@ class Record:
     def add(self, seconds: float, acc: float) -> bool:
         """Record an epoch; True when the fit should stop here."""
         self.train_s += seconds
-        self.epochs.append({"epoch": len(self.epochs) + 1, "s": seconds,
-                            "train_s": self.train_s, "test_acc": acc})
+        self.epochs.append(
+            {"epoch": len(self.epochs) + 1, "s": seconds, "train_s": self.train_s, "test_acc": acc}
+        )
         return self.stop_at_target and acc >= self.target
 
     def result(self) -> dict:
         hit = next((e for e in self.epochs if e["test_acc"] >= self.target), None)
-        return {"train_s": self.train_s, "epochs": self.epochs,
-                "final_acc": self.epochs[-1]["test_acc"] if self.epochs else None,
-                "t_target": hit and hit["train_s"], "epoch_target": hit and hit["epoch"],
-                "s_per_epoch": self.train_s / max(len(self.epochs), 1)}
+        return {
+            "train_s": self.train_s,
+            "epochs": self.epochs,
+            "final_acc": self.epochs[-1]["test_acc"] if self.epochs else None,
+            "t_target": hit and hit["train_s"],
+            "epoch_target": hit and hit["epoch"],
+            "s_per_epoch": self.train_s / max(len(self.epochs), 1),
+        }
 
 
-def plain(cfg, data: dict, test: TestSet, device: torch.device, record: Record,
-          batches: int | None) -> dict:
+def plain(
+    cfg, data: dict, test: TestSet, device: torch.device, record: Record, batches: int | None
+) -> dict:
     """The recipe by hand: no Lightning, no cnnlab objects but the config's values."""
     from hydra.utils import instantiate
     from lightning.pytorch import seed_everything
@@ -141,8 +163,11 @@ def plain(cfg, data: dict, test: TestSet, device: torch.device, record: Record,
     if cfg.model.get("scheduler") is not None:
         factory = instantiate(cfg.model.scheduler, _convert_="all")
         length = per_epoch * epochs if per_step else epochs
-        fill = {k: length for k in ("total_steps", "T_max")
-                if isinstance(factory, partial) and factory.keywords.get(k, 0) is None}
+        fill = {
+            k: length
+            for k in ("total_steps", "T_max")
+            if isinstance(factory, partial) and factory.keywords.get(k, 0) is None
+        }
         sched = factory(optimizer=opt, **fill)
     plateau = isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
     stopping = (cfg.get("callbacks") or {}).get("early_stopping")
@@ -169,9 +194,13 @@ def plain(cfg, data: dict, test: TestSet, device: torch.device, record: Record,
         if val is not None:  # the recipe's validation pass: its scheduler and stopping read it
             net.eval()
             with torch.no_grad():
-                total = sum(F.cross_entropy(net(vx), vy, reduction="sum", label_smoothing=smoothing)
-                            for vx, vy in zip(val[0].split(cfg.data.eval_batch_size),
-                                              val[1].split(cfg.data.eval_batch_size)))
+                total = sum(
+                    F.cross_entropy(net(vx), vy, reduction="sum", label_smoothing=smoothing)
+                    for vx, vy in zip(
+                        val[0].split(cfg.data.eval_batch_size),
+                        val[1].split(cfg.data.eval_batch_size),
+                    )
+                )
                 val_loss = float(total) / len(val[1])
             net.train()
         sync(device)
@@ -245,8 +274,11 @@ def prepare(name: str, args, device: torch.device) -> dict:
     cfg = recipe_config(name, 0, args)
     dm = instantiate(cfg.data, _convert_="all")
     dm.setup("fit")
-    data = {k: (normalized(images, dm).to(device), labels.to(device))
-            for k, (images, labels) in dm.splits.items() if k != "test"}
+    data = {
+        k: (normalized(images, dm).to(device), labels.to(device))
+        for k, (images, labels) in dm.splits.items()
+        if k != "test"
+    }
     return {"data": data, "test": TestSet(dm, device), "device": device, "cfg": cfg}
 
 
@@ -258,72 +290,122 @@ def summary(name: str, runs: dict, args, console) -> dict:
     from rich.table import Table
 
     stats = {}
-    table = Table(title=f"{name}: time to {args.target:.1%} test accuracy · {args.device} · "
-                        f"{torch.get_num_threads()} threads · {len(runs['p'])} reps")
-    for col in ("arm", "to target: median s (reps reaching it)", "whole recipe: median s",
-                "median s/epoch", "final test acc: mean ± sd", "per seed"):
+    table = Table(
+        title=f"{name}: time to {args.target:.1%} test accuracy · {args.device} · "
+        f"{torch.get_num_threads()} threads · {len(runs['p'])} reps"
+    )
+    for col in (
+        "arm",
+        "to target: median s (reps reaching it)",
+        "whole recipe: median s",
+        "median s/epoch",
+        "final test acc: mean ± sd",
+        "per seed",
+    ):
         table.add_column(col, justify="left" if col in ("arm", "per seed") else "right")
     for arm, label in ARMS.items():
         rs = runs[arm]
         hits = [r["t_target"] for r in rs if r["t_target"] is not None]
         accs = [r["final_acc"] for r in rs]
-        st = {"t_target": statistics.median(hits) if hits else None, "reached": len(hits),
-              "train_s": statistics.median(r["train_s"] for r in rs),
-              "s_per_epoch": statistics.median(r["s_per_epoch"] for r in rs),
-              "acc_mean": statistics.fmean(accs),
-              "acc_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0}
+        st = {
+            "t_target": statistics.median(hits) if hits else None,
+            "reached": len(hits),
+            "train_s": statistics.median(r["train_s"] for r in rs),
+            "s_per_epoch": statistics.median(r["s_per_epoch"] for r in rs),
+            "acc_mean": statistics.fmean(accs),
+            "acc_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        }
         stats[arm] = st
-        table.add_row(label, f"{st['t_target']:.2f} ({len(hits)}/{len(rs)})" if hits else
-                      f"not reached (0/{len(rs)})", f"{st['train_s']:.2f}",
-                      f"{st['s_per_epoch']:.2f}", f"{st['acc_mean']:.4f} ± {st['acc_sd']:.4f}",
-                      " ".join(f"{a:.4f}" for a in accs))
+        table.add_row(
+            label,
+            f"{st['t_target']:.2f} ({len(hits)}/{len(rs)})"
+            if hits
+            else f"not reached (0/{len(rs)})",
+            f"{st['train_s']:.2f}",
+            f"{st['s_per_epoch']:.2f}",
+            f"{st['acc_mean']:.4f} ± {st['acc_sd']:.4f}",
+            " ".join(f"{a:.4f}" for a in accs),
+        )
     console.print(table)
     startup = [r["startup_s"] for r in runs["c"] if r.get("startup_s") is not None]
     if startup:
-        console.print(f"cnnlab fit start-up before the first epoch (not in the clock): "
-                      f"median {statistics.median(startup):.2f} s")
+        console.print(
+            f"cnnlab fit start-up before the first epoch (not in the clock): "
+            f"median {statistics.median(startup):.2f} s"
+        )
     paired_epoch = [c["s_per_epoch"] / p["s_per_epoch"] for p, c in zip(runs["p"], runs["c"])]
-    both = [(p["t_target"], c["t_target"]) for p, c in zip(runs["p"], runs["c"])
-            if p["t_target"] is not None and c["t_target"] is not None]
-    ratio = (statistics.median(c for _, c in both) / statistics.median(p for p, _ in both)
-             if both else None)
+    both = [
+        (p["t_target"], c["t_target"])
+        for p, c in zip(runs["p"], runs["c"])
+        if p["t_target"] is not None and c["t_target"] is not None
+    ]
+    ratio = (
+        statistics.median(c for _, c in both) / statistics.median(p for p, _ in both)
+        if both
+        else None
+    )
     epoch_ratio = stats["c"]["s_per_epoch"] / stats["p"]["s_per_epoch"]
 
     def verdict(value: float) -> str:
         return "[green]PASS[/]" if value <= TARGET_RATIO else "[red]MISS[/]"
 
     console.print(
-        f"cnnlab/plain, time to {args.target:.1%}: " + (
+        f"cnnlab/plain, time to {args.target:.1%}: "
+        + (
             f"{ratio:.3f}  (target ≤ {TARGET_RATIO:.2f}) {verdict(ratio)}  "
             f"[{len(both)} of {len(runs['p'])} reps, where both arms reached it]"
-            if ratio is not None else "n/a (not reached)"))
+            if ratio is not None
+            else "n/a (not reached)"
+        )
+    )
     # every rep, reached or not: the same epochs of the same recipe from the same weights
-    console.print(f"cnnlab/plain, seconds per epoch: {epoch_ratio:.3f}  (target ≤ "
-                  f"{TARGET_RATIO:.2f}) {verdict(epoch_ratio)}  per repetition: "
-                  + " ".join(f"{r:.3f}" for r in paired_epoch))
-    return {"arms": stats, "ratio_time_to_target": ratio, "ratio_s_per_epoch": epoch_ratio,
-            "paired_s_per_epoch": paired_epoch}
+    console.print(
+        f"cnnlab/plain, seconds per epoch: {epoch_ratio:.3f}  (target ≤ "
+        f"{TARGET_RATIO:.2f}) {verdict(epoch_ratio)}  per repetition: "
+        + " ".join(f"{r:.3f}" for r in paired_epoch)
+    )
+    return {
+        "arms": stats,
+        "ratio_time_to_target": ratio,
+        "ratio_s_per_epoch": epoch_ratio,
+        "paired_s_per_epoch": paired_epoch,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", default="fast,seed003",
-                        help=f"comma-separated, of {list(RECIPES)}")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--recipes", default="fast,seed003", help=f"comma-separated, of {list(RECIPES)}"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--reps", type=int, default=5, help="seeds 1..reps, both arms each")
     parser.add_argument("--target", type=float, default=0.99)
-    parser.add_argument("--stop-at-target", action="store_true",
-                        help="end a fit at its first evaluation >= target (else the whole recipe)")
+    parser.add_argument(
+        "--stop-at-target",
+        action="store_true",
+        help="end a fit at its first evaluation >= target (else the whole recipe)",
+    )
     parser.add_argument("--max-epochs", type=int, default=None, help="override the recipes' epochs")
     parser.add_argument("--batches", type=int, default=None, help="training batches per epoch")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 1 rep, 20 batches per epoch, 1 epoch")
-    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="a cnnlab config override for every recipe (repeatable)")
-    parser.add_argument("--malloc", default="tuned", choices=["tuned", "default"],
-                        help="tuned: glibc thresholds of conf/train.yaml cpu_malloc, as "
-                             "cnnlab-train sets them (process-wide: both arms get them)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: 1 rep, 20 batches per epoch, 1 epoch"
+    )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a cnnlab config override for every recipe (repeatable)",
+    )
+    parser.add_argument(
+        "--malloc",
+        default="tuned",
+        choices=["tuned", "default"],
+        help="tuned: glibc thresholds of conf/train.yaml cpu_malloc, as "
+        "cnnlab-train sets them (process-wide: both arms get them)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--data-root", default=DATA_ROOT)
     parser.add_argument("--json", type=Path, help="write every fit's numbers here")
@@ -337,13 +419,16 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     import logging
+
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no per-fit banners and tips
     if args.malloc == "tuned":
         from cnnlab.run.cpu_malloc import keep_freed_memory
+
         keep_freed_memory(**compose_cnnlab([]).cpu_malloc)
     device = torch.device(args.device)
     from hydra.utils import instantiate
+
     shared = {name: prepare(name, args, device) for name in recipes}
     # the process-wide torch flags cnnlab's Trainer sets (deterministic kernels where torch
     # has them, cudnn.benchmark off) hold for both arms from the first fit on
@@ -351,34 +436,45 @@ def main() -> int:
         warnings.simplefilter("ignore")
         instantiate(shared[recipes[0]]["cfg"].trainer, logger=False)
     # warm-up, untimed: kernels, allocator, first-call costs of both arms
-    warm = argparse.Namespace(**{**vars(args), "batches": 5, "max_epochs": 1,
-                                 "stop_at_target": False})
+    warm = argparse.Namespace(
+        **{**vars(args), "batches": 5, "max_epochs": 1, "stop_at_target": False}
+    )
     for arm in ARMS:
         run_recipe(recipes[0], 0, arm, warm, shared[recipes[0]])
 
     from rich.console import Console
+
     console = Console()
     runs = {name: {arm: [] for arm in ARMS} for name in recipes}
     keys = list(ARMS)
     for rep in range(args.reps):
         seed = rep + 1
         for name in recipes:
-            for arm in keys[rep % 2:] + keys[:rep % 2]:  # p c, then c p, ...
+            for arm in keys[rep % 2 :] + keys[: rep % 2]:  # p c, then c p, ...
                 out = run_recipe(name, seed, arm, args, shared[name])
                 runs[name][arm].append(out)
                 curve = " ".join(f"{e['test_acc']:.4f}" for e in out["epochs"])
-                print(f"rep {rep + 1}/{args.reps} seed {seed} {name} ({arm}) "
-                      f"{out['train_s']:.2f} s, test acc by epoch: {curve}", file=sys.stderr)
+                print(
+                    f"rep {rep + 1}/{args.reps} seed {seed} {name} ({arm}) "
+                    f"{out['train_s']:.2f} s, test acc by epoch: {curve}",
+                    file=sys.stderr,
+                )
             p, c = runs[name]["p"][-1], runs[name]["c"][-1]
             if not same_init(p.pop("init"), c.pop("init")):
                 raise SystemExit(f"{name}, seed {seed}: the arms started from different weights")
-    report = {"device": args.device, "threads": torch.get_num_threads(), "reps": args.reps,
-              "target": args.target, "stop_at_target": args.stop_at_target,
-              "batches": args.batches, "max_epochs": args.max_epochs, "malloc": args.malloc,
-              "recipes": {}}
+    report = {
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "reps": args.reps,
+        "target": args.target,
+        "stop_at_target": args.stop_at_target,
+        "batches": args.batches,
+        "max_epochs": args.max_epochs,
+        "malloc": args.malloc,
+        "recipes": {},
+    }
     for name in recipes:
-        report["recipes"][name] = {**summary(name, runs[name], args, console),
-                                   "runs": runs[name]}
+        report["recipes"][name] = {**summary(name, runs[name], args, console), "runs": runs[name]}
     console.print(f"peak memory of the process: {peak_memory(device)}")
     console.print("[dim]both arms started from identical weights for every seed (checked)[/]")
     if args.json:

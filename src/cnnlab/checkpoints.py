@@ -22,8 +22,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise BadInput(f"checkpoint {path} is corrupt or not a torch checkpoint: "
-                       f"{str(err).splitlines()[0]}") from None
+        raise BadInput(
+            f"checkpoint {path} is corrupt or not a torch checkpoint: {str(err).splitlines()[0]}"
+        ) from None
 
 
 class DiskFull(BadInput):
@@ -37,8 +38,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     truncated one beside it; a full disk is reported in one line naming the file.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path,
-                        storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -53,9 +55,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException as err:
             tmp.unlink(missing_ok=True)
             if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFull(f"no space left on the device to write the checkpoint {path} "
-                               "(nothing was written; free space and resume with "
-                               "resume=auto)") from None
+                raise DiskFull(
+                    f"no space left on the device to write the checkpoint {path} "
+                    "(nothing was written; free space and resume with "
+                    "resume=auto)"
+                ) from None
             raise
 
 
@@ -74,8 +78,11 @@ def resume_checkpoint(run_dir: Path) -> str | None:
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return None
-    others = sorted((p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
+    others = sorted(
+        (p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     for path in [folder / "last.ckpt", *others]:
         if not path.exists():
             continue
@@ -83,7 +90,8 @@ def resume_checkpoint(run_dir: Path) -> str | None:
             load_checkpoint(path)
         except BadInput:
             Console(stderr=True, soft_wrap=True, markup=False).print(
-                f"resume: {path} is unreadable, trying an older one")
+                f"resume: {path} is unreadable, trying an older one"
+            )
             continue
         return str(path)
     return None

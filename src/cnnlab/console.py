@@ -25,8 +25,10 @@ def note(message: str, prefix: str, style: str = "yellow", stderr: bool = False)
 
 # third-party messages a user cannot act on (deprecations inside Lightning, its adverts and
 # its hint that srun exists when the run is not a SLURM job)
-NOISE = re.compile(r"isinstance\(treespec, LeafSpec\)|`srun` command is available|litlogger"
-                   r"|`weights_only` was not set")
+NOISE = re.compile(
+    r"isinstance\(treespec, LeafSpec\)|`srun` command is available|litlogger"
+    r"|`weights_only` was not set"
+)
 
 
 def quiet() -> None:

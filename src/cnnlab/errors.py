@@ -34,7 +34,9 @@ Count = Annotated[int, Field(ge=1, description="an integer >= 1")]
 NonNegative = Annotated[int, Field(ge=0, description="an integer >= 0")]
 Fraction = Annotated[float, Field(gt=0, lt=1, description="a fraction strictly between 0 and 1")]
 Probability = Annotated[float, Field(ge=0, le=1, description="a probability in [0, 1]")]
-DropoutP = Annotated[float, Field(ge=0, lt=1, description="a probability in [0, 1) (0 turns dropout off)")]
+DropoutP = Annotated[
+    float, Field(ge=0, lt=1, description="a probability in [0, 1) (0 turns dropout off)")
+]
 Positive = Annotated[float, Field(gt=0, description="a number > 0")]
 NonNegativeFloat = Annotated[float, Field(ge=0, description="a number >= 0")]
 Classes = Annotated[int, Field(ge=2, description="an integer >= 2")]
@@ -89,9 +91,12 @@ def checked(init: typing.Callable) -> typing.Callable:
     """
     validated = validate_call(config=ConfigDict(strict=True, arbitrary_types_allowed=True))(init)
     hints = typing.get_type_hints(init, include_extras=True)
-    described = {name: meta.description for name, hint in hints.items()
-                 for meta in getattr(hint, "__metadata__", ())
-                 if getattr(meta, "description", None)}
+    described = {
+        name: meta.description
+        for name, hint in hints.items()
+        for meta in getattr(hint, "__metadata__", ())
+        if getattr(meta, "description", None)
+    }
 
     @functools.wraps(init)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from cnnlab.errors import BadInput
 
-MiB = 2 ** 20
+MiB = 2**20
 # a cnnlab record is kilobytes; these limits are far above any real one and far below
 # what would hang a reader
 LIMITS = {"overrides": 1 * MiB, "config": 4 * MiB, "record": 32 * MiB}
@@ -60,12 +60,15 @@ def read_bytes(path: Path | str, kind: str, root: Path | str | None = None) -> b
         if not stat.S_ISREG(info.st_mode):
             raise BadInput(f"{path} is not a regular file: not read")
         if info.st_size > limit:
-            raise BadInput(f"{path} is {info.st_size / MiB:.1f} MiB, over the "
-                           f"{limit / MiB:.0f} MiB a cnnlab {kind} file may have: not read")
+            raise BadInput(
+                f"{path} is {info.st_size / MiB:.1f} MiB, over the "
+                f"{limit / MiB:.0f} MiB a cnnlab {kind} file may have: not read"
+            )
         data = f.read(limit + 1)
     if len(data) > limit:  # grew while we read it
-        raise BadInput(f"{path} is over the {limit / MiB:.0f} MiB a cnnlab {kind} file "
-                       "may have: not read")
+        raise BadInput(
+            f"{path} is over the {limit / MiB:.0f} MiB a cnnlab {kind} file may have: not read"
+        )
     return data
 
 
@@ -93,8 +96,10 @@ def output_dir(path: Path | str, what: str) -> Path:
     symlink that someone else could have planted, or is not a folder."""
     path = Path(path)
     if path.is_symlink():
-        raise BadInput(f"{what} {path} is a symlink: cnnlab does not write through links "
-                       "it did not make (remove it, or pass a real folder)")
+        raise BadInput(
+            f"{what} {path} is a symlink: cnnlab does not write through links "
+            "it did not make (remove it, or pass a real folder)"
+        )
     if path.exists() and not path.is_dir():
         raise BadInput(f"{what} {path} is a file, not a folder")
     try:

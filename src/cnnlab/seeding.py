@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 _BATCH_STRIDE = 100_003  # spreads batch seeds of neighbouring epochs apart
-_DROPOUT_STREAM = 7      # a third word keeps the dropout stream apart from the shuffle stream
+_DROPOUT_STREAM = 7  # a third word keeps the dropout stream apart from the shuffle stream
 
 
 def derive(*words: int) -> int:

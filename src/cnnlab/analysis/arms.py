@@ -68,7 +68,9 @@ def swept_keys(specs: Iterable[str]) -> list[str]:
     return keys
 
 
-def study_specs(sweeper_params: Mapping[str, Any] | None, sweep_dir: str | Path | None) -> list[str]:
+def study_specs(
+    sweeper_params: Mapping[str, Any] | None, sweep_dir: str | Path | None
+) -> list[str]:
     """What a sweep was asked to vary: the config's ``hydra.sweeper.params`` and the sweep's
     command line (Hydra's basic sweeper saves it in ``<sweep dir>/multirun.yaml``)."""
     specs = [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
@@ -136,6 +138,7 @@ def with_arm_tag(tags: Iterable[str] | None, arm: str | None) -> list[str]:
 
 
 # -- inside a Hydra job (the config's resolvers) -------------------------------------------
+
 
 def _hydra():
     from hydra.core.hydra_config import HydraConfig

@@ -11,8 +11,11 @@ from typing import Any
 
 from cnnlab.analysis.verdict import ArmSummary, mean_curve
 
-PLOTS = {"acc": "comparison_acc.png", "curves": "comparison_val_curves.png",
-         "grad": "comparison_grad_norms.png"}
+PLOTS = {
+    "acc": "comparison_acc.png",
+    "curves": "comparison_val_curves.png",
+    "grad": "comparison_grad_norms.png",
+}
 
 
 def _name(s: ArmSummary) -> str:
@@ -35,31 +38,57 @@ def forest(summaries: list[ArmSummary], metric: str):
         if v.counts:
             continue
         xs = [d * 100 for d in v.diffs] or [x * 100 - ref.mean * 100 for x in s.values]
-        reach += [abs(x) for x in xs] + [abs(c * 100) for c in (v.ci_adjusted or v.ci or ()) if c is not None]
-        ax.scatter(xs, [y] * len(xs), s=12, color="black", alpha=0.55, zorder=3,
-                   label="a seed (paired by seed id)" if y == 0 else None)
+        reach += [abs(x) for x in xs] + [
+            abs(c * 100) for c in (v.ci_adjusted or v.ci or ()) if c is not None
+        ]
+        ax.scatter(
+            xs,
+            [y] * len(xs),
+            s=12,
+            color="black",
+            alpha=0.55,
+            zorder=3,
+            label="a seed (paired by seed id)" if y == 0 else None,
+        )
     reach = max(reach or [0.1]) * 1.15
     for y, s in enumerate(arms):
         v = s.verdict
         if v.counts:
             c = v.counts
-            ax.text(0, y, f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/"
-                    f"{c['reference_n']} (Fisher p = {v.p:.2g}): counts, no mean",
-                    ha="center", va="center", fontsize=8, color="#aa3333")
+            ax.text(
+                0,
+                y,
+                f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/"
+                f"{c['reference_n']} (Fisher p = {v.p:.2g}): counts, no mean",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#aa3333",
+            )
             continue
         color = ARM_COLOR if v.reading == "effect" else REFERENCE_COLOR
         if v.ci_adjusted:
-            ax.plot([c * 100 for c in v.ci_adjusted], [y, y], color=color, linewidth=4,
-                    alpha=0.35, solid_capstyle="butt",
-                    label="adjusted interval" if y == 0 else None)
+            ax.plot(
+                [c * 100 for c in v.ci_adjusted],
+                [y, y],
+                color=color,
+                linewidth=4,
+                alpha=0.35,
+                solid_capstyle="butt",
+                label="adjusted interval" if y == 0 else None,
+            )
         if v.ci:
-            ax.plot([c * 100 for c in v.ci], [y, y], color=color, linewidth=1.4,
-                    label=f"raw interval ({v.method})" if y == 0 else None)
+            ax.plot(
+                [c * 100 for c in v.ci],
+                [y, y],
+                color=color,
+                linewidth=1.4,
+                label=f"raw interval ({v.method})" if y == 0 else None,
+            )
         ax.plot([v.diff * 100], [y], marker="D", color=color, markersize=6, zorder=4)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlim(-reach, reach)
-    ax.set_yticks(range(len(arms)), [f"{_name(s)}\n{s.verdict.reading}" for s in arms],
-                  fontsize=7)
+    ax.set_yticks(range(len(arms)), [f"{_name(s)}\n{s.verdict.reading}" for s in arms], fontsize=7)
     ax.set_ylim(max(len(arms), 1) - 0.5, -0.5)
     ax.set_xlabel(f"Δ {metric.replace('/', ' ')} against the reference (percentage points)")
     ax.set_title(f"reference: {_name(ref) if ref else '—'}", fontsize=8)
@@ -82,17 +111,28 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
         return None
     ncols = min(4, len(drawn))
     nrows = math.ceil(len(drawn) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols + 0.6, 2.3 * nrows + 0.8),
-                             sharex=True, layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(3.0 * ncols + 0.6, 2.3 * nrows + 0.8),
+        sharex=True,
+        layout="constrained",
+        squeeze=False,
+    )
     ref = next(((s, c) for s, c in drawn if s.is_reference), drawn[0])
-    late = [m * 100 for s, (e, mean, _) in drawn if not s.mixed for m in mean[len(mean) // 2:]]
+    late = [m * 100 for s, (e, mean, _) in drawn if not s.mixed for m in mean[len(mean) // 2 :]]
     lo, hi = (min(late), max(late)) if late else (0, 100)
     pad = max((hi - lo) * 0.15, 0.05)
     for ax, (s, (epochs, mean, std)) in zip(axes.flat, drawn):
         x = [e + 1 for e in epochs]
         if s is not ref[0]:
-            ax.plot([e + 1 for e in ref[1][0]], [m * 100 for m in ref[1][1]],
-                    color=REFERENCE_COLOR, linewidth=1, linestyle="--")
+            ax.plot(
+                [e + 1 for e in ref[1][0]],
+                [m * 100 for m in ref[1][1]],
+                color=REFERENCE_COLOR,
+                linewidth=1,
+                linestyle="--",
+            )
         color = REFERENCE_COLOR if s.is_reference else ARM_COLOR
         if s.mixed:  # two groups: no mean or band describes them
             for run in s.runs:
@@ -100,23 +140,30 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
                 ax.plot([e + 1 for e in ex], [y * 100 for y in ys], color=color, linewidth=1)
         else:
             ax.plot(x, [m * 100 for m in mean], marker="o", markersize=3, color=color)
-            ax.fill_between(x, [(m - d) * 100 for m, d in zip(mean, std)],
-                            [(m + d) * 100 for m, d in zip(mean, std)], color=color,
-                            alpha=0.2, linewidth=0)
+            ax.fill_between(
+                x,
+                [(m - d) * 100 for m, d in zip(mean, std)],
+                [(m + d) * 100 for m, d in zip(mean, std)],
+                color=color,
+                alpha=0.2,
+                linewidth=0,
+            )
             ax.set_ylim(lo - pad, min(100, hi + pad))
         flag = " (still improving)" if s.still_improving else ""
-        flag += f" (split: {len(s.stalled)}/{s.n} stalled; each seed, own y range)" \
-            if s.mixed else ""
+        flag += (
+            f" (split: {len(s.stalled)}/{s.n} stalled; each seed, own y range)" if s.mixed else ""
+        )
         title = f"{_name(s)}{flag}" + (" (reference)" if s.is_reference else "")
         ax.set_title(textwrap.fill(title, 34), fontsize=7)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in list(axes.flat)[len(drawn):]:
+    for ax in list(axes.flat)[len(drawn) :]:
         ax.set_visible(False)
     fig.supxlabel("epoch", fontsize=9)
-    fig.supylabel(f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference",
-                  fontsize=9)
+    fig.supylabel(
+        f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference", fontsize=9
+    )
     return fig
 
 
@@ -132,8 +179,9 @@ def gradient_norms(summaries: list[ArmSummary]):
     for s in with_grads:
         groups.setdefault(tuple(s.grad_norms), []).append(s)
     width = max(4.0, 0.5 * max(len(k) for k in groups) + 2.0) + 4.5  # + the legend
-    fig, axes = plt.subplots(len(groups), 1, figsize=(width, 4.2 * len(groups)),
-                             layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        len(groups), 1, figsize=(width, 4.2 * len(groups)), layout="constrained", squeeze=False
+    )
     colors = dict(zip([s.label for s in with_grads], arm_colors(len(with_grads))))
     for ax, (layers, arms) in zip(axes[:, 0], groups.items()):
         xs = list(range(len(layers)))
@@ -144,33 +192,54 @@ def gradient_norms(summaries: list[ArmSummary]):
             if not pts:
                 continue
             px, pm, pf = zip(*pts)
-            ratio = "split seeds" if s.mixed else f"first/last {s.grad_ratio:.3g}" \
-                if s.grad_ratio else ""
-            ax.plot(px, pm, marker="o", markersize=3, color=colors[s.label],
-                    label=f"{_name(s)} ({ratio})")
-            ax.fill_between(px, [m / f for m, f in zip(pm, pf)],
-                            [m * f for m, f in zip(pm, pf)], color=colors[s.label],
-                            alpha=0.15, linewidth=0)
+            ratio = (
+                "split seeds"
+                if s.mixed
+                else f"first/last {s.grad_ratio:.3g}"
+                if s.grad_ratio
+                else ""
+            )
+            ax.plot(
+                px,
+                pm,
+                marker="o",
+                markersize=3,
+                color=colors[s.label],
+                label=f"{_name(s)} ({ratio})",
+            )
+            ax.fill_between(
+                px,
+                [m / f for m, f in zip(pm, pf)],
+                [m * f for m, f in zip(pm, pf)],
+                color=colors[s.label],
+                alpha=0.15,
+                linewidth=0,
+            )
         ax.set_yscale("log")
         ax.set_xticks(xs, layers, rotation=90, fontsize=7)
         ax.set_xlabel("layer (network order)")
         ax.set_ylabel("gradient norm, last sampled epoch (log scale)")
         ax.grid(alpha=0.3, which="both", axis="y")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.suptitle("gradient norm per layer: geometric mean ×/÷ geometric std over seeds",
-                 fontsize=10)
+    fig.suptitle(
+        "gradient norm per layer: geometric mean ×/÷ geometric std over seeds", fontsize=10
+    )
     return fig
 
 
 def comparison_figures(summaries: list[ArmSummary], metric: str) -> dict[str, Any]:
     """The comparison's figures by name (``PLOTS``). The caller saves or closes them."""
-    figs = {"acc": forest(summaries, metric), "curves": curves(summaries),
-            "grad": gradient_norms(summaries)}
+    figs = {
+        "acc": forest(summaries, metric),
+        "curves": curves(summaries),
+        "grad": gradient_norms(summaries),
+    }
     return {k: v for k, v in figs.items() if v is not None}
 
 
 def write_plots(summaries: list[ArmSummary], out: Path, metric: str) -> list[Path]:
     from cnnlab.analysis.plots import save
 
-    return [save(fig, out / PLOTS[name])
-            for name, fig in comparison_figures(summaries, metric).items()]
+    return [
+        save(fig, out / PLOTS[name]) for name, fig in comparison_figures(summaries, metric).items()
+    ]

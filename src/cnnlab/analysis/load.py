@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cnnlab import files
 from cnnlab.analysis import arms as arm_names
 from cnnlab.analysis.arms import SEED_KEYS
 from cnnlab.config.overrides import as_dict
-from cnnlab import files
 from cnnlab.errors import BadInput
 from cnnlab.run.results import RESULTS, load_results
 
@@ -67,8 +67,11 @@ class Run:
     def grad_norms(self) -> dict[str, float]:
         """Per-layer gradient norms of the last epoch that sampled them, in network order."""
         for row in reversed(self.history):
-            norms = {k[len(GRAD_PREFIX):]: v for k, v in row.items()
-                     if k.startswith(GRAD_PREFIX) and v is not None}
+            norms = {
+                k[len(GRAD_PREFIX) :]: v
+                for k, v in row.items()
+                if k.startswith(GRAD_PREFIX) and v is not None
+            }
             if norms:
                 return norms
         return {}
@@ -116,21 +119,35 @@ def load_run(path: Path, study_root: Path | None = None) -> Run:
     except BadInput as err:  # the reason names the file, never quotes it
         res, unread = None, str(err)
     saved = read_yaml(path / ".hydra" / "overrides.yaml", study_root)
-    overrides = [str(o) for o in saved] if isinstance(saved, list) else \
-        [str(o) for o in (res or {}).get("overrides") or []]
+    overrides = (
+        [str(o) for o in saved]
+        if isinstance(saved, list)
+        else [str(o) for o in (res or {}).get("overrides") or []]
+    )
     parsed = as_dict(overrides)
     config = read_yaml(path / ".hydra" / "config.yaml", study_root)
     reference = config.get("study_reference") if isinstance(config, dict) else None
     if res is None:
         missing = unread is None or unread.endswith("does not exist")
-        return Run(path, parsed, "missing",
-                   "no results.json (the job died before writing it)" if missing else unread,
-                   reference=reference)
-    return Run(path, parsed, res.get("status", "missing"), res.get("error"),
-               metrics={k: v for k, v in (res.get("metrics") or {}).items() if v is not None},
-               history=res.get("history") or [], epochs=res.get("epochs"),
-               fit_time_s=res.get("fit_time_s"), reference=reference,
-               correct=read_correct(path / PREDICTIONS, study_root))
+        return Run(
+            path,
+            parsed,
+            "missing",
+            "no results.json (the job died before writing it)" if missing else unread,
+            reference=reference,
+        )
+    return Run(
+        path,
+        parsed,
+        res.get("status", "missing"),
+        res.get("error"),
+        metrics={k: v for k, v in (res.get("metrics") or {}).items() if v is not None},
+        history=res.get("history") or [],
+        epochs=res.get("epochs"),
+        fit_time_s=res.get("fit_time_s"),
+        reference=reference,
+        correct=read_correct(path / PREDICTIONS, study_root),
+    )
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
@@ -139,12 +156,18 @@ def load_runs(paths: list[Path]) -> list[Run]:
     for root in paths:
         if not root.exists():
             raise CompareError(f"{root} does not exist")
-        found = sorted({p.parent.parent if p.parent.name == ".hydra" else p.parent
-                        for pattern in (RESULTS, ".hydra/overrides.yaml")
-                        for p in root.rglob(pattern) if "wandb" not in p.parts})
+        found = sorted(
+            {
+                p.parent.parent if p.parent.name == ".hydra" else p.parent
+                for pattern in (RESULTS, ".hydra/overrides.yaml")
+                for p in root.rglob(pattern)
+                if "wandb" not in p.parts
+            }
+        )
         if not found:
-            raise CompareError(f"{root} holds no cnnlab runs (no results.json or "
-                               ".hydra/overrides.yaml below it)")
+            raise CompareError(
+                f"{root} holds no cnnlab runs (no results.json or .hydra/overrides.yaml below it)"
+            )
         runs += [load_run(p, root) for p in found]
     return runs
 
@@ -162,8 +185,10 @@ def arm_label(run: Run, keys: list[str]) -> str:
 def display_labels(arms: dict[str, list[Run]]) -> dict[str, str]:
     """Each arm's label with short key names (``dropout=0.25``), as W&B names it."""
     keys = arm_keys([r for runs in arms.values() for r in runs])
-    return {label: arm_names.label(runs[0].overrides, keys) if keys else label
-            for label, runs in arms.items()}
+    return {
+        label: arm_names.label(runs[0].overrides, keys) if keys else label
+        for label, runs in arms.items()
+    }
 
 
 def group_arms(runs: list[Run]) -> dict[str, list[Run]]:
@@ -190,8 +215,10 @@ def runs_from_wandb(path: str, group: str | None) -> list[Run]:
     from cnnlab.run.loggers import wandb_credentials_present
 
     if not wandb_credentials_present():
-        raise CompareError("--wandb needs W&B credentials (WANDB_API_KEY or `wandb login`) "
-                           "and a network; offline runs: compare their run dirs instead")
+        raise CompareError(
+            "--wandb needs W&B credentials (WANDB_API_KEY or `wandb login`) "
+            "and a network; offline runs: compare their run dirs instead"
+        )
     import wandb
 
     try:
@@ -200,15 +227,26 @@ def runs_from_wandb(path: str, group: str | None) -> list[Run]:
         runs = []
         for wr in found:
             cfg = dict(wr.config)
-            overrides = as_dict(o for o in cfg.get("provenance", {}).get("overrides", [])
-                                if "=" in str(o))
+            overrides = as_dict(
+                o for o in cfg.get("provenance", {}).get("overrides", []) if "=" in str(o)
+            )
             summary = dict(wr.summary)
-            status = {"finished": "completed", "crashed": "failed",
-                      "failed": "failed"}.get(wr.state, wr.state)
-            runs.append(Run(Path(f"wandb:{wr.id}"), overrides, status,
-                            metrics={k: summary[k] for k in ("test/acc", "test/loss",
-                                                             "val/acc_best") if k in summary},
-                            reference=cfg.get("study_reference")))
+            status = {"finished": "completed", "crashed": "failed", "failed": "failed"}.get(
+                wr.state, wr.state
+            )
+            runs.append(
+                Run(
+                    Path(f"wandb:{wr.id}"),
+                    overrides,
+                    status,
+                    metrics={
+                        k: summary[k]
+                        for k in ("test/acc", "test/loss", "val/acc_best")
+                        if k in summary
+                    },
+                    reference=cfg.get("study_reference"),
+                )
+            )
     except Exception as err:
         raise CompareError(f"could not read {path} from W&B: {err}") from None
     if not runs:

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
 from cnnlab.files import write_figure  # noqa: E402
 
 
@@ -24,10 +25,22 @@ def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
     for i in range(n):
         for j in range(n):
             if m[i, j]:
-                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true",
-           title="test confusion matrix")
+                ax.text(
+                    j,
+                    i,
+                    int(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xlabel="predicted",
+        ylabel="true",
+        title="test confusion matrix",
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return save(fig, path)

@@ -17,9 +17,25 @@ from rich.text import Text
 from cnnlab.analysis.verdict import ArmSummary, Settings
 from cnnlab.files import write_bytes
 
-COLUMNS = ["arm", "n", "test acc mean ± std", "min", "max", "test loss", "train − test",
-           "grad first/last", "epochs", "fit time (s)", "Δ vs reference [95% CI]",
-           "adjusted CI", "p (raw / adj.)", "MDE", "reading", "converged", "not completed"]
+COLUMNS = [
+    "arm",
+    "n",
+    "test acc mean ± std",
+    "min",
+    "max",
+    "test loss",
+    "train − test",
+    "grad first/last",
+    "epochs",
+    "fit time (s)",
+    "Δ vs reference [95% CI]",
+    "adjusted CI",
+    "p (raw / adj.)",
+    "MDE",
+    "reading",
+    "converged",
+    "not completed",
+]
 GRAD_COLUMN = "grad first/last"
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
 
@@ -42,8 +58,7 @@ def _p(p: float | None) -> str:
 
 def columns(summaries: list[ArmSummary]) -> list[str]:
     """The table's columns; the gradient-norm ratio only when some run logged the norms."""
-    return [c for c in COLUMNS
-            if c != GRAD_COLUMN or any(s.grad_norms for s in summaries)]
+    return [c for c in COLUMNS if c != GRAD_COLUMN or any(s.grad_norms for s in summaries)]
 
 
 def _row(s: ArmSummary, cols: list[str] = COLUMNS) -> list[str]:
@@ -64,16 +79,45 @@ def _row(s: ArmSummary, cols: list[str] = COLUMNS) -> list[str]:
     acc = "—" if s.mean is None else f"{s.mean:.4f} ± {s.std:.4f}"
     if s.mixed:
         acc = f"split: {len(s.stalled)}/{s.n} stalled"
-    bad = ", ".join(f"{sum(r.status == st for r in s.problems)} {st}"
-                    for st in sorted({r.status for r in s.problems})) or "0"
-    ratio = _fmt(s.grad_ratio, ".3g") if not s.mixed else " / ".join(
-        f"{k} {_fmt(r, '.3g')}" for k, r in s.grad_ratio_groups.items())
-    converged = "—" if s.still_improving is None else \
-        ("still improving" if s.still_improving else "yes")
-    cells = dict(zip(COLUMNS, [
-        s.label, str(s.n), acc, _fmt(s.min), _fmt(s.max), _fmt(s.test_loss),
-        _fmt(s.gap, "+.4f"), ratio, _fmt(s.epochs, ".1f"), _fmt(s.fit_time_s, ".1f"), delta,
-        adj, p, mde, reading, converged, bad]))
+    bad = (
+        ", ".join(
+            f"{sum(r.status == st for r in s.problems)} {st}"
+            for st in sorted({r.status for r in s.problems})
+        )
+        or "0"
+    )
+    ratio = (
+        _fmt(s.grad_ratio, ".3g")
+        if not s.mixed
+        else " / ".join(f"{k} {_fmt(r, '.3g')}" for k, r in s.grad_ratio_groups.items())
+    )
+    converged = (
+        "—" if s.still_improving is None else ("still improving" if s.still_improving else "yes")
+    )
+    cells = dict(
+        zip(
+            COLUMNS,
+            [
+                s.label,
+                str(s.n),
+                acc,
+                _fmt(s.min),
+                _fmt(s.max),
+                _fmt(s.test_loss),
+                _fmt(s.gap, "+.4f"),
+                ratio,
+                _fmt(s.epochs, ".1f"),
+                _fmt(s.fit_time_s, ".1f"),
+                delta,
+                adj,
+                p,
+                mde,
+                reading,
+                converged,
+                bad,
+            ],
+        )
+    )
     return [cells[c] for c in cols]
 
 
@@ -82,8 +126,9 @@ def render_table(summaries: list[ArmSummary], title: str) -> Table:
     cols = columns(summaries)
     table = Table(title=Text(title))
     for col in cols:
-        table.add_column(col, justify="left" if col in (
-            "arm", "Δ vs reference [95% CI]", "reading") else "right")
+        table.add_column(
+            col, justify="left" if col in ("arm", "Δ vs reference [95% CI]", "reading") else "right"
+        )
     for s in summaries:
         table.add_row(*map(Text, _row(s, cols)), style="bold" if s.is_reference else None)
     return table
@@ -92,24 +137,43 @@ def render_table(summaries: list[ArmSummary], title: str) -> Table:
 def against_table(summaries: list[ArmSummary], title: str) -> Table:
     """Each arm against itself in the other study (``cnnlab-compare --against``)."""
     table = Table(title=Text(title))
-    for col in ("arm", "n", "Δ [95% CI]", "adjusted CI", "p (raw / adj.)", "reading",
-                "still improving"):
+    for col in (
+        "arm",
+        "n",
+        "Δ [95% CI]",
+        "adjusted CI",
+        "p (raw / adj.)",
+        "reading",
+        "still improving",
+    ):
         table.add_column(col)
     for s in summaries:
         v = s.verdict
-        table.add_row(*map(Text, [
-            s.label, str(s.n), "—" if v is None or v.diff is None else
-            f"{_pp(v.diff)} pp {_interval(v.ci)}", _interval(v and v.ci_adjusted),
-            "—" if v is None else f"{_p(v.p)} / {_p(v.p_adjusted)}",
-            "—" if v is None else v.reading, str(s.still_improving)]))
+        table.add_row(
+            *map(
+                Text,
+                [
+                    s.label,
+                    str(s.n),
+                    "—" if v is None or v.diff is None else f"{_pp(v.diff)} pp {_interval(v.ci)}",
+                    _interval(v and v.ci_adjusted),
+                    "—" if v is None else f"{_p(v.p)} / {_p(v.p_adjusted)}",
+                    "—" if v is None else v.reading,
+                    str(s.still_improving),
+                ],
+            )
+        )
     return table
 
 
 def problem_lines(summaries: list[ArmSummary], relative_to: Path | None = None) -> list[str]:
     """One line per run that did not complete; paths relative to ``relative_to`` if given."""
-    return [f"{r.status}: {_where(r.path, relative_to)} — "
-            f"{(r.error or '').splitlines()[0] if r.error else ''}"
-            for s in summaries for r in s.problems]
+    return [
+        f"{r.status}: {_where(r.path, relative_to)} — "
+        f"{(r.error or '').splitlines()[0] if r.error else ''}"
+        for s in summaries
+        for r in s.problems
+    ]
 
 
 def _where(path: Path, relative_to: Path | None) -> str:
@@ -123,32 +187,46 @@ def _where(path: Path, relative_to: Path | None) -> str:
 def method_lines(summaries: list[ArmSummary], settings: Settings) -> list[str]:
     """What the numbers mean, in the words the reports use."""
     verdicts = [s.verdict for s in summaries if s.verdict]
-    lines = [f"Δ: percentage points against the reference, {settings.level:.0%} interval; "
-             f"adjusted: {settings.adjust} across the {len(verdicts)} comparisons (intervals "
-             f"at the Bonferroni level, which contains Holm's). MDE: the smallest difference "
-             f"detected with {settings.power:.0%} power at the seeds the arm had. Reading: "
-             f"effect (adjusted p < {settings.alpha:.2g}), equivalent (TOST within "
-             f"±{settings.margin_pp} pp, adjusted) or inconclusive at this power. Arms with "
-             f"runs at or below {settings.stalled_below} accuracy (stalled) are counts with "
-             "Fisher's exact test. converged: the mean validation accuracy rose at most "
-             f"{settings.min_gain_pp} pp over the last epoch."]
+    lines = [
+        f"Δ: percentage points against the reference, {settings.level:.0%} interval; "
+        f"adjusted: {settings.adjust} across the {len(verdicts)} comparisons (intervals "
+        f"at the Bonferroni level, which contains Holm's). MDE: the smallest difference "
+        f"detected with {settings.power:.0%} power at the seeds the arm had. Reading: "
+        f"effect (adjusted p < {settings.alpha:.2g}), equivalent (TOST within "
+        f"±{settings.margin_pp} pp, adjusted) or inconclusive at this power. Arms with "
+        f"runs at or below {settings.stalled_below} accuracy (stalled) are counts with "
+        "Fisher's exact test. converged: the mean validation accuracy rose at most "
+        f"{settings.min_gain_pp} pp over the last epoch."
+    ]
     if any(v.test_error for v in verdicts):
-        lines.append("Test-set sampling error counted: seed × test-image variance "
-                     "components from each run's per-image test predictions.")
+        lines.append(
+            "Test-set sampling error counted: seed × test-image variance "
+            "components from each run's per-image test predictions."
+        )
     if any(v.method in ("paired t", "Welch t") for v in verdicts):
-        lines.append("Seed-only intervals (runs without per-image test predictions): the "
-                     "test set's own sampling error (~0.09 pp for one accuracy on 10k "
-                     "images) is not counted.")
+        lines.append(
+            "Seed-only intervals (runs without per-image test predictions): the "
+            "test set's own sampling error (~0.09 pp for one accuracy on 10k "
+            "images) is not counted."
+        )
     gaps = [s for s in summaries if s.gap is not None]
     if gaps and not all(s.gap_eval_mode for s in gaps):
-        lines.append("train − test: training accuracy averaged over the last epoch with "
-                     "dropout and augmentation on (older runs), so it is biased low.")
+        lines.append(
+            "train − test: training accuracy averaged over the last epoch with "
+            "dropout and augmentation on (older runs), so it is biased low."
+        )
     return lines
 
 
-def write_markdown(summaries: list[ArmSummary], path: Path, title: str, metric: str,
-                   settings: Settings, factorial: list[dict] | None = None,
-                   study: Path | None = None) -> None:
+def write_markdown(
+    summaries: list[ArmSummary],
+    path: Path,
+    title: str,
+    metric: str,
+    settings: Settings,
+    factorial: list[dict] | None = None,
+    study: Path | None = None,
+) -> None:
     """comparison.md; runs named relative to ``study`` (default: where the file goes)."""
     cols = columns(summaries)
     lines = [f"# {title}", "", f"Metric: `{metric}` (mean ± sample std over seeds).", ""]
@@ -165,58 +243,142 @@ def write_markdown(summaries: list[ArmSummary], path: Path, title: str, metric: 
 
 def factorial_table(terms: list[dict]) -> str:
     rows = ["| term | estimate (pp) | 95% CI | p (raw / adj.) |", "|---|---|---|---|"]
-    rows += [f"| {t['term']} | {_pp(t['estimate'])} | {_interval(t['ci'])} | "
-             f"{_p(t['p'])} / {_p(t.get('p_adjusted'))} |" for t in terms]
-    return "Factorial reading (linear model with seed blocks, non-stalled runs):\n\n" + \
-        "\n".join(rows)
+    rows += [
+        f"| {t['term']} | {_pp(t['estimate'])} | {_interval(t['ci'])} | "
+        f"{_p(t['p'])} / {_p(t.get('p_adjusted'))} |"
+        for t in terms
+    ]
+    return "Factorial reading (linear model with seed blocks, non-stalled runs):\n\n" + "\n".join(
+        rows
+    )
 
 
 def write_csv(summaries: list[ArmSummary], path: Path) -> None:
     f = io.StringIO(newline="")  # built in memory, written as every output is
     w = csv.writer(f)
-    w.writerow(["arm", "n", "mean", "std", "min", "max", "test_loss", "epochs",
-                "fit_time_s", "diff", "ci_low", "ci_high", "paired", "reference",
-                "not_completed", "gap_train_test", "gap_std", "grad_ratio_first_last",
-                "p", "p_adjusted", "mde", "reading", "still_improving"])
+    w.writerow(
+        [
+            "arm",
+            "n",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "test_loss",
+            "epochs",
+            "fit_time_s",
+            "diff",
+            "ci_low",
+            "ci_high",
+            "paired",
+            "reference",
+            "not_completed",
+            "gap_train_test",
+            "gap_std",
+            "grad_ratio_first_last",
+            "p",
+            "p_adjusted",
+            "mde",
+            "reading",
+            "still_improving",
+        ]
+    )
     for s in summaries:
         v = s.verdict
-        w.writerow([s.label, s.n, s.mean, s.std, s.min, s.max, s.test_loss, s.epochs,
-                    s.fit_time_s, s.diff, s.ci_low, s.ci_high, s.paired, s.is_reference,
-                    len(s.problems), s.gap, s.gap_std, s.grad_ratio,
-                    v and v.p, v and v.p_adjusted, v and v.mde, v and v.reading,
-                    s.still_improving])
+        w.writerow(
+            [
+                s.label,
+                s.n,
+                s.mean,
+                s.std,
+                s.min,
+                s.max,
+                s.test_loss,
+                s.epochs,
+                s.fit_time_s,
+                s.diff,
+                s.ci_low,
+                s.ci_high,
+                s.paired,
+                s.is_reference,
+                len(s.problems),
+                s.gap,
+                s.gap_std,
+                s.grad_ratio,
+                v and v.p,
+                v and v.p_adjusted,
+                v and v.mde,
+                v and v.reading,
+                s.still_improving,
+            ]
+        )
     write_bytes(path, f.getvalue())
 
 
-def comparison_data(summaries: list[ArmSummary], settings: Settings, metric: str,
-                    factorial: list[dict] | None = None, relative_to: Path | None = None
-                    ) -> dict[str, Any]:
+def comparison_data(
+    summaries: list[ArmSummary],
+    settings: Settings,
+    metric: str,
+    factorial: list[dict] | None = None,
+    relative_to: Path | None = None,
+) -> dict[str, Any]:
     """comparison.json: every number a report quotes, with the seed id of every value."""
+
     def verdict(s: ArmSummary):
         v = s.verdict
         if v is None:
             return None
-        return {"method": v.method, "diff": v.diff, "ci": v.ci, "ci_adjusted": v.ci_adjusted,
-                "p": v.p, "p_adjusted": v.p_adjusted, "tost_p": v.tost_p,
-                "tost_p_adjusted": v.tost_p_adjusted, "mde": v.mde,
-                "seeds_needed": v.seeds_needed, "reading": v.reading,
-                "test_error_counted": v.test_error, "counts": v.counts,
-                "paired": [{"seed": k, "diff": d} for k, d in zip(v.seeds, v.diffs)]}
+        return {
+            "method": v.method,
+            "diff": v.diff,
+            "ci": v.ci,
+            "ci_adjusted": v.ci_adjusted,
+            "p": v.p,
+            "p_adjusted": v.p_adjusted,
+            "tost_p": v.tost_p,
+            "tost_p_adjusted": v.tost_p_adjusted,
+            "mde": v.mde,
+            "seeds_needed": v.seeds_needed,
+            "reading": v.reading,
+            "test_error_counted": v.test_error,
+            "counts": v.counts,
+            "paired": [{"seed": k, "diff": d} for k, d in zip(v.seeds, v.diffs)],
+        }
 
-    arms = [{"arm": s.label, "label": s.display, "n": s.n, "reference": s.is_reference,
-             "values": [{"seed": k, "value": x} for k, x in zip(s.seeds, s.values)],
-             "mean": s.mean, "std": s.std, "min": s.min, "max": s.max,
-             "test_loss": s.test_loss, "epochs": s.epochs,
-             "stalled_seeds": s.stalled, "verdict": verdict(s),
-             "convergence": {"still_improving": s.still_improving, "last_gain": s.last_gain},
-             "gap_train_test": s.gap, "gap_std": s.gap_std, "gap_eval_mode": s.gap_eval_mode,
-             "grad_norms": {k: {"geometric_mean": m, "geometric_std": f}
-                            for k, (m, f) in s.grad_norms.items()},
-             "grad_ratio_first_last": s.grad_ratio, "grad_ratio_groups": s.grad_ratio_groups,
-             "not_completed": [_where(r.path, relative_to) for r in s.problems]}
-            for s in summaries]
-    return {"metric": metric, "settings": vars(settings), "arms": arms,
-            "factorial": factorial or []}
+    arms = [
+        {
+            "arm": s.label,
+            "label": s.display,
+            "n": s.n,
+            "reference": s.is_reference,
+            "values": [{"seed": k, "value": x} for k, x in zip(s.seeds, s.values)],
+            "mean": s.mean,
+            "std": s.std,
+            "min": s.min,
+            "max": s.max,
+            "test_loss": s.test_loss,
+            "epochs": s.epochs,
+            "stalled_seeds": s.stalled,
+            "verdict": verdict(s),
+            "convergence": {"still_improving": s.still_improving, "last_gain": s.last_gain},
+            "gap_train_test": s.gap,
+            "gap_std": s.gap_std,
+            "gap_eval_mode": s.gap_eval_mode,
+            "grad_norms": {
+                k: {"geometric_mean": m, "geometric_std": f} for k, (m, f) in s.grad_norms.items()
+            },
+            "grad_ratio_first_last": s.grad_ratio,
+            "grad_ratio_groups": s.grad_ratio_groups,
+            "not_completed": [_where(r.path, relative_to) for r in s.problems],
+        }
+        for s in summaries
+    ]
+    return {
+        "metric": metric,
+        "settings": vars(settings),
+        "arms": arms,
+        "factorial": factorial or [],
+    }
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
@@ -225,13 +387,19 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 
 # -- a study README's generated block ------------------------------------------------------
 
+
 def readme_block(data: dict[str, Any]) -> str:
     """The README's tables and verdict sentences, from comparison.json alone."""
     s = data["settings"]
     arms = data["arms"]
     ref = next(a for a in arms if a["reference"])
-    lines = [BEGIN, "", "| arm | n | test acc mean ± std | Δ vs reference [CI] | adjusted CI "
-             "| p (raw / adj.) | MDE | reading | converged |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "",
+        "| arm | n | test acc mean ± std | Δ vs reference [CI] | adjusted CI "
+        "| p (raw / adj.) | MDE | reading | converged |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for a in arms:
         v = a["verdict"]
         acc = "—" if a["mean"] is None else f"{a['mean'] * 100:.2f}% ± {a['std'] * 100:.2f}"
@@ -245,18 +413,31 @@ def readme_block(data: dict[str, Any]) -> str:
             cells = ["—"] * 5
         elif v["counts"]:
             c = v["counts"]
-            cells = [f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/"
-                     f"{c['reference_n']}", "counts", f"{_p(v['p'])} / {_p(v['p_adjusted'])} "
-                     "(Fisher)", "—", v["reading"]]
+            cells = [
+                f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/{c['reference_n']}",
+                "counts",
+                f"{_p(v['p'])} / {_p(v['p_adjusted'])} (Fisher)",
+                "—",
+                v["reading"],
+            ]
         else:
-            cells = [f"{_pp(v['diff'])} pp {_interval(v['ci'])}", _interval(v["ci_adjusted"]),
-                     f"{_p(v['p'])} / {_p(v['p_adjusted'])}",
-                     f"{v['mde'] * 100:.2f} pp" if v["mde"] is not None else "—", v["reading"]]
-        lines.append(f"| {a['label'] or a['arm']} | {a['n']} | {acc} | " + " | ".join(cells)
-                     + f" | {conv} |")
-    lines += ["", f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
-              f"adjusted by {s['adjust']} across {len(arms) - 1} comparisons; MDE at "
-              f"{s['power']:.0%} power; equivalence margin ±{s['margin_pp']} pp.", ""]
+            cells = [
+                f"{_pp(v['diff'])} pp {_interval(v['ci'])}",
+                _interval(v["ci_adjusted"]),
+                f"{_p(v['p'])} / {_p(v['p_adjusted'])}",
+                f"{v['mde'] * 100:.2f} pp" if v["mde"] is not None else "—",
+                v["reading"],
+            ]
+        lines.append(
+            f"| {a['label'] or a['arm']} | {a['n']} | {acc} | " + " | ".join(cells) + f" | {conv} |"
+        )
+    lines += [
+        "",
+        f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
+        f"adjusted by {s['adjust']} across {len(arms) - 1} comparisons; MDE at "
+        f"{s['power']:.0%} power; equivalence margin ±{s['margin_pp']} pp.",
+        "",
+    ]
     for a in arms:
         v = a["verdict"]
         if a["reference"] or v is None:
@@ -264,24 +445,35 @@ def readme_block(data: dict[str, Any]) -> str:
         name = a["label"] or a["arm"]
         if v["counts"]:
             c = v["counts"]
-            text = (f"stalled in {c['stalled']} of {c['n']} seeds against {c['reference_stalled']}"
-                    f" of {c['reference_n']} (Fisher exact p = {_p(v['p'])}, adjusted "
-                    f"{_p(v['p_adjusted'])}): {v['reading']}.")
+            text = (
+                f"stalled in {c['stalled']} of {c['n']} seeds against {c['reference_stalled']}"
+                f" of {c['reference_n']} (Fisher exact p = {_p(v['p'])}, adjusted "
+                f"{_p(v['p_adjusted'])}): {v['reading']}."
+            )
         elif v["reading"] == "effect":
-            text = (f"an effect of {_pp(v['diff'])} pp (adjusted interval "
-                    f"{_interval(v['ci_adjusted'])}, adjusted p = {_p(v['p_adjusted'])}).")
+            text = (
+                f"an effect of {_pp(v['diff'])} pp (adjusted interval "
+                f"{_interval(v['ci_adjusted'])}, adjusted p = {_p(v['p_adjusted'])})."
+            )
         elif v["reading"] == "equivalent":
-            text = (f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp, TOST "
-                    f"adjusted p = {_p(v['tost_p_adjusted'])}).")
+            text = (
+                f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp, TOST "
+                f"adjusted p = {_p(v['tost_p_adjusted'])})."
+            )
         else:
             need = v["seeds_needed"]
-            text = (f"inconclusive at this power ({_pp(v['diff'])} pp, adjusted interval "
-                    f"{_interval(v['ci_adjusted'])}; the smallest effect these seeds detect "
-                    f"is {v['mde'] * 100:.2f} pp; {s['effect_pp']} pp would need "
-                    + (f"{need} seeds)." if need else "more than the test set allows)."))
+            text = (
+                f"inconclusive at this power ({_pp(v['diff'])} pp, adjusted interval "
+                f"{_interval(v['ci_adjusted'])}; the smallest effect these seeds detect "
+                f"is {v['mde'] * 100:.2f} pp; {s['effect_pp']} pp would need "
+                + (f"{need} seeds)." if need else "more than the test set allows).")
+            )
         lines.append(f"- **{name}**: {text}")
     still = [a["label"] or a["arm"] for a in arms if a["convergence"]["still_improving"]]
-    lines += ["", "Still improving at the last epoch: " + (", ".join(still) if still else "none") + "."]
+    lines += [
+        "",
+        "Still improving at the last epoch: " + (", ".join(still) if still else "none") + ".",
+    ]
     if data.get("factorial"):
         lines += ["", factorial_table(data["factorial"])]
     return "\n".join(lines + ["", END])

@@ -51,6 +51,7 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95):
 
 # -- the verdict: one comparison as (difference, standard error, degrees of freedom) -------
 
+
 @dataclass
 class Estimate:
     """A difference with its standard error and t degrees of freedom, and how it was had."""
@@ -96,9 +97,15 @@ def welch_estimate(a: Sequence[float], b: Sequence[float]) -> Estimate | None:
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     se = math.sqrt(va + vb)
     # Welch–Satterthwaite, by hand: scipy gives it only inside ttest_ind's result
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se else 1.0
-    return Estimate(statistics.fmean(a) - statistics.fmean(b), se, dof, "Welch t",
-                    se_seed=se, n=min(len(a), len(b)))
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se else 1.0
+    return Estimate(
+        statistics.fmean(a) - statistics.fmean(b),
+        se,
+        dof,
+        "Welch t",
+        se_seed=se,
+        n=min(len(a), len(b)),
+    )
 
 
 def seed_image_estimate(arm: np.ndarray, ref: np.ndarray) -> Estimate:
@@ -117,15 +124,20 @@ def seed_image_estimate(arm: np.ndarray, ref: np.ndarray) -> Estimate:
     s, n = d.shape
     seed_means, image_means = d.mean(axis=1), d.mean(axis=0)
     resid = d - seed_means[:, None] - image_means[None, :] + d.mean()
-    ms_e = float((resid ** 2).sum()) / ((s - 1) * (n - 1))
+    ms_e = float((resid**2).sum()) / ((s - 1) * (n - 1))
     seed_var = float(seed_means.var(ddof=1)) / s
     image_var = max(float(image_means.var(ddof=1)) - ms_e / s, 0.0) / n
     total = seed_var + image_var
     # Satterthwaite's degrees of freedom for the two components (S − 1 and N − 1)
-    dof = total ** 2 / (seed_var ** 2 / (s - 1) + image_var ** 2 / (n - 1)) if total else s - 1
-    return Estimate(float(d.mean()), math.sqrt(total), dof,
-                    "seed × test-image variance components",
-                    se_seed=math.sqrt(seed_var), n=s)
+    dof = total**2 / (seed_var**2 / (s - 1) + image_var**2 / (n - 1)) if total else s - 1
+    return Estimate(
+        float(d.mean()),
+        math.sqrt(total),
+        dof,
+        "seed × test-image variance components",
+        se_seed=math.sqrt(seed_var),
+        n=s,
+    )
 
 
 def adjust(pvalues: Sequence[float], method: str) -> list[float]:
@@ -172,12 +184,13 @@ def minimum_detectable(se: float, dof: float, alpha: float = 0.05, target: float
     return float(k * se)
 
 
-def seeds_needed(effect: float, est: Estimate, alpha: float = 0.05, target: float = 0.8,
-                 most: int = 1000) -> int | None:
+def seeds_needed(
+    effect: float, est: Estimate, alpha: float = 0.05, target: float = 0.8, most: int = 1000
+) -> int | None:
     """Seeds for ``target`` power at ``effect``: the seed variance shrinks with more seeds,
     the test set's does not (None: no number of seeds reaches it)."""
     seed_var = (est.se_seed or est.se) ** 2 * est.n
-    image_var = max(est.se ** 2 - (est.se_seed or est.se) ** 2, 0.0)
+    image_var = max(est.se**2 - (est.se_seed or est.se) ** 2, 0.0)
     for n in range(2, most + 1):
         se = math.sqrt(seed_var / n + image_var)
         if se == 0 or power(effect, se, n - 1, alpha) >= target:
@@ -199,15 +212,15 @@ def still_improving(curve: Sequence[float], min_gain: float) -> tuple[bool, floa
     return gain > min_gain, gain
 
 
-def linear_effects(y: np.ndarray, columns: dict[str, np.ndarray], blocks: np.ndarray,
-                   level: float = 0.95) -> list[dict]:
+def linear_effects(
+    y: np.ndarray, columns: dict[str, np.ndarray], blocks: np.ndarray, level: float = 0.95
+) -> list[dict]:
     """Least-squares fit of y on the named 0/1 columns plus one intercept per seed block;
     each named term's estimate, standard error, interval and p-value (t, residual dof).
     numpy's lstsq, by hand: statsmodels is not a dependency."""
     names = list(columns)
     seeds = sorted(set(blocks.tolist()))
-    x = np.column_stack([columns[k] for k in names] +
-                        [(blocks == s).astype(float) for s in seeds])
+    x = np.column_stack([columns[k] for k in names] + [(blocks == s).astype(float) for s in seeds])
     coef, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
     dof = len(y) - rank
     if dof <= 0:
@@ -220,7 +233,14 @@ def linear_effects(y: np.ndarray, columns: dict[str, np.ndarray], blocks: np.nda
     for i, name in enumerate(names):
         se = math.sqrt(max(cov[i, i], 0.0))
         p = float(2 * stats.t.sf(abs(coef[i] / se), dof)) if se else float(coef[i] == 0)
-        out.append({"term": name, "estimate": float(coef[i]), "se": se,
-                    "ci": [float(coef[i] - crit * se), float(coef[i] + crit * se)],
-                    "p": p, "dof": int(dof)})
+        out.append(
+            {
+                "term": name,
+                "estimate": float(coef[i]),
+                "se": se,
+                "ci": [float(coef[i] - crit * se), float(coef[i] + crit * se)],
+                "p": p,
+                "dof": int(dof),
+            }
+        )
     return out

@@ -9,13 +9,12 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnlab.config import conf_dir
-
 import numpy as np
 from omegaconf import OmegaConf
 
 from cnnlab.analysis import stats
 from cnnlab.analysis.load import CompareError, Run, arm_keys, display_labels, group_arms
+from cnnlab.config import conf_dir
 
 SETTINGS = Path(conf_dir()) / "analysis" / "compare.yaml"
 METHODS = ("holm", "bonferroni", "none")
@@ -60,7 +59,7 @@ class Settings:
 class Verdict:
     """One arm against the reference."""
 
-    method: str                       # paired t | Welch t | variance components | Fisher exact
+    method: str  # paired t | Welch t | variance components | Fisher exact
     diff: float | None = None
     ci: tuple[float, float] | None = None
     ci_adjusted: tuple[float, float] | None = None
@@ -71,10 +70,10 @@ class Verdict:
     mde: float | None = None
     seeds_needed: int | None = None
     reading: str = INCONCLUSIVE
-    seeds: list[str] = field(default_factory=list)    # the seed ids paired
+    seeds: list[str] = field(default_factory=list)  # the seed ids paired
     diffs: list[float] = field(default_factory=list)  # per paired seed, same order
-    counts: dict | None = None        # stalled runs per arm, when reported as counts
-    test_error: bool = False          # test-set sampling error counted
+    counts: dict | None = None  # stalled runs per arm, when reported as counts
+    test_error: bool = False  # test-set sampling error counted
     estimate: stats.Estimate | None = None
 
 
@@ -120,8 +119,7 @@ class ArmSummary:
 
     @property
     def paired(self) -> bool | None:
-        return None if not self.verdict or self.verdict.counts else \
-            self.verdict.method != "Welch t"
+        return None if not self.verdict or self.verdict.counts else self.verdict.method != "Welch t"
 
     @property
     def mixed(self) -> bool:
@@ -145,8 +143,10 @@ def _ratio(norms: dict[str, tuple[float, float]]) -> float | None:
 
 
 def _done(runs: list[Run], metric: str) -> list[Run]:
-    return sorted((r for r in runs if r.status == "completed" and metric in r.metrics),
-                  key=lambda r: str(r.seed))
+    return sorted(
+        (r for r in runs if r.status == "completed" and metric in r.metrics),
+        key=lambda r: str(r.seed),
+    )
 
 
 def _summary(label: str, runs: list[Run], metric: str, settings: Settings) -> ArmSummary:
@@ -158,23 +158,38 @@ def _summary(label: str, runs: list[Run], metric: str, settings: Settings) -> Ar
         return statistics.fmean(xs) if xs else None
 
     gaps = [g for g in (r.gap for r in done) if g is not None]
-    stalled = [r for r in done if metric.endswith("acc") and r.metrics[metric] <= settings.stalled_below]
+    stalled = [
+        r for r in done if metric.endswith("acc") and r.metrics[metric] <= settings.stalled_below
+    ]
     s = ArmSummary(
-        label, runs, len(done), [str(r.seed) for r in done], vals,
-        statistics.fmean(vals) if vals else None, stats.std(vals) if vals else None,
-        min(vals) if vals else None, max(vals) if vals else None,
-        avg([r.metrics.get("test/loss") for r in done]), avg([r.epochs for r in done]),
-        avg([r.fit_time_s for r in done]), gap=avg(gaps),
+        label,
+        runs,
+        len(done),
+        [str(r.seed) for r in done],
+        vals,
+        statistics.fmean(vals) if vals else None,
+        stats.std(vals) if vals else None,
+        min(vals) if vals else None,
+        max(vals) if vals else None,
+        avg([r.metrics.get("test/loss") for r in done]),
+        avg([r.epochs for r in done]),
+        avg([r.fit_time_s for r in done]),
+        gap=avg(gaps),
         gap_std=stats.std(gaps) if gaps else None,
         gap_eval_mode=bool(done) and all(r.gap_in_eval_mode for r in done),
-        grad_norms=_layer_stats(done), stalled=[str(r.seed) for r in stalled])
+        grad_norms=_layer_stats(done),
+        stalled=[str(r.seed) for r in stalled],
+    )
     if s.mixed:
         trained = [r for r in done if r not in stalled]
-        s.grad_ratio_groups = {"stalled": _ratio(_layer_stats(stalled)),
-                               "trained": _ratio(_layer_stats(trained))}
+        s.grad_ratio_groups = {
+            "stalled": _ratio(_layer_stats(stalled)),
+            "trained": _ratio(_layer_stats(trained)),
+        }
     epochs, curve, _ = mean_curve(runs)
-    s.still_improving, s.last_gain = stats.still_improving(curve, settings.min_gain_pp / 100) \
-        if curve else (None, None)
+    s.still_improving, s.last_gain = (
+        stats.still_improving(curve, settings.min_gain_pp / 100) if curve else (None, None)
+    )
     return s
 
 
@@ -189,8 +204,12 @@ def _layer_stats(runs: list[Run]) -> dict[str, tuple[float, float]]:
     return {k: stats.geometric(v) for k, v in per_layer.items()}
 
 
-def summarize(arms: dict[str, list[Run]], reference: str | None = None,
-              metric: str = "test/acc", settings: Settings | None = None) -> list[ArmSummary]:
+def summarize(
+    arms: dict[str, list[Run]],
+    reference: str | None = None,
+    metric: str = "test/acc",
+    settings: Settings | None = None,
+) -> list[ArmSummary]:
     """Per-arm statistics and each arm's verdict against the reference arm (default: the
     study's declared one, else the first)."""
     settings = settings or Settings.load()
@@ -222,9 +241,17 @@ def compare_arm(arm: ArmSummary, ref: ArmSummary, metric: str, settings: Setting
     else Welch."""
     if arm.stalled or ref.stalled:
         k, kr = len(arm.stalled), len(ref.stalled)
-        return Verdict("Fisher exact", p=stats.fisher(k, arm.n, kr, ref.n),
-                       counts={"stalled": k, "n": arm.n, "reference_stalled": kr,
-                               "reference_n": ref.n, "stalled_seeds": arm.stalled})
+        return Verdict(
+            "Fisher exact",
+            p=stats.fisher(k, arm.n, kr, ref.n),
+            counts={
+                "stalled": k,
+                "n": arm.n,
+                "reference_stalled": kr,
+                "reference_n": ref.n,
+                "stalled_seeds": arm.stalled,
+            },
+        )
     mine = {r.seed: r for r in _done(arm.runs, metric)}
     theirs = {r.seed: r for r in _done(ref.runs, metric)}
     common = sorted(set(mine) & set(theirs), key=str)
@@ -233,10 +260,12 @@ def compare_arm(arm: ArmSummary, ref: ArmSummary, metric: str, settings: Setting
         seeds = [str(k) for k in common]
         diffs = [mine[k].metrics[metric] - theirs[k].metrics[metric] for k in common]
         preds = [(mine[k].correct, theirs[k].correct) for k in common]
-        if metric == "test/acc" and all(a is not None and b is not None and a.shape == b.shape
-                                         for a, b in preds):
-            est = stats.seed_image_estimate(np.stack([a for a, _ in preds]),
-                                            np.stack([b for _, b in preds]))
+        if metric == "test/acc" and all(
+            a is not None and b is not None and a.shape == b.shape for a, b in preds
+        ):
+            est = stats.seed_image_estimate(
+                np.stack([a for a, _ in preds]), np.stack([b for _, b in preds])
+            )
             test_error = True
         else:
             est = stats.paired_estimate(diffs)
@@ -245,12 +274,19 @@ def compare_arm(arm: ArmSummary, ref: ArmSummary, metric: str, settings: Setting
     if est is None:
         return Verdict("too few seeds", diff=arm.mean - ref.mean)
     alpha = settings.alpha
-    return Verdict(est.method, diff=est.diff, ci=est.interval(settings.level), p=est.p_value(),
-                   tost_p=est.tost_p(settings.margin_pp / 100),
-                   mde=stats.minimum_detectable(est.se, est.dof, alpha, settings.power),
-                   seeds_needed=stats.seeds_needed(settings.effect_pp / 100, est, alpha,
-                                                   settings.power),
-                   seeds=seeds, diffs=diffs, test_error=test_error, estimate=est)
+    return Verdict(
+        est.method,
+        diff=est.diff,
+        ci=est.interval(settings.level),
+        p=est.p_value(),
+        tost_p=est.tost_p(settings.margin_pp / 100),
+        mde=stats.minimum_detectable(est.se, est.dof, alpha, settings.power),
+        seeds_needed=stats.seeds_needed(settings.effect_pp / 100, est, alpha, settings.power),
+        seeds=seeds,
+        diffs=diffs,
+        test_error=test_error,
+        estimate=est,
+    )
 
 
 def adjust_family(verdicts: list[Verdict], settings: Settings) -> None:
@@ -275,8 +311,7 @@ def adjust_family(verdicts: list[Verdict], settings: Settings) -> None:
             v.reading = INCONCLUSIVE
 
 
-def mean_curve(runs: list[Run], key: str = "val/acc"
-               ) -> tuple[list[int], list[float], list[float]]:
+def mean_curve(runs: list[Run], key: str = "val/acc") -> tuple[list[int], list[float], list[float]]:
     """Per-epoch mean and sample std over the seeds that reached each epoch."""
     by_epoch: dict[int, list[float]] = {}
     for r in runs:
@@ -286,12 +321,16 @@ def mean_curve(runs: list[Run], key: str = "val/acc"
             if row.get(key) is not None:
                 by_epoch.setdefault(int(row["epoch"]), []).append(row[key])
     epochs = sorted(by_epoch)
-    return (epochs, [statistics.fmean(by_epoch[e]) for e in epochs],
-            [stats.std(by_epoch[e]) for e in epochs])
+    return (
+        epochs,
+        [statistics.fmean(by_epoch[e]) for e in epochs],
+        [stats.std(by_epoch[e]) for e in epochs],
+    )
 
 
-def factorial(summaries: list[ArmSummary], metric: str = "test/acc",
-              settings: Settings | None = None) -> list[dict]:
+def factorial(
+    summaries: list[ArmSummary], metric: str = "test/acc", settings: Settings | None = None
+) -> list[dict]:
     """A study that crosses two or more keys: main effects (each key's level against the
     reference arm's) and two-way interactions from a linear model with seed blocks, over
     the runs that did not stall; [] when the study is not factorial."""
@@ -308,21 +347,32 @@ def factorial(summaries: list[ArmSummary], metric: str = "test/acc",
     from cnnlab.analysis.arms import short_keys
 
     short = short_keys(keys)
-    cols = {f"{short[k]}={lv}": np.array([float(r.overrides.get(k) == lv) for r in runs])
-            for k in keys for lv in levels[k]}
+    cols = {
+        f"{short[k]}={lv}": np.array([float(r.overrides.get(k) == lv) for r in runs])
+        for k in keys
+        for lv in levels[k]
+    }
     mains = list(cols)
     for a, b in itertools.combinations(mains, 2):
         if a.split("=")[0] != b.split("=")[0]:
             cols[f"{a} × {b}"] = cols[a] * cols[b]
-    terms = stats.linear_effects(np.array([r.metrics[metric] for r in runs]), cols,
-                                 np.array([str(r.seed) for r in runs]), settings.level)
+    terms = stats.linear_effects(
+        np.array([r.metrics[metric] for r in runs]),
+        cols,
+        np.array([str(r.seed) for r in runs]),
+        settings.level,
+    )
     for t, p in zip(terms, stats.adjust([t["p"] for t in terms], settings.adjust)):
         t["p_adjusted"] = p
     return terms
 
 
-def against(arms: dict[str, list[Run]], before: dict[str, list[Run]], metric: str = "test/acc",
-            settings: Settings | None = None) -> list[ArmSummary]:
+def against(
+    arms: dict[str, list[Run]],
+    before: dict[str, list[Run]],
+    metric: str = "test/acc",
+    settings: Settings | None = None,
+) -> list[ArmSummary]:
     """Each arm of a study against the same arm of another run of it (e.g. at twice the
     budget, ``study_budget=2``): one verdict per arm, paired by seed id, adjusted as one
     family. Arms only one of the two studies has are left out."""

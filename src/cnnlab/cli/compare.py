@@ -32,8 +32,13 @@ from cnnlab.files import output_dir, write_bytes
 def wandb_dirs(paths: list[Path]) -> list[Path]:
     """The W&B folders holding these runs' offline W&B files (one per study since cnnlab
     shares it between a sweep's jobs; one per run before)."""
-    found = {f.parent.parent for root in paths if root.is_dir()
-             for f in root.rglob("*.wandb") if f.parent.name.startswith(("offline-run-", "run-"))}
+    found = {
+        f.parent.parent
+        for root in paths
+        if root.is_dir()
+        for f in root.rglob("*.wandb")
+        if f.parent.name.startswith(("offline-run-", "run-"))
+    }
     return sorted(found)
 
 
@@ -43,49 +48,80 @@ def leet_lines(paths: list[Path]) -> list[str]:
     if not dirs:
         return []
     if len(dirs) == 1:
-        return [f"W&B, offline: wandb leet {dirs[0]}",
-                f"W&B, upload: wandb sync {dirs[0]}/offline-run-*"]
-    return [f"W&B: these runs keep their W&B files in {len(dirs)} folders (one per run, as "
-            "before cnnlab kept one per study); `wandb leet` shows one folder at a time:"] + \
-        [f"  wandb leet {d}" for d in dirs[:3]] + (["  ..."] if len(dirs) > 3 else [])
+        return [
+            f"W&B, offline: wandb leet {dirs[0]}",
+            f"W&B, upload: wandb sync {dirs[0]}/offline-run-*",
+        ]
+    return (
+        [
+            f"W&B: these runs keep their W&B files in {len(dirs)} folders (one per run, as "
+            "before cnnlab kept one per study); `wandb leet` shows one folder at a time:"
+        ]
+        + [f"  wandb leet {d}" for d in dirs[:3]]
+        + (["  ..."] if len(dirs) > 3 else [])
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cnnlab-compare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="cnnlab-compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("paths", nargs="*", type=Path, help="multirun dirs or run dirs")
-    p.add_argument("--reference", help="label of the reference arm, e.g. "
-                   "'model.net.dropout=0.0' (default: the study's, else the first arm)")
+    p.add_argument(
+        "--reference",
+        help="label of the reference arm, e.g. "
+        "'model.net.dropout=0.0' (default: the study's, else the first arm)",
+    )
     p.add_argument("--metric", default="test/acc")
-    p.add_argument("--out", type=Path, help="where to write comparison.* "
-                   "(default: the first path)")
+    p.add_argument("--out", type=Path, help="where to write comparison.* (default: the first path)")
     p.add_argument("--title", help="title of the table and report")
     p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from the W&B API")
     p.add_argument("--group", help="with --wandb: the W&B group (the study)")
-    p.add_argument("--against", type=Path, metavar="STUDY_DIR", help="compare each arm "
-                   "with the same arm of another run of the study (e.g. the 1x budget "
-                   "when PATHS ran with study_budget=2) and print that table")
-    p.add_argument("--readme", type=Path, help="a study README whose generated block "
-                   "(between <!-- generated:begin/end --> markers) to re-render")
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="STUDY_DIR",
+        help="compare each arm "
+        "with the same arm of another run of the study (e.g. the 1x budget "
+        "when PATHS ran with study_budget=2) and print that table",
+    )
+    p.add_argument(
+        "--readme",
+        type=Path,
+        help="a study README whose generated block "
+        "(between <!-- generated:begin/end --> markers) to re-render",
+    )
     stat = p.add_argument_group("statistics (defaults: conf/analysis/compare.yaml)")
     stat.add_argument("--adjust", help="multiplicity adjustment: holm | bonferroni | none")
     stat.add_argument("--level", type=float, help="confidence level, e.g. 0.95")
     stat.add_argument("--power", type=float, help="power of the stated MDE, e.g. 0.8")
     stat.add_argument("--effect-pp", type=float, help="effect (pp) whose seeds-needed is given")
     stat.add_argument("--margin-pp", type=float, help="equivalence margin (pp) of the TOST")
-    stat.add_argument("--stalled-below", type=float, help="test accuracy at or below which "
-                      "a run stalled")
-    stat.add_argument("--min-gain-pp", type=float, help="last-epoch gain in mean val acc "
-                      "(pp) above which an arm is still improving")
+    stat.add_argument(
+        "--stalled-below", type=float, help="test accuracy at or below which a run stalled"
+    )
+    stat.add_argument(
+        "--min-gain-pp",
+        type=float,
+        help="last-epoch gain in mean val acc (pp) above which an arm is still improving",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = Settings.load(adjust=args.adjust, level=args.level, power=args.power,
-                                 effect_pp=args.effect_pp, margin_pp=args.margin_pp,
-                                 stalled_below=args.stalled_below, min_gain_pp=args.min_gain_pp)
+        settings = Settings.load(
+            adjust=args.adjust,
+            level=args.level,
+            power=args.power,
+            effect_pp=args.effect_pp,
+            margin_pp=args.margin_pp,
+            stalled_below=args.stalled_below,
+            min_gain_pp=args.min_gain_pp,
+        )
         if args.against is not None and not args.against.is_dir():
             raise CompareError(f"--against {args.against}: no such study dir")
         if args.readme is not None and not args.readme.is_file():
@@ -117,23 +153,28 @@ def main(argv: list[str] | None = None) -> int:
         console.print(Text(line))
     for line in render.problem_lines(summaries):
         note(line, "not completed:", stderr=True)
-    render.write_markdown(summaries, out / "comparison.md", title, args.metric, settings,
-                          terms, study)
+    render.write_markdown(
+        summaries, out / "comparison.md", title, args.metric, settings, terms, study
+    )
     render.write_csv(summaries, out / "comparison.csv")
-    data = render.comparison_data(summaries, settings, args.metric, terms,
-                                  study or out)
+    data = render.comparison_data(summaries, settings, args.metric, terms, study or out)
     render.write_json(data, out / "comparison.json")
     written = write_plots(summaries, out, args.metric)
     plain = Console(soft_wrap=True, highlight=False)
-    plain.print(Text(f"wrote {out}/comparison.md, comparison.csv, comparison.json, "
-                     + ", ".join(p.name for p in written)))
+    plain.print(
+        Text(
+            f"wrote {out}/comparison.md, comparison.csv, comparison.json, "
+            + ", ".join(p.name for p in written)
+        )
+    )
     if args.readme is not None:
         write_bytes(args.readme, render.regenerate(args.readme.read_text(), data))
         plain.print(Text(f"re-rendered the generated block of {args.readme}"))
     if args.against is not None:
         try:
-            pairs = against(group_arms(runs), group_arms(load_runs([args.against])),
-                            args.metric, settings)
+            pairs = against(
+                group_arms(runs), group_arms(load_runs([args.against])), args.metric, settings
+            )
         except CompareError as e:
             error(str(e), "cnnlab-compare")
             return 2

@@ -23,14 +23,21 @@ def quick_help(conf: Path = CONF) -> str:
         if group != "." and group.split("/")[0] != "hydra" and not yaml.stem.startswith("_"):
             # as Hydra's help, without hydra/* and cnnlab's internal _-prefixed options
             groups.setdefault(group, []).append(yaml.stem)
-    lines = ["cnnlab-train: compose a run from conf/, train, test, and record it in its run dir.",
-             "", "== Configuration groups ==",
-             "Compose your configuration from those groups (group=option)", ""]
+    lines = [
+        "cnnlab-train: compose a run from conf/, train, test, and record it in its run dir.",
+        "",
+        "== Configuration groups ==",
+        "Compose your configuration from those groups (group=option)",
+        "",
+    ]
     lines += [f"{g}: {', '.join(sorted(opts))}" for g, opts in sorted(groups.items())]
-    lines += ["", "== Config ==",
-              "Override anything in the config (foo.bar=value). The composed config:",
-              "  cnnlab-train [overrides] --cfg job     (or: cnnlab-train [overrides] --help)",
-              "Hydra's own flags: cnnlab-train --hydra-help"]
+    lines += [
+        "",
+        "== Config ==",
+        "Override anything in the config (foo.bar=value). The composed config:",
+        "  cnnlab-train [overrides] --cfg job     (or: cnnlab-train [overrides] --help)",
+        "Hydra's own flags: cnnlab-train --hydra-help",
+    ]
     return "\n".join(lines)
 
 

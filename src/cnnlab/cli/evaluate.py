@@ -23,8 +23,9 @@ from cnnlab.console import out, quiet
 from cnnlab.errors import ArgumentError, BadInput
 
 
-def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
-                          dataset: str | None = None, trust: bool = False):
+def build_from_checkpoint(
+    ckpt_path: str, data_root: str | None = None, dataset: str | None = None, trust: bool = False
+):
     """(model, datamodule, config) from a checkpoint written by cnnlab-train."""
     from omegaconf import OmegaConf
 
@@ -33,10 +34,14 @@ def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
 
     ckpt = load_checkpoint(ckpt_path)
     meta = ckpt.get("cnnlab") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) \
-            or not {"data", "model"} <= set(meta["config"]):
-        raise BadInput(f"checkpoint {ckpt_path} was not written by cnnlab-train "
-                       "(it carries no run config)")
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("config"), dict)
+        or not {"data", "model"} <= set(meta["config"])
+    ):
+        raise BadInput(
+            f"checkpoint {ckpt_path} was not written by cnnlab-train (it carries no run config)"
+        )
     cfg = meta["config"]
     if not trust:  # what is built is the tree that was checked, resolved as data
         cfg = targets.check_data(cfg, f"the config inside checkpoint {ckpt_path}")
@@ -55,8 +60,10 @@ def build_from_checkpoint(ckpt_path: str, data_root: str | None = None,
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (KeyError, RuntimeError) as err:
-        raise BadInput(f"checkpoint {ckpt_path}: its weights do not fit the model its config "
-                       f"builds ({str(err).splitlines()[0]})") from None
+        raise BadInput(
+            f"checkpoint {ckpt_path}: its weights do not fit the model its config "
+            f"builds ({str(err).splitlines()[0]})"
+        ) from None
     return model, build(cfg, "data"), cfg
 
 
@@ -68,14 +75,18 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 def main(argv: list[str] | None = None) -> int:
     parser = flags.Parser(prog="cnnlab-eval", description=__doc__)
     parser.add_argument("checkpoint", help="a .ckpt written by cnnlab-train")
-    parser.add_argument("--data-root", help="folder holding MNIST/raw/ (default: as trained, "
-                        "or $CNNLAB_DATA_DIR)")
+    parser.add_argument(
+        "--data-root", help="folder holding MNIST/raw/ (default: as trained, or $CNNLAB_DATA_DIR)"
+    )
     parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
     parser.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
     parser.add_argument("--json", help="also write the metrics to this file")
-    parser.add_argument("--trust", action="store_true",
-                        help="build whatever the checkpoint's config names (only for "
-                             "checkpoints you wrote yourself)")
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="build whatever the checkpoint's config names (only for "
+        "checkpoints you wrote yourself)",
+    )
     args = parser.parse_args(argv)
     flags.out_dir("--data-root", args.data_root)
     flags.out_file("--json", args.json)
@@ -85,21 +96,32 @@ def main(argv: list[str] | None = None) -> int:
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
     try:
         quiet()
-        trainer = L.Trainer(accelerator=args.accelerator, devices=1, logger=False,
-                            enable_checkpointing=False, enable_model_summary=False,
-                            enable_progress_bar=False)
+        trainer = L.Trainer(
+            accelerator=args.accelerator,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+        )
     except (MisconfigurationException, RuntimeError) as err:  # e.g. gpu on a CPU-only machine
-        raise ArgumentError("--accelerator", args.accelerator,
-                            str(err).strip().splitlines()[0]) from None
-    model, datamodule, cfg = build_from_checkpoint(args.checkpoint, root, args.dataset,
-                                                   trust=args.trust)
+        raise ArgumentError(
+            "--accelerator", args.accelerator, str(err).strip().splitlines()[0]
+        ) from None
+    model, datamodule, cfg = build_from_checkpoint(
+        args.checkpoint, root, args.dataset, trust=args.trust
+    )
     datamodule.check_files()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         result = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    metrics = {"checkpoint": str(Path(args.checkpoint).resolve()), "dataset": cfg.data.name,
-               "test/acc": result["test/acc"], "test/loss": result["test/loss"],
-               **getattr(model, "test_results", {})}
+    metrics = {
+        "checkpoint": str(Path(args.checkpoint).resolve()),
+        "dataset": cfg.data.name,
+        "test/acc": result["test/acc"],
+        "test/loss": result["test/loss"],
+        **getattr(model, "test_results", {}),
+    }
     table = Table(title=Text(f"cnnlab-eval · {args.checkpoint}"))
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -35,17 +35,27 @@ class Parser(argparse.ArgumentParser):
 
 def _number(kind: type, low: float | None, high: float | None, low_open: bool) -> Callable:
     above = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-    allowed = " ".join(p for p in (f"a finite {'integer' if kind is int else 'number'}",
-                                   above, "" if high is None else f"and <= {high:g}") if p)
+    allowed = " ".join(
+        p
+        for p in (
+            f"a finite {'integer' if kind is int else 'number'}",
+            above,
+            "" if high is None else f"and <= {high:g}",
+        )
+        if p
+    )
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) \
-                or (low is not None and (value <= low if low_open else value < low)) \
-                or (high is not None and value > high):
+        if (
+            value is None
+            or not math.isfinite(value)
+            or (low is not None and (value <= low if low_open else value < low))
+            or (high is not None and value > high)
+        ):
             raise argparse.ArgumentTypeError(f"{text!r} is invalid: {allowed}")
         return value
 
@@ -92,8 +102,11 @@ def in_dir(flag: str, value: str | Path | None) -> Path | None:
         return None
     path = Path(value)
     if not path.is_dir():
-        raise ArgumentError(flag, str(value), "no such folder" if not path.exists()
-                            else "it names a file; give a folder")
+        raise ArgumentError(
+            flag,
+            str(value),
+            "no such folder" if not path.exists() else "it names a file; give a folder",
+        )
     return path
 
 
@@ -115,14 +128,20 @@ def command(prog: str) -> Callable:
                 return main(argv)
             except ArgumentError as err:  # a flag: named with its dashes already
                 return _refuse(prog, str(err))
-            except (BadInput, ConfigError, FileNotFoundError, NotADirectoryError,
-                    IsADirectoryError) as err:
+            except (
+                BadInput,
+                ConfigError,
+                FileNotFoundError,
+                NotADirectoryError,
+                IsADirectoryError,
+            ) as err:
                 return _refuse(prog, str(err))
             except OSError as err:
                 if err.errno not in UNWRITABLE:
                     raise
-                return _refuse(prog, f"cannot write to {err.filename or 'its output'}: "
-                                     f"{err.strerror or err}")
+                return _refuse(
+                    prog, f"cannot write to {err.filename or 'its output'}: {err.strerror or err}"
+                )
 
         return run
 
@@ -133,4 +152,3 @@ def _refuse(prog: str, message: str) -> int:
     text = message.strip()
     error(text.splitlines()[0] if text else "invalid input", prog)
     return EXIT_BAD_INPUT
-

@@ -73,8 +73,9 @@ def diff_metrics(old: dict[str, Any], new: dict[str, Any], tolerance: float):
             rows.append((key, a, b, NOT_RECORDED, True))
             continue
         if b is None:
-            rows.append((key, a, b, "missing in rerun" if a is not None else "identical",
-                         a is None))
+            rows.append(
+                (key, a, b, "missing in rerun" if a is not None else "identical", a is None)
+            )
             continue
         delta = abs(float(a) - float(b))
         if delta == 0 or (math.isnan(a) and math.isnan(b)):
@@ -103,12 +104,15 @@ def provenance_warnings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     da, db = old.get("device") or {}, new.get("device") or {}
     ta, tb = run_threads(da), run_threads(db)
     if (da.get("gpu"), ta) != (db.get("gpu"), tb):
-        warnings.append(f"device: {da.get('gpu') or 'cpu'}/{ta} threads → "
-                        f"{db.get('gpu') or 'cpu'}/{tb} threads")
+        warnings.append(
+            f"device: {da.get('gpu') or 'cpu'}/{ta} threads → {db.get('gpu') or 'cpu'}/{tb} threads"
+        )
     for key in ("cpu_model", "cpu_capability"):  # other CPU kernels: expect other last bits
         if key in da and key in db and da[key] != db[key]:
-            warnings.append(f"{key}: {da[key]} → {db[key]} (CPU results are bit-identical "
-                            f"only on the same kind of CPU)")
+            warnings.append(
+                f"{key}: {da[key]} → {db[key]} (CPU results are bit-identical "
+                f"only on the same kind of CPU)"
+            )
     return warnings
 
 
@@ -117,15 +121,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = flags.Parser(prog="cnnlab-rerun", description=__doc__)
     parser.add_argument("run_dir", type=Path, help="a run dir written by cnnlab-train")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied on top")
-    parser.add_argument("--tolerance", type=flags.number(0), default=0.0,
-                        help="largest absolute difference still accepted (default 0: bit-identical)")
+    parser.add_argument(
+        "--tolerance",
+        type=flags.number(0),
+        default=0.0,
+        help="largest absolute difference still accepted (default 0: bit-identical)",
+    )
     parser.add_argument("--out", type=Path, help="dir of the rerun (default: beside the original)")
-    parser.add_argument("--config-dir", type=Path,
-                        help="the config dir the run was trained with (cnnlab-train's "
-                             "--config-dir, e.g. your own repo's conf/)")
-    parser.add_argument("--trust", action="store_true",
-                        help="apply the run dir's saved overrides whatever they build or where "
-                             "they write (only for run dirs you wrote yourself)")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        help="the config dir the run was trained with (cnnlab-train's "
+        "--config-dir, e.g. your own repo's conf/)",
+    )
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="apply the run dir's saved overrides whatever they build or where "
+        "they write (only for run dirs you wrote yourself)",
+    )
     args = parser.parse_args(argv)
     flags.out_dir("--out", args.out)
     flags.in_dir("run_dir", args.run_dir)
@@ -133,30 +147,51 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir.resolve()
     try:
         if args.config_dir is not None and not args.config_dir.is_dir():
-            raise BadInput(f"--config-dir {args.config_dir}: not a directory (give the config "
-                           "dir the run was trained with)")
+            raise BadInput(
+                f"--config-dir {args.config_dir}: not a directory (give the config "
+                "dir the run was trained with)"
+            )
         old, saved, resolved = load_run(run_dir)
         # the pins (data folder, threads) replace what the file says; the user's win over all
-        overrides = without(merged(merged(saved, pinned_overrides(
-            resolved, old.get("provenance") or {})), args.overrides),
-            ("resume", "ckpt_path", "search"))
-        out_dir = (args.out or run_dir.parent /
-                   f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}").resolve()
+        overrides = without(
+            merged(
+                merged(saved, pinned_overrides(resolved, old.get("provenance") or {})),
+                args.overrides,
+            ),
+            ("resume", "ckpt_path", "search"),
+        )
+        out_dir = (
+            args.out or run_dir.parent / f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}"
+        ).resolve()
         if not args.trust:
             check_saved(saved, overrides, run_dir, out_dir, args.config_dir)
     except (ConfigError, BadInput) as err:
         error(str(err), "cnnlab-rerun")
         return EXIT_BAD_INPUT
-    out.print(Text.assemble(("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ",
-                            " ".join(overrides)))
+    out.print(
+        Text.assemble(
+            ("rerunning ", "bold"), f"{run_dir.name} → {out_dir}\n  ", " ".join(overrides)
+        )
+    )
     extra = ["--config-dir", str(args.config_dir.resolve())] if args.config_dir else []
     # quoted: a sweep run's dir name ("dropout=0.5,seed=1") is not a bare override value
-    proc = subprocess.run([sys.executable, "-m", "cnnlab.cli.train", *extra, *overrides,
-                           f"hydra.run.dir={format_value(str(out_dir))}"])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cnnlab.cli.train",
+            *extra,
+            *overrides,
+            f"hydra.run.dir={format_value(str(out_dir))}",
+        ]
+    )
     new = read_results(out_dir)
     if new is None or new.get("status") != "completed":
-        error(f"the rerun {'wrote no results.json' if new is None else new.get('status')}: "
-              f"{(new or {}).get('error') or f'exit {proc.returncode}'}", "cnnlab-rerun")
+        error(
+            f"the rerun {'wrote no results.json' if new is None else new.get('status')}: "
+            f"{(new or {}).get('error') or f'exit {proc.returncode}'}",
+            "cnnlab-rerun",
+        )
         return EXIT_FAILED
     return report(run_dir, out_dir, old, new, args.tolerance)
 
@@ -164,10 +199,13 @@ def main(argv: list[str] | None = None) -> int:
 def load_run(run_dir: Path) -> tuple[dict[str, Any], list[str], Any]:
     """A run dir's record, saved overrides and saved config (or BadInput saying why not),
     each read as bounded data from inside the run dir."""
-    if not (run_dir / ".hydra" / "overrides.yaml").exists() \
-            or not (run_dir / "results.json").exists():
-        raise BadInput(f"{run_dir} is not a cnnlab run dir (needs .hydra/overrides.yaml and "
-                       "results.json)")
+    if (
+        not (run_dir / ".hydra" / "overrides.yaml").exists()
+        or not (run_dir / "results.json").exists()
+    ):
+        raise BadInput(
+            f"{run_dir} is not a cnnlab run dir (needs .hydra/overrides.yaml and results.json)"
+        )
     old, saved = load_results(run_dir, root=run_dir), load_overrides(run_dir, root=run_dir)
     config = run_dir / "config.yaml"
     if not config.exists():
@@ -179,8 +217,13 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], list[str], Any]:
         raise BadInput(f"{config} is not a readable config: {str(err).splitlines()[0]}") from None
 
 
-def check_saved(saved: list[str], overrides: list[str], run_dir: Path, out_dir: Path,
-                config_dir: Path | None = None) -> None:
+def check_saved(
+    saved: list[str],
+    overrides: list[str],
+    run_dir: Path,
+    out_dir: Path,
+    config_dir: Path | None = None,
+) -> None:
     """A run dir's overrides may not choose where the rerun writes, call a resolver, or
     compose a config that builds anything but cnnlab's kind of objects or writes outside
     the rerun's dir and cnnlab's log folder, checked once resolved as the rerun would
@@ -196,12 +239,18 @@ def check_saved(saved: list[str], overrides: list[str], run_dir: Path, out_dir: 
     try:
         with initialize_config_dir(conf_dir(), version_base="1.3"):
             # the user's --config-dir, as cnnlab-train adds it: ahead of cnnlab's own configs
-            cfg = compose("train", overrides=overrides + (
-                [f"hydra.searchpath=[file://{config_dir.resolve()}]"] if config_dir else []),
-                return_hydra_config=True)
+            cfg = compose(
+                "train",
+                overrides=overrides
+                + ([f"hydra.searchpath=[file://{config_dir.resolve()}]"] if config_dir else []),
+                return_hydra_config=True,
+            )
     except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides
-        raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
-                          f"{source} do not compose: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            ".hydra/overrides.yaml",
+            ConfigError.NODE,
+            f"{source} do not compose: {str(err).splitlines()[0]}",
+        ) from None
     # hydra.* is cnnlab's own (a file may not set it); the job's config is checked as
     # composed, then as resolved the way the rerun's job resolves it
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
@@ -211,15 +260,19 @@ def check_saved(saved: list[str], overrides: list[str], run_dir: Path, out_dir: 
     try:
         resolved = OmegaConf.to_container(job, resolve=True)
     except Exception as err:  # noqa: BLE001 - a reference the saved overrides break
-        raise ConfigError(".hydra/overrides.yaml", ConfigError.NODE,
-                          f"{source} do not resolve: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            ".hydra/overrides.yaml",
+            ConfigError.NODE,
+            f"{source} do not resolve: {str(err).splitlines()[0]}",
+        ) from None
     targets.check(resolved, source)
     log_dir = Path(str(resolved["paths"]["log_dir"]))
     targets.check_writes(resolved, [out_dir, log_dir], source)
 
 
-def report(run_dir: Path, out_dir: Path, old: dict[str, Any], new: dict[str, Any],
-           tolerance: float) -> int:
+def report(
+    run_dir: Path, out_dir: Path, old: dict[str, Any], new: dict[str, Any], tolerance: float
+) -> int:
     """The table of every metric, rerun.json, and the exit code (1: beyond tolerance)."""
     for w in provenance_warnings(old.get("provenance") or {}, new.get("provenance") or {}):
         out.print(Text.assemble(("warning: ", "yellow"), w))
@@ -233,17 +286,33 @@ def report(run_dir: Path, out_dir: Path, old: dict[str, Any], new: dict[str, Any
     out.print(table)
     compared = [r for r in rows if r[3] != NOT_RECORDED]
     bad = [r for r in rows if not r[4]]
-    summary = {"original": str(run_dir), "rerun": str(out_dir), "tolerance": tolerance,
-               "identical": all(r[3] == "identical" for r in compared),
-               "differences": [{"metric": k, "original": a, "rerun": b, "verdict": v}
-                               for k, a, b, v, _ in rows if v != "identical"]}
+    summary = {
+        "original": str(run_dir),
+        "rerun": str(out_dir),
+        "tolerance": tolerance,
+        "identical": all(r[3] == "identical" for r in compared),
+        "differences": [
+            {"metric": k, "original": a, "rerun": b, "verdict": v}
+            for k, a, b, v, _ in rows
+            if v != "identical"
+        ],
+    }
     write_bytes(out_dir / "rerun.json", json.dumps(summary, indent=2) + "\n")
     if bad:
-        out.print(Text(f"{len(bad)} of {len(rows)} metrics differ beyond tolerance "
-                       f"{tolerance}", style="bold red"))
+        out.print(
+            Text(
+                f"{len(bad)} of {len(rows)} metrics differ beyond tolerance {tolerance}",
+                style="bold red",
+            )
+        )
         return EXIT_FAILED
-    out.print(Text(f"all {len(compared)} metrics within tolerance {tolerance} "
-                   f"({'identical' if summary['identical'] else 'close'})", style="bold green"))
+    out.print(
+        Text(
+            f"all {len(compared)} metrics within tolerance {tolerance} "
+            f"({'identical' if summary['identical'] else 'close'})",
+            style="bold green",
+        )
+    )
     return 0
 
 

@@ -52,6 +52,7 @@ def feature_maps(net: nn.Module, x: torch.Tensor) -> tuple[list[Capture], torch.
     def hook(name):
         def keep(module, inputs, output):
             captures.append(Capture(name, module, inputs[0].detach(), output.detach()))
+
         return keep
 
     for name, module in net.named_modules():
@@ -92,8 +93,9 @@ def plot_filters(weight: torch.Tensor, path: Path, title: str) -> None:
     n = w.shape[0]
     cols = min(8, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.15 * cols + 1.2, 1.15 * rows + 1.0),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.15 * cols + 1.2, 1.15 * rows + 1.0), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         _off(ax)
         if i < n:
@@ -108,8 +110,9 @@ def plot_filters(weight: torch.Tensor, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_maps(digits: torch.Tensor, maps: torch.Tensor, rows: list[str], path: Path,
-              title: str) -> None:
+def plot_maps(
+    digits: torch.Tensor, maps: torch.Tensor, rows: list[str], path: Path, title: str
+) -> None:
     """One row per digit: the digit, then its maps of the most varied channels (largest
     spread over digits and positions: a channel that is the same everywhere shows nothing);
     each channel (column) on one colour scale shared by the digits, white = 0."""
@@ -118,8 +121,9 @@ def plot_maps(digits: torch.Tensor, maps: torch.Tensor, rows: list[str], path: P
     spread = maps.transpose(0, 1).flatten(1).std(1)
     chosen = spread.argsort(descending=True)[:MAX_CHANNELS].sort().values.tolist()
     cols = 1 + len(chosen)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(0.95 * cols + 0.6, 1.05 * len(rows) + 1.0),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), cols, figsize=(0.95 * cols + 0.6, 1.05 * len(rows) + 1.0), squeeze=False
+    )
     for r, label in enumerate(rows):
         ax = axes[r, 0]
         ax.imshow(digits[r, 0].float().cpu(), cmap="gray")
@@ -135,15 +139,19 @@ def plot_maps(digits: torch.Tensor, maps: torch.Tensor, rows: list[str], path: P
             if r == 0:
                 ax.set_title(f"ch {ch}", fontsize=8)
     shown = "all" if len(chosen) == n_ch else f"the {len(chosen)} most varied of"
-    fig.suptitle(f"{title}\n{shown} {n_ch} channels, {maps.shape[2]}×{maps.shape[3]}; "
-                 "red > 0 > blue, one scale per column", fontsize=9)
+    fig.suptitle(
+        f"{title}\n{shown} {n_ch} channels, {maps.shape[2]}×{maps.shape[3]}; "
+        "red > 0 > blue, one scale per column",
+        fontsize=9,
+    )
     fig.tight_layout()
     write_figure(fig, path)
     plt.close(fig)
 
 
-def plot_fixed(before: torch.Tensor, after: torch.Tensor, rows: list[str], path: Path,
-               title: str) -> None:
+def plot_fixed(
+    before: torch.Tensor, after: torch.Tensor, rows: list[str], path: Path, title: str
+) -> None:
     """Each digit before and after a fixed filter, side by side (first channel)."""
     fig, axes = plt.subplots(len(rows), 2, figsize=(4.4, 2.0 * len(rows) + 0.8), squeeze=False)
     for r, label in enumerate(rows):
@@ -176,8 +184,9 @@ def _describe(module: nn.Module) -> str:
     return f"conv {module.in_channels}→{module.out_channels}, {kh}×{kw}"
 
 
-def show(net: nn.Module, images: torch.Tensor, shown: torch.Tensor, labels: list[int],
-         out_dir: Path) -> list[Path]:
+def show(
+    net: nn.Module, images: torch.Tensor, shown: torch.Tensor, labels: list[int], out_dir: Path
+) -> list[Path]:
     """Write the pictures for ``images`` (what the net takes) drawn as ``shown``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     net.eval()
@@ -190,20 +199,34 @@ def show(net: nn.Module, images: torch.Tensor, shown: torch.Tensor, labels: list
         first = convs[0]
         path = out_dir / f"filters_{_slug(first.name)}.png"
         w = first.module.weight
-        plot_filters(w, path, f"first conv layer ({first.name}): its {w.shape[0]} learned "
-                              f"{w.shape[2]}×{w.shape[3]} filters"
-                              + (f" (mean over {w.shape[1]} inputs)" if w.shape[1] > 1 else ""))
+        plot_filters(
+            w,
+            path,
+            f"first conv layer ({first.name}): its {w.shape[0]} learned "
+            f"{w.shape[2]}×{w.shape[3]} filters"
+            + (f" (mean over {w.shape[1]} inputs)" if w.shape[1] > 1 else ""),
+        )
         written.append(path)
     for n, cap in enumerate(captures, start=1):
         what = _describe(cap.module)
         if isinstance(cap.module, FixedFilter2d):
             path = out_dir / f"fixed_{n:02d}_{_slug(cap.name)}.png"
-            plot_fixed(cap.input, cap.output, rows, path,
-                       f"{cap.name}: {what}\neach image on its own grey scale")
+            plot_fixed(
+                cap.input,
+                cap.output,
+                rows,
+                path,
+                f"{cap.name}: {what}\neach image on its own grey scale",
+            )
         else:
             path = out_dir / f"maps_{n:02d}_{_slug(cap.name)}.png"
-            plot_maps(shown, cap.output, rows, path,
-                      f"layer {n}, {cap.name}: {what}; its output before any activation")
+            plot_maps(
+                shown,
+                cap.output,
+                rows,
+                path,
+                f"layer {n}, {cap.name}: {what}; its output before any activation",
+            )
         written.append(path)
     return written
 
@@ -215,28 +238,41 @@ def default_out_dir(ckpt: Path) -> Path:
 
 @flags.command("cnnlab-show")
 def main(argv: list[str] | None = None) -> int:
-    parser = flags.Parser(prog="cnnlab-show", description=__doc__,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = flags.Parser(
+        prog="cnnlab-show",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("checkpoint", help="a .ckpt written by cnnlab-train")
     parser.add_argument("--out", help="folder for the PNGs (default: <run dir>/show)")
-    parser.add_argument("--digits", type=flags.integer(1, 10), default=4,
-                        help="how many test digits, of different classes (1 to 10, default 4)")
-    parser.add_argument("--data-root", help="folder holding MNIST/raw/ (default: as trained, "
-                        "or $CNNLAB_DATA_DIR)")
+    parser.add_argument(
+        "--digits",
+        type=flags.integer(1, 10),
+        default=4,
+        help="how many test digits, of different classes (1 to 10, default 4)",
+    )
+    parser.add_argument(
+        "--data-root", help="folder holding MNIST/raw/ (default: as trained, or $CNNLAB_DATA_DIR)"
+    )
     parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
-    parser.add_argument("--trust", action="store_true",
-                        help="build whatever the checkpoint's config names (only for "
-                             "checkpoints you wrote yourself)")
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="build whatever the checkpoint's config names (only for "
+        "checkpoints you wrote yourself)",
+    )
     args = parser.parse_args(argv)
     flags.out_dir("--out", args.out)
     flags.out_dir("--data-root", args.data_root)
     from cnnlab.cli.evaluate import build_from_checkpoint
 
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
-    model, datamodule, _ = build_from_checkpoint(args.checkpoint, root, args.dataset,
-                                                 trust=args.trust)
-    out_dir = output_dir(Path(args.out) if args.out else default_out_dir(Path(args.checkpoint)),
-                         "the output folder")
+    model, datamodule, _ = build_from_checkpoint(
+        args.checkpoint, root, args.dataset, trust=args.trust
+    )
+    out_dir = output_dir(
+        Path(args.out) if args.out else default_out_dir(Path(args.checkpoint)), "the output folder"
+    )
     datamodule.check_files()
     datamodule.setup("test")
     images, labels = datamodule.splits["test"]

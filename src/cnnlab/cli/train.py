@@ -31,13 +31,17 @@ CONF_DIR = conf_dir()
 _UID = f"{os.getpid():x}{secrets.token_hex(2)}"
 OmegaConf.register_new_resolver("cnnlab_uid", lambda: _UID, replace=True)
 # where Hydra's files of a job wait until its run holds the run dir (cnnlab.run.rundir)
-OmegaConf.register_new_resolver("cnnlab_staging", lambda output_dir: staging_dir(output_dir),
-                                replace=True)
+OmegaConf.register_new_resolver(
+    "cnnlab_staging", lambda output_dir: staging_dir(output_dir), replace=True
+)
 # GPUs to ask a cluster for: those the trainer will use (trainer.accelerator/devices)
 OmegaConf.register_new_resolver(
-    "cnnlab_gpus", lambda accelerator, devices: (
-        (devices if isinstance(devices, int) else 1) if accelerator in ("gpu", "cuda") else None),
-    replace=True)
+    "cnnlab_gpus",
+    lambda accelerator, devices: (
+        (devices if isinstance(devices, int) else 1) if accelerator in ("gpu", "cuda") else None
+    ),
+    replace=True,
+)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
@@ -49,8 +53,12 @@ def task(cfg: DictConfig) -> JobResult:
     jobs = OmegaConf.select(hc, "launcher.n_jobs") if hc.mode == RunMode.MULTIRUN else 1
     sweep = hc.mode == RunMode.MULTIRUN
     try:
-        result = run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task),
-                     jobs=jobs if isinstance(jobs, int) else 1)
+        result = run(
+            cfg,
+            Path(hc.runtime.output_dir),
+            list(hc.overrides.task),
+            jobs=jobs if isinstance(jobs, int) else 1,
+        )
     except JobProblem as problem:
         if sweep:
             _job_done(hc, cfg, problem.status, problem.reason)
@@ -62,14 +70,14 @@ def task(cfg: DictConfig) -> JobResult:
     return result
 
 
-def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None,
-              value: Any = None) -> None:
+def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None, value: Any = None) -> None:
     """A sweep's line per finished job (Hydra's launchers log only each job's start)."""
     metric = cfg.get("optimized_metric")
     what = f"{metric} {value:.4f}" if isinstance(value, float) else reason
     # the run dir's name says which arm and seed
-    logging.getLogger("cnnlab.sweep").info("job #%s %s%s → %s", hc.job.num, status,
-                                           f" ({what})" if what else "", hc.runtime.output_dir)
+    logging.getLogger("cnnlab.sweep").info(
+        "job #%s %s%s → %s", hc.job.num, status, f" ({what})" if what else "", hc.runtime.output_dir
+    )
 
 
 def main() -> None:
@@ -122,8 +130,7 @@ def _hide_internal_options() -> None:
     listed = Hydra.format_config_groups
 
     def format_config_groups(self: Any, predicate: Any, compact: bool = True) -> str:
-        return re.sub(r"(?<=[:,] )_[\w-]+(, |$)", "", listed(self, predicate, compact),
-                      flags=re.M)
+        return re.sub(r"(?<=[:,] )_[\w-]+(, |$)", "", listed(self, predicate, compact), flags=re.M)
 
     Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
 
@@ -142,9 +149,15 @@ def _hydra_message(err: BaseException) -> str:
     cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
     key, value = getattr(cause, "full_key", None), getattr(cause, "value", None)
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    lines = [line for line in lines[:next((i for i, line in enumerate(lines)
-                                           if line.startswith("Config search path")), None)]
-             if not line.startswith(("full_key:", "object_type=", "reference_type="))]
+    lines = [
+        line
+        for line in lines[
+            : next(
+                (i for i, line in enumerate(lines) if line.startswith("Config search path")), None
+            )
+        ]
+        if not line.startswith(("full_key:", "object_type=", "reference_type="))
+    ]
     if key and value is not None:
         return f"{key}={value!r} is invalid: {' '.join(lines)}"
     if cause is not err:  # what Hydra was doing, then why it could not

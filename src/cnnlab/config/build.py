@@ -30,8 +30,15 @@ try:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 except ImportError:  # pragma: no cover
     MisconfigurationException = ValueError
-REFUSALS = (ValueError, TypeError, KeyError, ImportError, FileNotFoundError, ArithmeticError,
-            MisconfigurationException)
+REFUSALS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    ImportError,
+    FileNotFoundError,
+    ArithmeticError,
+    MisconfigurationException,
+)
 _FULL_KEY = re.compile(r"full_key: (\S+)")
 
 
@@ -66,14 +73,17 @@ def check_annotations(values: Any, where: str = "") -> None:
             TypeAdapter(hint, config=_LAX).validate_python(value)
         except ValidationError as err:
             first = err.errors()[0]
-            raise ArgumentError(f"{where}.{name}" if where else name, value,
-                                first["msg"].replace("Input should be", "must be")) from None
+            raise ArgumentError(
+                f"{where}.{name}" if where else name,
+                value,
+                first["msg"].replace("Input should be", "must be"),
+            ) from None
 
 
 _LAX = ConfigDict(arbitrary_types_allowed=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(target: str) -> dict[str, Any]:
     """The annotated constructor arguments of a third-party class; for a cnnlab class, those
     of the third-party class it passes its other arguments on to (``**kwargs``)."""
@@ -84,8 +94,14 @@ def _hints(target: str) -> dict[str, Any]:
         if not target.startswith("cnnlab."):
             return _annotations(cls.__init__ if isinstance(cls, type) else cls)
         own = inspect.signature(cls).parameters
-        base = next((b for b in cls.__mro__[1:] if not b.__module__.startswith("cnnlab")
-                     and "__init__" in b.__dict__), None)
+        base = next(
+            (
+                b
+                for b in cls.__mro__[1:]
+                if not b.__module__.startswith("cnnlab") and "__init__" in b.__dict__
+            ),
+            None,
+        )
         if base is None or base is object:
             return {}
         return {k: v for k, v in _annotations(base.__init__).items() if k not in own}
@@ -109,8 +125,13 @@ def _annotations(fn: Callable) -> dict[str, Any]:
     return out
 
 
-def build(cfg: DictConfig, key: str, make: Callable[[DictConfig], Any] | None = None,
-          suspects: list[str] = (), **kwargs: Any) -> Any:
+def build(
+    cfg: DictConfig,
+    key: str,
+    make: Callable[[DictConfig], Any] | None = None,
+    suspects: list[str] = (),
+    **kwargs: Any,
+) -> Any:
     """``make(cfg.<key>)`` (default: instantiate with ``kwargs``), key-named errors on refusal.
 
     ``suspects`` are the keys the user set (Hydra's overrides): when no single argument's
@@ -128,8 +149,13 @@ def build(cfg: DictConfig, key: str, make: Callable[[DictConfig], Any] | None = 
         raise blame(cfg, key, make, err, suspects) from None
 
 
-def blame(cfg: DictConfig, key: str, make: Callable[[DictConfig], Any],
-          err: Exception, suspects: list[str] = ()) -> Exception:
+def blame(
+    cfg: DictConfig,
+    key: str,
+    make: Callable[[DictConfig], Any],
+    err: Exception,
+    suspects: list[str] = (),
+) -> Exception:
     """The ConfigError (or BadInput) that tells the user which key made ``make`` fail."""
     node_key, cause = key, err
     while isinstance(cause, InstantiationException):
@@ -143,7 +169,7 @@ def blame(cfg: DictConfig, key: str, make: Callable[[DictConfig], Any],
     if isinstance(cause, (BadInput, ConfigError)):
         return cause
     message = _one_line(cause)
-    if isinstance(cause, InstantiationException) or isinstance(cause, ImportError):
+    if isinstance(cause, (InstantiationException, ImportError)):
         target = OmegaConf.select(cfg, f"{node_key}._target_")
         return ConfigError(f"{node_key}._target_", target, message)
     node = OmegaConf.select(cfg, node_key)
@@ -152,7 +178,7 @@ def blame(cfg: DictConfig, key: str, make: Callable[[DictConfig], Any],
     values = OmegaConf.to_container(node, resolve=True)  # the copies below have no root
     culprit = _culprit(values, make if node_key == key else make_object)
     if culprit is None:
-        mine = [s[len(node_key) + 1:] for s in suspects if s.startswith(node_key + ".")]
+        mine = [s[len(node_key) + 1 :] for s in suspects if s.startswith(node_key + ".")]
         culprit = mine[0] if len(mine) == 1 and mine[0] in values else None
     if culprit is not None:
         return ConfigError(f"{node_key}.{culprit}", values[culprit], message)

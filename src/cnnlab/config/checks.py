@@ -19,9 +19,12 @@ def check_input_size(cfg: DictConfig, net: nn.Module, datamodule) -> None:
     image = getattr(datamodule, "image_size", None)
     if declared is None or image is None or tuple(declared) == tuple(image):
         return
-    raise ConfigError("model.net.input_size", list(declared),
-                      f"the net's layers are sized for this input, but data.name="
-                      f"{datamodule.name} gives {list(image)} images")
+    raise ConfigError(
+        "model.net.input_size",
+        list(declared),
+        f"the net's layers are sized for this input, but data.name="
+        f"{datamodule.name} gives {list(image)} images",
+    )
 
 
 def check_monitors(callbacks: list, logged: tuple[str, ...]) -> None:
@@ -29,15 +32,23 @@ def check_monitors(callbacks: list, logged: tuple[str, ...]) -> None:
     for key, callback in callbacks:
         monitor = getattr(callback, "monitor", None)
         if monitor is not None and monitor not in logged:
-            raise ConfigError(f"{key}.monitor", monitor, f"one of the logged metrics {list(logged)}")
+            raise ConfigError(
+                f"{key}.monitor", monitor, f"one of the logged metrics {list(logged)}"
+            )
 
 
 def check_logger_needs(cfg: DictConfig) -> None:
     """Lightning's learning-rate monitor fails at the first epoch when there is no logger."""
-    if cfg.get("callbacks") and cfg.callbacks.get("lr_monitor") and not any(
-            (cfg.get("logger") or {}).values()):
-        raise ConfigError("callbacks.lr_monitor", "LearningRateMonitor",
-                          "needs a logger; with logger=none set callbacks.lr_monitor=null")
+    if (
+        cfg.get("callbacks")
+        and cfg.callbacks.get("lr_monitor")
+        and not any((cfg.get("logger") or {}).values())
+    ):
+        raise ConfigError(
+            "callbacks.lr_monitor",
+            "LearningRateMonitor",
+            "needs a logger; with logger=none set callbacks.lr_monitor=null",
+        )
 
 
 def check_validation_needs(cfg: DictConfig) -> None:
@@ -48,25 +59,39 @@ def check_validation_needs(cfg: DictConfig) -> None:
     for name, node in (cfg.get("callbacks") or {}).items():
         monitor = node.get("monitor") if node else None
         if isinstance(monitor, str) and monitor.startswith("val/"):
-            raise ConfigError(f"callbacks.{name}", node.get("_target_", "").rsplit(".", 1)[-1],
-                              f"monitors {monitor}, which data.validation=false never "
-                              f"computes; set callbacks.{name}=null")
+            raise ConfigError(
+                f"callbacks.{name}",
+                node.get("_target_", "").rsplit(".", 1)[-1],
+                f"monitors {monitor}, which data.validation=false never "
+                f"computes; set callbacks.{name}=null",
+            )
     scheduler = (cfg.get("model") or {}).get("scheduler")
     monitor = cfg.model.get("scheduler_monitor", "")
-    if scheduler and str(scheduler.get("_target_", "")).endswith("ReduceLROnPlateau") \
-            and str(monitor).startswith("val/"):
-        raise ConfigError("model.scheduler", "ReduceLROnPlateau",
-                          f"steps on {monitor}, which data.validation=false never computes; "
-                          "choose a schedule that needs no validation (model/scheduler="
-                          "onecycle, cosine or none)")
+    if (
+        scheduler
+        and str(scheduler.get("_target_", "")).endswith("ReduceLROnPlateau")
+        and str(monitor).startswith("val/")
+    ):
+        raise ConfigError(
+            "model.scheduler",
+            "ReduceLROnPlateau",
+            f"steps on {monitor}, which data.validation=false never computes; "
+            "choose a schedule that needs no validation (model/scheduler="
+            "onecycle, cosine or none)",
+        )
     if cfg.get("test", True) and cfg.get("test_ckpt") == "best":
-        raise ConfigError("test_ckpt", "best", "'last' with data.validation=false: no epoch "
-                          "is best without validation, so the final weights are what is tested")
+        raise ConfigError(
+            "test_ckpt",
+            "best",
+            "'last' with data.validation=false: no epoch "
+            "is best without validation, so the final weights are what is tested",
+        )
 
 
 def check_finite(cfg: DictConfig) -> None:
     """NaN or infinity in any numeric key is a bad value (``data.mean=nan`` would surface as
     a NaN loss, blamed on the learning rate); checked before anything is built."""
+
     def walk(node: Any, key: str) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
@@ -90,16 +115,20 @@ def check_scheduler_interval(cfg: DictConfig) -> None:
     model = cfg.get("model") or {}
     target = str((model.get("scheduler") or {}).get("_target_", ""))
     if target.endswith("ReduceLROnPlateau") and model.get("scheduler_interval") == "step":
-        raise ConfigError("model.scheduler_interval", "step",
-                          "model.scheduler (ReduceLROnPlateau) steps once per epoch on a "
-                          "validation metric; set model.scheduler_interval=epoch")
+        raise ConfigError(
+            "model.scheduler_interval",
+            "step",
+            "model.scheduler (ReduceLROnPlateau) steps once per epoch on a "
+            "validation metric; set model.scheduler_interval=epoch",
+        )
 
 
 def check_step_budget(cfg: DictConfig) -> None:
     """A schedule whose length is filled from the trainer's step budget needs steps."""
     scheduler = (cfg.get("model") or {}).get("scheduler")
-    fills = [k for k in FILLED_FROM_TRAINER if scheduler and k in scheduler
-             and scheduler.get(k) is None]
+    fills = [
+        k for k in FILLED_FROM_TRAINER if scheduler and k in scheduler and scheduler.get(k) is None
+    ]
     if not fills or not cfg.get("train", True):
         return
     name = str(scheduler.get("_target_", "")).rsplit(".", 1)[-1]
@@ -107,9 +136,12 @@ def check_step_budget(cfg: DictConfig) -> None:
     for key in ("max_steps", "limit_train_batches"):
         value = trainer.get(key)
         if value is not None and not isinstance(value, bool) and value == 0:
-            raise ConfigError(f"trainer.{key}", value,
-                              f"leaves model.scheduler ({name}) no step to schedule "
-                              f"(its {fills[0]} is the fit's length); give a budget >= 1")
+            raise ConfigError(
+                f"trainer.{key}",
+                value,
+                f"leaves model.scheduler ({name}) no step to schedule "
+                f"(its {fills[0]} is the fit's length); give a budget >= 1",
+            )
 
 
 def check_batches(cfg: DictConfig, datamodule) -> None:
@@ -119,9 +151,13 @@ def check_batches(cfg: DictConfig, datamodule) -> None:
     trainer = cfg.get("trainer") or {}
     every = trainer.get("val_check_interval")
     batches = datamodule.train_batches() if hasattr(datamodule, "train_batches") else None
-    if not isinstance(every, int) or isinstance(every, bool) or batches is None \
-            or trainer.get("check_val_every_n_epoch", 1) is None \
-            or "ddp" in str(trainer.get("strategy", "")):  # each rank sees a share
+    if (
+        not isinstance(every, int)
+        or isinstance(every, bool)
+        or batches is None
+        or trainer.get("check_val_every_n_epoch", 1) is None
+        or "ddp" in str(trainer.get("strategy", ""))
+    ):  # each rank sees a share
         return
     limit = trainer.get("limit_train_batches")
     if isinstance(limit, int) and not isinstance(limit, bool):
@@ -129,9 +165,12 @@ def check_batches(cfg: DictConfig, datamodule) -> None:
     elif isinstance(limit, float):
         batches = int(batches * limit)
     if every > batches:
-        raise ConfigError("trainer.val_check_interval", every,
-                          f"at most the {batches} training batches of an epoch (or set "
-                          "trainer.check_val_every_n_epoch=null to count across epochs)")
+        raise ConfigError(
+            "trainer.val_check_interval",
+            every,
+            f"at most the {batches} training batches of an epoch (or set "
+            "trainer.check_val_every_n_epoch=null to count across epochs)",
+        )
 
 
 def check_checkpoint_names(callbacks: list) -> None:
@@ -144,10 +183,12 @@ def check_checkpoint_names(callbacks: list) -> None:
             try:
                 callback.format_checkpoint_name({})
             except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
-                raise ConfigError(f"{key}.filename", callback.filename,
-                                  f"a format string of the logged metrics, epoch and step "
-                                  f"({str(err).splitlines()[0] or type(err).__name__})") \
-                    from None
+                raise ConfigError(
+                    f"{key}.filename",
+                    callback.filename,
+                    f"a format string of the logged metrics, epoch and step "
+                    f"({str(err).splitlines()[0] or type(err).__name__})",
+                ) from None
 
 
 OUTPUT_KEYS = ("save_dir", "dirpath", "save_to", "default_root_dir")
@@ -169,8 +210,9 @@ def check_output_paths(cfg: DictConfig) -> None:
             path = Path(value) if name != "save_to" else Path(value).parent
             blocker = next((p for p in (path, *path.parents) if p.exists()), None)
             if blocker is not None and not blocker.is_dir():
-                raise ConfigError(f"{where}.{name}", value,
-                                  f"a folder to write into, but {blocker} is a file")
+                raise ConfigError(
+                    f"{where}.{name}", value, f"a folder to write into, but {blocker} is a file"
+                )
 
 
 def check_checkpoint_fits(key: str, path: str, checkpoint: dict, model: nn.Module) -> None:
@@ -178,18 +220,30 @@ def check_checkpoint_fits(key: str, path: str, checkpoint: dict, model: nn.Modul
     compare its weights' names and shapes with the model's first."""
     saved = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
-        raise ConfigError(key, path, "a checkpoint written by cnnlab-train (it holds no "
-                          "state_dict)")
+        raise ConfigError(
+            key, path, "a checkpoint written by cnnlab-train (it holds no state_dict)"
+        )
     mine = model.state_dict()
     missing = [k for k in mine if k not in saved]
     extra = [k for k in saved if k not in mine]
-    shapes = [k for k in mine if k in saved and hasattr(saved[k], "shape")
-              and tuple(saved[k].shape) != tuple(mine[k].shape)]
+    shapes = [
+        k
+        for k in mine
+        if k in saved
+        and hasattr(saved[k], "shape")
+        and tuple(saved[k].shape) != tuple(mine[k].shape)
+    ]
     if not (missing or extra or shapes):
         return
     net = type(getattr(model, "net", model)).__name__
-    what = (f"{shapes[0]} has shape {list(saved[shapes[0]].shape)}, the model's "
-            f"{list(mine[shapes[0]].shape)}" if shapes else
-            f"it lacks {missing[0]}" if missing else f"it has {extra[0]}, which the model lacks")
-    raise ConfigError(key, path, f"a checkpoint of this model ({net}); it holds another net's "
-                      f"weights ({what})")
+    what = (
+        f"{shapes[0]} has shape {list(saved[shapes[0]].shape)}, the model's "
+        f"{list(mine[shapes[0]].shape)}"
+        if shapes
+        else f"it lacks {missing[0]}"
+        if missing
+        else f"it has {extra[0]}, which the model lacks"
+    )
+    raise ConfigError(
+        key, path, f"a checkpoint of this model ({net}); it holds another net's weights ({what})"
+    )

@@ -32,8 +32,12 @@ class CpuMalloc:
 
     def __post_init__(self) -> None:
         for name in ("mmap_threshold_mb", "trim_threshold_mb"):
-            require(f"cpu_malloc.{name}", getattr(self, name), lambda v: 0 <= v <= MALLOC_MAX_MB,
-                    f"an integer number of MiB in [0, {MALLOC_MAX_MB}]")
+            require(
+                f"cpu_malloc.{name}",
+                getattr(self, name),
+                lambda v: 0 <= v <= MALLOC_MAX_MB,
+                f"an integer number of MiB in [0, {MALLOC_MAX_MB}]",
+            )
 
 
 @dataclass
@@ -58,7 +62,7 @@ class RunConfig:
     optimized_metric: str = "val/acc_best"
     study_reference: Optional[str] = None
     study_epochs: Optional[int] = None  # an ablation study's budget (conf/experiment/ablation)
-    study_budget: int = 1               # its multiple: study_budget=2 re-runs at twice it
+    study_budget: int = 1  # its multiple: study_budget=2 re-runs at twice it
     search: Any = None  # set per job by the Optuna sweeper (a plain dict)
     # the groups: each object checks its own arguments when it is built
     data: Any = None
@@ -70,19 +74,39 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         require("seed", self.seed, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")
-        require("train_eval_images", self.train_eval_images, lambda v: v >= 0,
-                "an integer >= 0 (0: not measured)")
-        require("study_budget", self.study_budget, lambda v: v >= 1,
-                "an integer >= 1 (a multiple of the study's epochs)")
+        require(
+            "train_eval_images",
+            self.train_eval_images,
+            lambda v: v >= 0,
+            "an integer >= 0 (0: not measured)",
+        )
+        require(
+            "study_budget",
+            self.study_budget,
+            lambda v: v >= 1,
+            "an integer >= 1 (a multiple of the study's epochs)",
+        )
         require("resume", self.resume, lambda v: v in RESUME, f"one of {list(RESUME)}")
         require("test_ckpt", self.test_ckpt, lambda v: v in TEST_CKPT, f"one of {list(TEST_CKPT)}")
-        require("torch_threads", self.torch_threads, lambda v: v is None or v >= 1,
-                "null or an integer >= 1")
+        require(
+            "torch_threads",
+            self.torch_threads,
+            lambda v: v is None or v >= 1,
+            "null or an integer >= 1",
+        )
         require("run_name", self.run_name, lambda v: bool(v.strip()), "a non-empty name")
-        require("optimized_metric", self.optimized_metric, lambda v: v in RECORDED,
-                f"one of the metrics a run records {list(RECORDED)}")
-        require("ckpt_path", self.ckpt_path, lambda v: v is None or Path(v).is_file(),
-                "null or the path of an existing checkpoint file")
+        require(
+            "optimized_metric",
+            self.optimized_metric,
+            lambda v: v in RECORDED,
+            f"one of the metrics a run records {list(RECORDED)}",
+        )
+        require(
+            "ckpt_path",
+            self.ckpt_path,
+            lambda v: v is None or Path(v).is_file(),
+            "null or the path of an existing checkpoint file",
+        )
 
 
 ConfigStore.instance().store(name="run_schema", node=RunConfig)
@@ -90,10 +114,14 @@ ConfigStore.instance().store(name="run_schema", node=RunConfig)
 # What a run is called, from the job's overrides (cnnlab/analysis/arms.py): `arm` in
 # conf/train.yaml, the W&B name, id folder and tags (conf/logger/wandb.yaml), the run dir
 # of a multirun job (conf/hydra/default.yaml), one W&B folder per study (conf/paths).
-for _name, _fn in (("cnnlab_arm", arms.job_arm), ("cnnlab_run_name", arms.job_run_name),
-                   ("cnnlab_dirname", arms.dirname), ("cnnlab_study_dir", arms.study_dir),
-                   ("cnnlab_tags", arms.with_arm_tag),
-                   ("cnnlab_times", lambda a, b: int(a) * int(b))):
+for _name, _fn in (
+    ("cnnlab_arm", arms.job_arm),
+    ("cnnlab_run_name", arms.job_run_name),
+    ("cnnlab_dirname", arms.dirname),
+    ("cnnlab_study_dir", arms.study_dir),
+    ("cnnlab_tags", arms.with_arm_tag),
+    ("cnnlab_times", lambda a, b: int(a) * int(b)),
+):
     OmegaConf.register_new_resolver(_name, _fn, replace=True)
 
 GROUPS = ("data", "model", "trainer", "logger", "callbacks", "paths", "hydra")
@@ -102,8 +130,11 @@ GROUPS = ("data", "model", "trainer", "logger", "callbacks", "paths", "hydra")
 def settings(cfg: DictConfig) -> RunConfig:
     """The run's top-level settings, type- and range-checked; the groups are left to the
     objects they build. Raises ConfigError naming the key."""
-    top = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-           else cfg[k] for k in cfg if k not in GROUPS}  # resolved in place: tags name arms
+    top = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg
+        if k not in GROUPS
+    }  # resolved in place: tags name arms
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), top))
     except ArgumentError as err:
@@ -111,5 +142,6 @@ def settings(cfg: DictConfig) -> RunConfig:
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         message = str(err).splitlines()[0]
-        raise ConfigError(key, OmegaConf.select(OmegaConf.create(top), key, default=None),
-                          message) from None
+        raise ConfigError(
+            key, OmegaConf.select(OmegaConf.create(top), key, default=None), message
+        ) from None

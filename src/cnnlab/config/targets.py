@@ -27,14 +27,24 @@ from cnnlab.errors import ConfigError
 from cnnlab.files import inside
 
 MODULES = ("cnnlab.", "torch.optim.", "lightning.pytorch.", "torchmetrics.")
-ALLOWED = ("cnnlab's networks, data modules, classifier, trainer, loggers and callbacks, "
-           "torch optimizers and LR schedulers, Lightning's Trainer, callbacks and loggers, "
-           "torchmetrics metrics")
+ALLOWED = (
+    "cnnlab's networks, data modules, classifier, trainer, loggers and callbacks, "
+    "torch optimizers and LR schedulers, Lightning's Trainer, callbacks and loggers, "
+    "torchmetrics metrics"
+)
 # overrides of these keys choose where a run writes or how Hydra itself runs: a file's
 # overrides may not set them (the rerun picks its own directory)
 WRITE_KEYS = ("hydra", "paths", "search")  # search: which study and storage a job reports to
-WRITE_LEAVES = ("dirpath", "save_dir", "default_root_dir", "output_dir", "log_dir",
-                "submitit_folder", "save_to", "dir")
+WRITE_LEAVES = (
+    "dirpath",
+    "save_dir",
+    "default_root_dir",
+    "output_dir",
+    "log_dir",
+    "submitit_folder",
+    "save_to",
+    "dir",
+)
 # leaves that name a file or folder *inside* a write location (a checkpoint's filename, a
 # logger's name/version): a path separator or '..' there would leave it
 NAME_LEAVES = ("filename", "name", "version", "prefix", "sub_dir")
@@ -52,9 +62,18 @@ def _kinds() -> tuple[type, ...]:
 
     from cnnlab.data.augment import BatchAugment
 
-    return (torch.nn.Module, L.LightningDataModule, L.Trainer, Callback, Logger,
-            torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler,
-            torch.optim.lr_scheduler.ReduceLROnPlateau, Metric, BatchAugment)
+    return (
+        torch.nn.Module,
+        L.LightningDataModule,
+        L.Trainer,
+        Callback,
+        Logger,
+        torch.optim.Optimizer,
+        torch.optim.lr_scheduler.LRScheduler,
+        torch.optim.lr_scheduler.ReduceLROnPlateau,
+        Metric,
+        BatchAugment,
+    )
 
 
 def leaves(node: Any, key: str = "") -> list[tuple[str, Any]]:
@@ -62,8 +81,9 @@ def leaves(node: Any, key: str = "") -> list[tuple[str, Any]]:
     if isinstance(node, (DictConfig, ListConfig)):
         node = OmegaConf.to_container(node, resolve=False)
     if isinstance(node, dict):
-        return [leaf for k, v in node.items()
-                for leaf in leaves(v, f"{key}.{k}" if key else str(k))]
+        return [
+            leaf for k, v in node.items() for leaf in leaves(v, f"{key}.{k}" if key else str(k))
+        ]
     if isinstance(node, (list, tuple)):
         return [leaf for i, v in enumerate(node) for leaf in leaves(v, f"{key}[{i}]")]
     return [(key, node)]
@@ -89,9 +109,13 @@ def refuse_resolvers(pairs: list[tuple[str, Any]], source: str) -> None:
     """ConfigError for the first (key, text) pair from a file that calls a resolver."""
     for key, value in pairs:
         if calls_resolver(key) or calls_resolver(value):
-            raise ConfigError(key, shown(value), f"{source} may refer only to its own keys "
-                              "(${a.b}); a resolver such as ${oc.create:...} or ${oc.env:...} "
-                              "is code, not data; if you wrote it yourself, pass --trust")
+            raise ConfigError(
+                key,
+                shown(value),
+                f"{source} may refer only to its own keys "
+                "(${a.b}); a resolver such as ${oc.create:...} or ${oc.env:...} "
+                "is code, not data; if you wrote it yourself, pass --trust",
+            )
 
 
 def as_data(cfg: Any, source: str) -> Any:
@@ -102,8 +126,9 @@ def as_data(cfg: Any, source: str) -> Any:
     try:
         return OmegaConf.to_container(OmegaConf.create(container), resolve=True)
     except Exception as err:  # noqa: BLE001 - a reference to a key that is not there
-        raise ConfigError("config", ConfigError.NODE,
-                          f"{source} does not resolve: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            "config", ConfigError.NODE, f"{source} does not resolve: {str(err).splitlines()[0]}"
+        ) from None
 
 
 def check_data(cfg: Any, source: str) -> dict[str, Any]:
@@ -123,16 +148,22 @@ def extra_prefixes() -> tuple[str, ...]:
     same kinds of objects only). Declared by what is installed, never by the file checked."""
     from importlib.metadata import entry_points
 
-    return tuple(f"{ep.value.strip().rstrip('.')}." for ep in entry_points(group=ENTRY_POINTS)
-                 if ep.value.strip().strip(".") and ":" not in ep.value)
+    return tuple(
+        f"{ep.value.strip().rstrip('.')}."
+        for ep in entry_points(group=ENTRY_POINTS)
+        if ep.value.strip().strip(".") and ":" not in ep.value
+    )
 
 
 def allowed(target: Any) -> bool:
     """A target string within cnnlab's modules (or a module the user's installed package
     declares) that resolves (as Hydra resolves it) to a class of the allowed kinds; nothing
     outside those modules is imported to find out."""
-    if not isinstance(target, str) or "__" in target \
-            or not target.startswith(MODULES + extra_prefixes()):
+    if (
+        not isinstance(target, str)
+        or "__" in target
+        or not target.startswith(MODULES + extra_prefixes())
+    ):
         return False
     from cnnlab.compat.hydra import locate
 
@@ -147,10 +178,14 @@ def check(cfg: Any, source: str) -> None:
     """Refuse (ConfigError, before anything is built) a ``_target_`` outside the allowlist."""
     for key, target in targets(cfg):
         if not allowed(target):
-            raise ConfigError(key, shown(target), f"{source} may only build {ALLOWED} (or the "
-                              f"modules an installed package declares in the entry point "
-                              f"group {ENTRY_POINTS}); if you wrote it yourself and trust "
-                              "it, pass --trust")
+            raise ConfigError(
+                key,
+                shown(target),
+                f"{source} may only build {ALLOWED} (or the "
+                f"modules an installed package declares in the entry point "
+                f"group {ENTRY_POINTS}); if you wrote it yourself and trust "
+                "it, pass --trust",
+            )
 
 
 def check_overrides(overrides: list[str], source: str) -> None:
@@ -161,10 +196,18 @@ def check_overrides(overrides: list[str], source: str) -> None:
     refuse_resolvers([(key_of(o), value_of(o)) for o in overrides], source)
     for o in overrides:
         key, value = key_of(o), value_of(o)
-        if "@" in key or key.split(".")[0].split("/")[0] in WRITE_KEYS \
-                or key.split(".")[-1] in WRITE_LEAVES or _climbs(value):
-            raise ConfigError(key, shown(value), f"{source} may not choose where a run "
-                              "writes or how Hydra runs; if you wrote it yourself, pass --trust")
+        if (
+            "@" in key
+            or key.split(".")[0].split("/")[0] in WRITE_KEYS
+            or key.split(".")[-1] in WRITE_LEAVES
+            or _climbs(value)
+        ):
+            raise ConfigError(
+                key,
+                shown(value),
+                f"{source} may not choose where a run "
+                "writes or how Hydra runs; if you wrote it yourself, pass --trust",
+            )
 
 
 def check_writes(resolved: dict[str, Any], roots: list[Path], source: str) -> None:
@@ -175,13 +218,21 @@ def check_writes(resolved: dict[str, Any], roots: list[Path], source: str) -> No
         if value is None or not isinstance(value, str) or key.startswith("hydra."):
             continue
         if leaf in WRITE_LEAVES and not any(inside(Path(value), r) for r in roots):
-            raise ConfigError(key, shown(value), f"{source} may only write inside the run's "
-                              "own dir or cnnlab's log folder; if you wrote it yourself, "
-                              "pass --trust")
+            raise ConfigError(
+                key,
+                shown(value),
+                f"{source} may only write inside the run's "
+                "own dir or cnnlab's log folder; if you wrote it yourself, "
+                "pass --trust",
+            )
         if leaf in NAME_LEAVES and ("/" in value or "\\" in value or _climbs(value)):
-            raise ConfigError(key, shown(value), f"{source} may not name a file outside its "
-                              "folder (a path separator or '..'); if you wrote it yourself, "
-                              "pass --trust")
+            raise ConfigError(
+                key,
+                shown(value),
+                f"{source} may not name a file outside its "
+                "folder (a path separator or '..'); if you wrote it yourself, "
+                "pass --trust",
+            )
 
 
 def _climbs(value: str) -> bool:

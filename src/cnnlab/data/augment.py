@@ -22,15 +22,24 @@ class BatchAugment:
     """Random rotation (±degrees), translation (± fraction of size), scale and h-flip."""
 
     @checked
-    def __init__(self, name: str = "none",
-                 degrees: Annotated[float, Field(ge=0, le=180, description=(
-                     "rotation degrees in [0, 180]"))] = 0.0,
-                 translate: Annotated[float, Field(ge=0, lt=1, description=(
-                     "a fraction of the image size in [0, 1)"))] = 0.0,
-                 scale: Annotated[Sequence[float], Field(min_length=2, max_length=2, description=(
-                     "[low, high] with 0 < low <= high"))] = (1.0, 1.0),
-                 hflip: Probability = 0.0) -> None:
-        require("scale", list(scale), lambda v: 0 < v[0] <= v[1], "[low, high] with 0 < low <= high")
+    def __init__(
+        self,
+        name: str = "none",
+        degrees: Annotated[
+            float, Field(ge=0, le=180, description=("rotation degrees in [0, 180]"))
+        ] = 0.0,
+        translate: Annotated[
+            float, Field(ge=0, lt=1, description=("a fraction of the image size in [0, 1)"))
+        ] = 0.0,
+        scale: Annotated[
+            Sequence[float],
+            Field(min_length=2, max_length=2, description=("[low, high] with 0 < low <= high")),
+        ] = (1.0, 1.0),
+        hflip: Probability = 0.0,
+    ) -> None:
+        require(
+            "scale", list(scale), lambda v: 0 < v[0] <= v[1], "[low, high] with 0 < low <= high"
+        )
         self.name = name
         self.degrees = float(degrees)
         self.translate = float(translate)
@@ -58,9 +67,12 @@ class BatchAugment:
         flip = torch.where(uniform(0.0, 1.0) < self.hflip, -1.0, 1.0).to(x.dtype)
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         # theta maps output to input coordinates: inverse rotation and scale, then the flip.
-        theta = torch.stack([
-            torch.stack([cos * flip, -sin, -tx], dim=1),
-            torch.stack([sin * flip, cos, -ty], dim=1),
-        ], dim=1)
+        theta = torch.stack(
+            [
+                torch.stack([cos * flip, -sin, -tx], dim=1),
+                torch.stack([sin * flip, cos, -ty], dim=1),
+            ],
+            dim=1,
+        )
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

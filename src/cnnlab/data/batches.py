@@ -28,8 +28,11 @@ class Batch(NamedTuple):
 
 
 def move_batch(batch: Batch, device: torch.device) -> Batch:
-    return Batch(batch.images.to(device, non_blocking=True),
-                 batch.labels.to(device, non_blocking=True), batch.seed)
+    return Batch(
+        batch.images.to(device, non_blocking=True),
+        batch.labels.to(device, non_blocking=True),
+        batch.seed,
+    )
 
 
 class TensorBatches(Dataset):
@@ -60,17 +63,25 @@ class EpochBatchSampler(Sampler):
     training shards are equal-sized, as gradient synchronisation needs.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                 epoch_of: Callable[[], int] | None = None,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_of: Callable[[], int] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
         self.epoch_of = epoch_of
         self.device = torch.device(device)
         self.epoch = 0
         self.served = (-1, 0)  # (epoch, batches of it handed out)
-        self._skip = (-1, 0)   # (epoch, batches to pass over) after a mid-epoch resume
+        self._skip = (-1, 0)  # (epoch, batches to pass over) after a mid-epoch resume
 
     def set_epoch(self, epoch: int) -> None:  # used when no trainer tells the epoch
         self.epoch = epoch
@@ -80,8 +91,8 @@ class EpochBatchSampler(Sampler):
             return order
         if self.shuffle:  # training: equal shards
             m = self.n // self.world_size
-            return order[self.rank * m:(self.rank + 1) * m]
-        return order[self.rank::self.world_size]
+            return order[self.rank * m : (self.rank + 1) * m]
+        return order[self.rank :: self.world_size]
 
     def _per_rank(self) -> int:
         if self.world_size == 1:
@@ -133,18 +144,40 @@ class ResumableLoader(DataLoader):
         self.sampler.load_state_dict(state)
 
 
-def batch_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int, drop_last: bool = False, rank: int = 0, world_size: int = 1,
-                 epoch_of: Callable[[], int] | None = None) -> DataLoader:
+def batch_loader(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    epoch_of: Callable[[], int] | None = None,
+) -> DataLoader:
     """A DataLoader (so Lightning treats it as one) whose every item is a whole batch.
 
     The shuffled (training) loader is resumable mid-epoch; evaluation loaders always
     start at their first batch.
     """
-    sampler = EpochBatchSampler(len(labels), batch_size, shuffle, seed, drop_last, rank,
-                                world_size, epoch_of, device=images.device)
+    sampler = EpochBatchSampler(
+        len(labels),
+        batch_size,
+        shuffle,
+        seed,
+        drop_last,
+        rank,
+        world_size,
+        epoch_of,
+        device=images.device,
+    )
     cls = ResumableLoader if shuffle else DataLoader
     # Its own generator: otherwise creating each iterator draws from torch's global RNG
     # (DataLoader's base seed), and where Lightning creates iterators would shift dropout.
-    return cls(TensorBatches(images, labels), sampler=sampler, batch_size=None,
-               num_workers=0, generator=torch.Generator().manual_seed(seed))
+    return cls(
+        TensorBatches(images, labels),
+        sampler=sampler,
+        batch_size=None,
+        num_workers=0,
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -14,9 +14,17 @@ import torchvision
 
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.batches import Batch, batch_loader, move_batch
-from cnnlab.errors import (ArgumentError, BadInput, Classes, Count, Fraction, NonNegative,
-                           Positive, checked)
 from cnnlab.data.idx import IDX_FILES, check_pair, gunzip_missing
+from cnnlab.errors import (
+    ArgumentError,
+    BadInput,
+    Classes,
+    Count,
+    Fraction,
+    NonNegative,
+    Positive,
+    checked,
+)
 
 # config name -> torchvision dataset class (the class name is also its folder under root)
 DATASETS = {
@@ -40,13 +48,24 @@ class MNISTDataModule(L.LightningDataModule):
     """
 
     @checked
-    def __init__(self, name: Literal["mnist", "fashion_mnist"] = "mnist", root: str = "data",
-                 validation: bool = True, val_fraction: Fraction = 0.2,
-                 split_seed: NonNegative = 0,
-                 batch_size: Count = 64, eval_batch_size: Count = 1000,
-                 mean: float = 0.1307, std: Positive = 0.3081, num_classes: Classes = 10,
-                 augmentation: Optional[BatchAugment] = None, download: bool = True,
-                 on_device: bool = True, drop_last: bool = False, seed: NonNegative = 0) -> None:
+    def __init__(
+        self,
+        name: Literal["mnist", "fashion_mnist"] = "mnist",
+        root: str = "data",
+        validation: bool = True,
+        val_fraction: Fraction = 0.2,
+        split_seed: NonNegative = 0,
+        batch_size: Count = 64,
+        eval_batch_size: Count = 1000,
+        mean: float = 0.1307,
+        std: Positive = 0.3081,
+        num_classes: Classes = 10,
+        augmentation: Optional[BatchAugment] = None,
+        download: bool = True,
+        on_device: bool = True,
+        drop_last: bool = False,
+        seed: NonNegative = 0,
+    ) -> None:
         super().__init__()
         self.name, self.root = name, Path(root)
         self.validation = validation
@@ -54,7 +73,12 @@ class MNISTDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.mean, self.std, self.num_classes = mean, std, num_classes
         self.augmentation = augmentation or BatchAugment()
-        self.download, self.on_device, self.drop_last, self.seed = download, on_device, drop_last, seed
+        self.download, self.on_device, self.drop_last, self.seed = (
+            download,
+            on_device,
+            drop_last,
+            seed,
+        )
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -96,13 +120,17 @@ class MNISTDataModule(L.LightningDataModule):
                         folder.rmdir()
         if missing:
             # torchvision's message spans lines (file, URLs tried, error): one line here
-            how = (f"the download failed ({' '.join(str(err).split())})" if err else
-                   "downloading is off (data.download=false)")
+            how = (
+                f"the download failed ({' '.join(str(err).split())})"
+                if err
+                else "downloading is off (data.download=false)"
+            )
             raise BadInput(
                 f"{self.name} data not found: expected the four files {list(IDX_FILES)} in "
                 f"{raw.resolve()} (missing: {missing}). Point data.root (or the environment "
                 f"variable CNNLAB_DATA_DIR) at the folder that holds "
-                f"{DATASETS[self.name].__name__}/raw/; {how}.")
+                f"{DATASETS[self.name].__name__}/raw/; {how}."
+            )
 
     def check_files(self) -> None:
         """Present, whole and MNIST-shaped: names a missing, corrupt, truncated, mis-typed,
@@ -130,14 +158,18 @@ class MNISTDataModule(L.LightningDataModule):
         # set up before a trainer was attached (a benchmark, a notebook), the splits are
         # still on the host: move them now, once, not batch by batch
         device = self._device()
-        if self.on_device and device.type != "cpu" and any(
-                t.device != device for pair in self.splits.values() for t in pair):
+        if (
+            self.on_device
+            and device.type != "cpu"
+            and any(t.device != device for pair in self.splits.values() for t in pair)
+        ):
             self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
 
     def _load(self) -> None:
         self.check_files()
-        stamps = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns)
-                       for p in self.data_files())
+        stamps = tuple(
+            (str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in self.data_files()
+        )
         x, y, test_split = _read(self.name, str(self.root), stamps)
         test_split = (test_split[0].clone(), test_split[1].clone())  # the cached read stays
         if not self.validation:  # the whole training set trains; nothing is held out
@@ -145,8 +177,11 @@ class MNISTDataModule(L.LightningDataModule):
             return
         n_val = int(round(len(y) * self.val_fraction))
         if not 0 < n_val < len(y):
-            raise ArgumentError("val_fraction", self.val_fraction,
-                                f"leaves an empty split of {len(y)} training images")
+            raise ArgumentError(
+                "val_fraction",
+                self.val_fraction,
+                f"leaves an empty split of {len(y)} training images",
+            )
         perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
         self.splits = {
@@ -173,8 +208,11 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        return move_batch(batch, device) if isinstance(batch, Batch) else \
-            super().transfer_batch_to_device(batch, device, dataloader_idx)
+        return (
+            move_batch(batch, device)
+            if isinstance(batch, Batch)
+            else super().transfer_batch_to_device(batch, device, dataloader_idx)
+        )
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
         if not isinstance(batch, Batch):
@@ -191,16 +229,22 @@ class MNISTDataModule(L.LightningDataModule):
         return x.sub_(self.mean).div_(self.std)
 
 
-def loader_for(dm: L.LightningDataModule, images: torch.Tensor, labels: torch.Tensor,
-               train: bool):
+def loader_for(dm: L.LightningDataModule, images: torch.Tensor, labels: torch.Tensor, train: bool):
     """The batch loader of one split of a DataModule holding ``batch_size``, ``seed``, ...:
     shuffled and sharded by the trainer's rank, the epoch read from the trainer."""
     trainer = dm.trainer
     rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-    return batch_loader(images, labels, dm.batch_size if train else dm.eval_batch_size,
-                        shuffle=train, seed=dm.seed, drop_last=dm.drop_last and train,
-                        rank=rank, world_size=world,
-                        epoch_of=(lambda: trainer.current_epoch) if trainer else None)
+    return batch_loader(
+        images,
+        labels,
+        dm.batch_size if train else dm.eval_batch_size,
+        shuffle=train,
+        seed=dm.seed,
+        drop_last=dm.drop_last and train,
+        rank=rank,
+        world_size=world,
+        epoch_of=(lambda: trainer.current_epoch) if trainer else None,
+    )
 
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -215,5 +259,8 @@ def _read(name: str, root: str, stamps: tuple) -> tuple[torch.Tensor, torch.Tens
     cls = DATASETS[name]
     train = cls(root, train=True, download=False)
     test = cls(root, train=False, download=False)
-    return (train.data.unsqueeze(1).contiguous(), train.targets.long(),
-            (test.data.unsqueeze(1).contiguous(), test.targets.long()))
+    return (
+        train.data.unsqueeze(1).contiguous(),
+        train.targets.long(),
+        (test.data.unsqueeze(1).contiguous(), test.targets.long()),
+    )

@@ -18,8 +18,14 @@ IDX_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 _DTYPE_SIZES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
-_DTYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32",
-                0x0E: "float64"}
+_DTYPE_NAMES = {
+    0x08: "uint8",
+    0x09: "int8",
+    0x0B: "int16",
+    0x0C: "int32",
+    0x0D: "float32",
+    0x0E: "float64",
+}
 UINT8 = 0x08  # what MNIST-style files hold: pixels 0..255, labels 0..255
 
 
@@ -53,12 +59,13 @@ def idx_header(path: Path) -> IdxHeader:
         raise BadInput(f"data file {path} is not an IDX file (bad magic number)")
     if len(dims) < 4 * ndim:
         raise BadInput(f"data file {path} is truncated: its header is incomplete")
-    shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
     expected = 4 + 4 * ndim + _DTYPE_SIZES[head[2]] * _prod(shape)
     if size != expected:
         raise BadInput(
             f"data file {path} is corrupt or truncated: its header declares shape {list(shape)} "
-            f"({expected} bytes) but the file has {size} bytes")
+            f"({expected} bytes) but the file has {size} bytes"
+        )
     return IdxHeader(path, head[2], shape)
 
 
@@ -67,8 +74,7 @@ def idx_shape(path: Path) -> tuple[int, ...]:
     return idx_header(path).shape
 
 
-def check_pair(images: Path, labels: Path, image_hw: tuple[int, int],
-               num_classes: int) -> int:
+def check_pair(images: Path, labels: Path, image_hw: tuple[int, int], num_classes: int) -> int:
     """One split's images and labels files, as MNIST-style data: uint8 images of
     ``image_hw``, as many uint8 labels, each in ``0..num_classes-1``. Returns the count.
 
@@ -79,31 +85,47 @@ def check_pair(images: Path, labels: Path, image_hw: tuple[int, int],
     im, lb = idx_header(images), idx_header(labels)
     for h in (im, lb):
         if h.dtype != UINT8:
-            raise BadInput(f"data file {h.path} holds {h.dtype_name} values; MNIST-style "
-                           "files hold uint8 (IDX type 0x08)")
+            raise BadInput(
+                f"data file {h.path} holds {h.dtype_name} values; MNIST-style "
+                "files hold uint8 (IDX type 0x08)"
+            )
     want = [*image_hw]
     if len(im.shape) != 3:
-        what = "labels (1-D): a labels file in place of the images file?" \
-            if len(im.shape) == 1 else f"an array of shape {list(im.shape)}"
-        raise BadInput(f"data file {images} holds {what}; expected images of shape "
-                       f"[count, {want[0]}, {want[1]}]")
+        what = (
+            "labels (1-D): a labels file in place of the images file?"
+            if len(im.shape) == 1
+            else f"an array of shape {list(im.shape)}"
+        )
+        raise BadInput(
+            f"data file {images} holds {what}; expected images of shape "
+            f"[count, {want[0]}, {want[1]}]"
+        )
     if list(im.shape[1:]) != want:
-        raise BadInput(f"data file {images} holds {im.shape[1]}x{im.shape[2]} images; the "
-                       f"dataset (data.name) and the net expect {want[0]}x{want[1]}")
+        raise BadInput(
+            f"data file {images} holds {im.shape[1]}x{im.shape[2]} images; the "
+            f"dataset (data.name) and the net expect {want[0]}x{want[1]}"
+        )
     if len(lb.shape) != 1:
-        what = "images (3-D): an images file in place of the labels file?" \
-            if len(lb.shape) == 3 else f"an array of shape {list(lb.shape)}"
+        what = (
+            "images (3-D): an images file in place of the labels file?"
+            if len(lb.shape) == 3
+            else f"an array of shape {list(lb.shape)}"
+        )
         raise BadInput(f"data file {labels} holds {what}; expected one label per image")
     if im.shape[0] != lb.shape[0]:
-        raise BadInput(f"data file {images} holds {im.shape[0]} images but {labels.name} "
-                       f"holds {lb.shape[0]} labels: the two files are not one split "
-                       "(a test file in place of a training file?)")
+        raise BadInput(
+            f"data file {images} holds {im.shape[0]} images but {labels.name} "
+            f"holds {lb.shape[0]} labels: the two files are not one split "
+            "(a test file in place of a training file?)"
+        )
     with open(labels, "rb") as f:
         f.seek(8)
         top = max(f.read(), default=0)
     if top >= num_classes:
-        raise BadInput(f"data file {labels} holds label {top}, outside the classes "
-                       f"0..{num_classes - 1} (data.num_classes={num_classes})")
+        raise BadInput(
+            f"data file {labels} holds label {top}, outside the classes "
+            f"0..{num_classes - 1} (data.num_classes={num_classes})"
+        )
     return im.shape[0]
 
 

@@ -26,8 +26,8 @@ FINE = ("completed", "skipped", "pruned")  # a pruned trial is a search working 
 class JobResult(NamedTuple):
     """What a cnnlab job returns to its sweeper (picklable, for joblib and SLURM)."""
 
-    status: str            # completed | skipped
-    value: Any             # the optimized metric, for search sweepers
+    status: str  # completed | skipped
+    value: Any  # the optimized metric, for search sweepers
     reason: str | None = None
 
 
@@ -93,8 +93,10 @@ def swept(outcomes: list[Outcome]) -> list[str]:
 
 
 def render(outcomes: list[Outcome]) -> Table:
-    table = Table(title=f"sweep: {sum(o.status == 'completed' for o in outcomes)} of "
-                        f"{len(outcomes)} jobs completed")
+    table = Table(
+        title=f"sweep: {sum(o.status == 'completed' for o in outcomes)} of "
+        f"{len(outcomes)} jobs completed"
+    )
     for col in ("job", "overrides", "status", "reason"):
         table.add_column(col, overflow="fold")
     styles = {"completed": "green", "skipped": "yellow"}
@@ -103,24 +105,42 @@ def render(outcomes: list[Outcome]) -> Table:
         mine = as_dict(o.overrides)
         shown = " ".join(f"{k}={mine[k]}" for k in keys if k in mine)
         # Text cells: overrides and reasons are the user's text, never Rich markup
-        table.add_row(str(o.num), Text(shown),
-                      Text(o.status, style=styles.get(o.status, "bold red")),
-                      Text(o.reason or ""))
+        table.add_row(
+            str(o.num),
+            Text(shown),
+            Text(o.status, style=styles.get(o.status, "bold red")),
+            Text(o.reason or ""),
+        )
     return table
 
 
-def finish(job_returns: list[Any], sweep_dir: Path | None = None,
-           console: Console | None = None) -> list[Outcome]:
+def finish(
+    job_returns: list[Any], sweep_dir: Path | None = None, console: Console | None = None
+) -> list[Outcome]:
     """Print the table (and write it to ``<sweep_dir>/sweep.json``); raise SweepIncomplete
     when any job did not complete."""
     outcomes = [outcome_of(i, r) for i, r in enumerate(job_returns)]
     (console or Console(stderr=True)).print(render(outcomes))
     if sweep_dir is not None:
-        write_json(Path(sweep_dir) / "sweep.json", {"jobs": [
-            {"job": o.num, "overrides": o.overrides, "status": o.status, "reason": o.reason,
-             "run_dir": o.run_dir and str(o.run_dir)} for o in outcomes]})
+        write_json(
+            Path(sweep_dir) / "sweep.json",
+            {
+                "jobs": [
+                    {
+                        "job": o.num,
+                        "overrides": o.overrides,
+                        "status": o.status,
+                        "reason": o.reason,
+                        "run_dir": o.run_dir and str(o.run_dir),
+                    }
+                    for o in outcomes
+                ]
+            },
+        )
     bad = [o for o in outcomes if o.status not in FINE]
     if bad:
-        raise SweepIncomplete(f"{len(bad)} of {len(outcomes)} jobs did not complete: "
-                              + ", ".join(f"job {o.num} {o.status}" for o in bad))
+        raise SweepIncomplete(
+            f"{len(bad)} of {len(outcomes)} jobs did not complete: "
+            + ", ".join(f"job {o.num} {o.status}" for o in bad)
+        )
     return outcomes

@@ -7,5 +7,13 @@ from cnnlab.nets.lenet5 import LeNet5
 from cnnlab.nets.mycnn import MyCNN
 from cnnlab.nets.resnet import ResNet18Transfer
 
-__all__ = ["ConvNet", "CrossChannelPool2d", "FixedFilter2d", "KerasCNN", "LeNet5", "MyCNN",
-           "ResNet18Transfer", "StochasticPool2d"]
+__all__ = [
+    "ConvNet",
+    "CrossChannelPool2d",
+    "FixedFilter2d",
+    "KerasCNN",
+    "LeNet5",
+    "MyCNN",
+    "ResNet18Transfer",
+    "StochasticPool2d",
+]

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ArgumentError
-from cnnlab.nets.layers import (CrossChannelPool2d, FixedFilter2d, StochasticPool2d, _is_int,
-                                _is_num)
+from cnnlab.nets.layers import CrossChannelPool2d, FixedFilter2d, StochasticPool2d, _is_int, _is_num
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 POOLS = ("max", "avg", "global_max", "global_avg", "stochastic", "cross_channel")
@@ -48,13 +47,19 @@ class ConvNet(nn.Module):
     activation of a whole stack.
     """
 
-    def __init__(self, layers: Sequence[Mapping[str, Any] | str],
-                 input_size: Sequence[int] = (1, 28, 28), num_classes: int | None = 10,
-                 init: str = "default", activation: str | None = None) -> None:
+    def __init__(
+        self,
+        layers: Sequence[Mapping[str, Any] | str],
+        input_size: Sequence[int] = (1, 28, 28),
+        num_classes: int | None = 10,
+        init: str = "default",
+        activation: str | None = None,
+    ) -> None:
         super().__init__()
         size = list(input_size) if isinstance(input_size, Sequence) else input_size
-        if not (isinstance(size, list) and len(size) == 3 and all(_is_int(v) and v >= 1
-                                                                  for v in size)):
+        if not (
+            isinstance(size, list) and len(size) == 3 and all(_is_int(v) and v >= 1 for v in size)
+        ):
             raise ArgumentError("input_size", size, "[channels, height, width], integers >= 1")
         self.input_size = tuple(size)
         if activation is not None and activation not in ACTIVATIONS:
@@ -75,11 +80,18 @@ class ConvNet(nn.Module):
                     x = module.eval()(x)  # back in training mode below
                 except RuntimeError as err:
                     raise ArgumentError(
-                        where, spec, f"a layer that can take an input of shape "
-                        f"{list(x.shape[1:])}; torch says: {str(err).splitlines()[0]}") from None
+                        where,
+                        spec,
+                        f"a layer that can take an input of shape "
+                        f"{list(x.shape[1:])}; torch says: {str(err).splitlines()[0]}",
+                    ) from None
             if x.numel() == 0:
-                raise ArgumentError(where, spec, f"a layer that does not shrink its input "
-                                    f"to nothing (it gives {list(x.shape[1:])})")
+                raise ArgumentError(
+                    where,
+                    spec,
+                    f"a layer that does not shrink its input "
+                    f"to nothing (it gives {list(x.shape[1:])})",
+                )
             modules.append(module)
         if num_classes is not None:
             if x.dim() != 2:
@@ -95,6 +107,7 @@ class ConvNet(nn.Module):
         self.train()
         if init == "seed003":
             from cnnlab.nets.mycnn import seed003_init
+
             seed003_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +121,11 @@ def _build(spec: dict[str, Any], x: torch.Tensor, default_act: str | None) -> nn
         raise ArgumentError("type", kind, f"one of {list(LAYER_TYPES)}")
     unknown = sorted(set(spec) - set(KEYS[kind]))
     if unknown:
-        raise ArgumentError(unknown[0], spec[unknown[0]],
-                            f"not a key of a {kind} layer, which takes {list(KEYS[kind])}")
+        raise ArgumentError(
+            unknown[0],
+            spec[unknown[0]],
+            f"not a key of a {kind} layer, which takes {list(KEYS[kind])}",
+        )
     for (t, key), what in REQUIRED.items():
         if t == kind and key not in spec:
             raise ArgumentError(key, None, f"required for a {kind} layer: {what}")
@@ -136,8 +152,9 @@ def _build(spec: dict[str, Any], x: torch.Tensor, default_act: str | None) -> nn
         return nn.Flatten()
     # linear
     if x.dim() != 2:
-        raise ArgumentError("type", kind, f"a linear needs a flatten before it (its input "
-                            f"is {list(x.shape[1:])})")
+        raise ArgumentError(
+            "type", kind, f"a linear needs a flatten before it (its input is {list(x.shape[1:])})"
+        )
     if not (_is_int(spec["features"]) and spec["features"] >= 1):
         raise ArgumentError("features", spec["features"], REQUIRED["linear", "features"])
     linear = nn.Linear(x.shape[1], spec["features"])
@@ -151,24 +168,43 @@ def _conv(spec: dict[str, Any], x: torch.Tensor, act: str | None) -> nn.Module:
     if not (_is_int(stride) and stride >= 1):
         raise ArgumentError("stride", stride, "an integer >= 1")
     if pad == "same" and stride != 1:
-        raise ArgumentError("padding", pad, f"'same' needs stride 1 (stride={stride}); "
-                            "use an integer padding")
+        raise ArgumentError(
+            "padding", pad, f"'same' needs stride 1 (stride={stride}); use an integer padding"
+        )
     if not (_is_int(spec["channels"]) and spec["channels"] >= 1):
         raise ArgumentError("channels", spec["channels"], REQUIRED["conv", "channels"])
     k = spec["kernel"]
-    if not (_is_int(k) and k >= 1 or isinstance(k, Sequence) and len(k) == 2
-            and all(_is_int(v) and v >= 1 for v in k)):
+    if not (
+        _is_int(k)
+        and k >= 1
+        or isinstance(k, Sequence)
+        and len(k) == 2
+        and all(_is_int(v) and v >= 1 for v in k)
+    ):
         raise ArgumentError("kernel", k, REQUIRED["conv", "kernel"])
     if x.dim() != 4:
-        raise ArgumentError("type", "conv", f"a conv needs a [channels, height, width] "
-                            f"input (it gets {list(x.shape[1:])})")
+        raise ArgumentError(
+            "type",
+            "conv",
+            f"a conv needs a [channels, height, width] input (it gets {list(x.shape[1:])})",
+        )
     kh, kw = (k, k) if _is_int(k) else k
     p = 0 if pad in ("same", "valid") else pad
     if pad != "same" and (kh > x.shape[2] + 2 * p or kw > x.shape[3] + 2 * p):
-        raise ArgumentError("kernel", k, f"a kernel that fits the layer's input of shape "
-                            f"{list(x.shape[1:])} with padding {pad!r}")
-    conv = nn.Conv2d(x.shape[1], spec["channels"], k if _is_int(k) else tuple(k),
-                     stride=stride, padding=pad, bias=bool(spec.get("bias", True)))
+        raise ArgumentError(
+            "kernel",
+            k,
+            f"a kernel that fits the layer's input of shape "
+            f"{list(x.shape[1:])} with padding {pad!r}",
+        )
+    conv = nn.Conv2d(
+        x.shape[1],
+        spec["channels"],
+        k if _is_int(k) else tuple(k),
+        stride=stride,
+        padding=pad,
+        bias=bool(spec.get("bias", True)),
+    )
     return conv if act is None else nn.Sequential(conv, _activation(act))
 
 
@@ -177,9 +213,11 @@ def _fixed(spec: dict[str, Any], x: torch.Tensor) -> nn.Module:
     kh, kw = module.kernel_size
     if x.dim() != 4 or kh > x.shape[2] or kw > x.shape[3]:
         key = "kernel" if module.kernel_name == "matrix" else "size"
-        raise ArgumentError(key, spec.get(key, list(module.kernel_size)),
-                            f"a kernel that fits the layer's input of shape "
-                            f"{list(x.shape[1:])} (here {kh}×{kw})")
+        raise ArgumentError(
+            key,
+            spec.get(key, list(module.kernel_size)),
+            f"a kernel that fits the layer's input of shape {list(x.shape[1:])} (here {kh}×{kw})",
+        )
     return module
 
 
@@ -189,14 +227,20 @@ def _pool(spec: dict[str, Any], x: torch.Tensor) -> nn.Module:
     if pool not in POOLS:
         raise ArgumentError("kind", pool, f"one of {list(POOLS)}")
     if x.dim() != 4:
-        raise ArgumentError("type", "pool", f"a pool needs a [channels, height, width] "
-                            f"input (it gets {list(x.shape[1:])})")
+        raise ArgumentError(
+            "type",
+            "pool",
+            f"a pool needs a [channels, height, width] input (it gets {list(x.shape[1:])})",
+        )
     if pool.startswith("global_"):
         return nn.AdaptiveMaxPool2d(1) if pool == "global_max" else nn.AdaptiveAvgPool2d(1)
     if pool == "cross_channel":
         if stride is not None:
-            raise ArgumentError("stride", stride, "null: cross_channel pooling groups "
-                                "channels, `size` adjacent channels at a time")
+            raise ArgumentError(
+                "stride",
+                stride,
+                "null: cross_channel pooling groups channels, `size` adjacent channels at a time",
+            )
         return CrossChannelPool2d(size, in_channels=x.shape[1])
     if not (_is_int(size) and size >= 1):
         raise ArgumentError("size", size, "a window size, an integer >= 1")

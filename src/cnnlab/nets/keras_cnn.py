@@ -17,8 +17,13 @@ class KerasCNN(nn.Module):
     head_name = "fc2"
 
     @checked
-    def __init__(self, num_classes: Count = 10, in_channels: Count = 1, hidden: Count = 128,
-                 dropout: DropoutP = 0.0) -> None:
+    def __init__(
+        self,
+        num_classes: Count = 10,
+        in_channels: Count = 1,
+        hidden: Count = 128,
+        dropout: DropoutP = 0.0,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 32, kernel_size=3, padding="same")
         self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding="same")

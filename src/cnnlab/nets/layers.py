@@ -49,8 +49,9 @@ class StochasticPool2d(nn.Module):
     from a private stream instead (tests, notebooks).
     """
 
-    def __init__(self, size: int = 2, stride: int | None = None,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, size: int = 2, stride: int | None = None, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
         if not (_is_int(size) and size >= 1):
             raise ArgumentError("size", size, "a window size, an integer >= 1")
@@ -71,8 +72,11 @@ class StochasticPool2d(nn.Module):
         total = cum[..., -1:]
         if not self.training:
             weighted = (windows * windows).sum(-1, keepdim=True)
-            out = torch.where(total > 0, weighted / total.clamp_min(torch.finfo(x.dtype).tiny),
-                              torch.zeros_like(total))
+            out = torch.where(
+                total > 0,
+                weighted / total.clamp_min(torch.finfo(x.dtype).tiny),
+                torch.zeros_like(total),
+            )
             return out.squeeze(-1)
         # inverse CDF: u uniform in [0, total); the drawn element is the first whose running
         # sum exceeds u, so element i is drawn with probability a_i / total and an element
@@ -98,8 +102,11 @@ class CrossChannelPool2d(nn.Module):
             raise ArgumentError("size", group, "a channel group size, an integer >= 1")
         if in_channels is not None and in_channels % group:
             divisors = [d for d in range(1, in_channels + 1) if in_channels % d == 0]
-            raise ArgumentError("size", group, f"a group size that divides the {in_channels} "
-                                f"input channels: one of {divisors}")
+            raise ArgumentError(
+                "size",
+                group,
+                f"a group size that divides the {in_channels} input channels: one of {divisors}",
+            )
         self.group = group
 
     def extra_repr(self) -> str:
@@ -114,16 +121,23 @@ def named_kernel(name: str, size: Any = 3, sigma: Any = 1.0) -> torch.Tensor:
     """A (size, size) kernel: ``mean`` (all 1/size²), ``gaussian`` (σ, sums to 1),
     ``sharpen`` (seed 004's 3×3 kernel, its size fixed)."""
     if name not in NAMED_KERNELS:
-        raise ArgumentError("kernel", name, f"one of {list(NAMED_KERNELS)} or a matrix "
-                            "(a list of equal-length rows of numbers)")
+        raise ArgumentError(
+            "kernel",
+            name,
+            f"one of {list(NAMED_KERNELS)} or a matrix (a list of equal-length rows of numbers)",
+        )
     if name == "sharpen":
         if size not in (None, 3):
             raise ArgumentError("size", size, "3 (the sharpening kernel of seed 004 is 3×3)")
         return torch.tensor(SHARPEN)
     if _is_int(size):
         h = w = size
-    elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2 \
-            and all(_is_int(v) for v in size):
+    elif (
+        isinstance(size, Sequence)
+        and not isinstance(size, str)
+        and len(size) == 2
+        and all(_is_int(v) for v in size)
+    ):
         h, w = size
     else:
         raise ArgumentError("size", size, "an odd integer >= 1 (a square size×size kernel)")
@@ -133,8 +147,9 @@ def named_kernel(name: str, size: Any = 3, sigma: Any = 1.0) -> torch.Tensor:
         return torch.full((h, h), 1.0 / (h * h))
     if name == "gaussian":
         if h != w or h < 1 or h % 2 == 0:
-            raise ArgumentError("size", size, "an odd integer >= 1 (a square kernel with a "
-                                "centre pixel)")
+            raise ArgumentError(
+                "size", size, "an odd integer >= 1 (a square kernel with a centre pixel)"
+            )
         if not (_is_num(sigma) and math.isfinite(sigma) and sigma > 0):
             raise ArgumentError("sigma", sigma, "a standard deviation > 0, in pixels")
         r = torch.arange(h, dtype=torch.float64) - (h - 1) / 2
@@ -149,8 +164,12 @@ def _matrix(value: Any) -> torch.Tensor:
     ok = ok and len({len(r) for r in rows}) == 1 and len(rows[0]) >= 1
     ok = ok and all(_is_num(v) and math.isfinite(v) for r in rows for v in r)
     if not ok:
-        raise ArgumentError("kernel", value, f"one of {list(NAMED_KERNELS)} or a matrix "
-                            "(a list of equal-length rows of finite numbers)")
+        raise ArgumentError(
+            "kernel",
+            value,
+            f"one of {list(NAMED_KERNELS)} or a matrix "
+            "(a list of equal-length rows of finite numbers)",
+        )
     return torch.tensor([[float(v) for v in r] for r in rows])
 
 
@@ -165,32 +184,45 @@ class FixedFilter2d(nn.Module):
     clips the result as seed 004's ``np.clip(..., 0, 255)`` does.
     """
 
-    def __init__(self, kernel: str | Sequence[Sequence[float]] = "mean", size: Any = None,
-                 sigma: Any = None, padding: str = "same",
-                 clip: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        kernel: str | Sequence[Sequence[float]] = "mean",
+        size: Any = None,
+        sigma: Any = None,
+        padding: str = "same",
+        clip: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(kernel, str):
             if sigma is not None and kernel != "gaussian":
                 raise ArgumentError("sigma", sigma, "only for kernel: gaussian")
             default_size = None if kernel == "sharpen" else 3
-            weight = named_kernel(kernel, default_size if size is None else size,
-                                  1.0 if sigma is None else sigma)
+            weight = named_kernel(
+                kernel, default_size if size is None else size, 1.0 if sigma is None else sigma
+            )
             self.kernel_name = kernel
         else:
             if size is not None or sigma is not None:
-                raise ArgumentError("size" if size is not None else "sigma",
-                                    size if size is not None else sigma,
-                                    "only for a named kernel; a matrix kernel has its own size")
+                raise ArgumentError(
+                    "size" if size is not None else "sigma",
+                    size if size is not None else sigma,
+                    "only for a named kernel; a matrix kernel has its own size",
+                )
             weight = _matrix(kernel)
             self.kernel_name = "matrix"
         if padding not in ("same", "valid"):
             raise ArgumentError("padding", padding, "one of ['same', 'valid']")
         if clip is not None:
             clip = list(clip) if isinstance(clip, Sequence) and not isinstance(clip, str) else clip
-            if not (isinstance(clip, list) and len(clip) == 2 and all(map(_is_num, clip))
-                    and clip[0] < clip[1]):
-                raise ArgumentError("clip", clip, "null or [low, high] with low < high, "
-                                    "e.g. [0, 255] as seed 004")
+            if not (
+                isinstance(clip, list)
+                and len(clip) == 2
+                and all(map(_is_num, clip))
+                and clip[0] < clip[1]
+            ):
+                raise ArgumentError(
+                    "clip", clip, "null or [low, high] with low < high, e.g. [0, 255] as seed 004"
+                )
             clip = (float(clip[0]), float(clip[1]))
         self.padding, self.clip = padding, clip
         self.register_buffer("weight", weight)
@@ -200,8 +232,10 @@ class FixedFilter2d(nn.Module):
         return tuple(self.weight.shape)
 
     def extra_repr(self) -> str:
-        return (f"kernel={self.kernel_name}, size={list(self.kernel_size)}, "
-                f"padding={self.padding!r}, clip={self.clip}")
+        return (
+            f"kernel={self.kernel_name}, size={list(self.kernel_size)}, "
+            f"padding={self.padding!r}, clip={self.clip}"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]

@@ -18,13 +18,21 @@ class LeNet5(nn.Module):
     head_name = "fc3"
 
     @checked
-    def __init__(self, num_classes: Count = 10, in_channels: Count = 1,
-                 activation: Literal["tanh", "relu", "sigmoid"] = "tanh") -> None:
+    def __init__(
+        self,
+        num_classes: Count = 10,
+        in_channels: Count = 1,
+        activation: Literal["tanh", "relu", "sigmoid"] = "tanh",
+    ) -> None:
         super().__init__()
         act = _ACTIVATIONS[activation]
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), act(), nn.AvgPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), act(), nn.AvgPool2d(2),
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2),
+            act(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            act(),
+            nn.AvgPool2d(2),
         )
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
         self.fc2 = nn.Linear(120, 84)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Annotated, Optional
 
 import torch
@@ -27,10 +26,15 @@ class ResNet18Transfer(nn.Module):
     head_name = "backbone.fc"
 
     @checked
-    def __init__(self, num_classes: Count = 10, in_channels: Count = 1,
-                 input_size: Annotated[int, Field(ge=32, description=(
-                     "the side in pixels that images are resized to, >= 32"))] = 64,
-                 weights: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        num_classes: Count = 10,
+        in_channels: Count = 1,
+        input_size: Annotated[
+            int, Field(ge=32, description=("the side in pixels that images are resized to, >= 32"))
+        ] = 64,
+        weights: Optional[str] = None,
+    ) -> None:
         super().__init__()
         self.backbone = torchvision.models.resnet18(weights=None)
         if weights:
@@ -44,8 +48,9 @@ class ResNet18Transfer(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-1] != self.resize or x.shape[-2] != self.resize:
-            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear",
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.resize, self.resize), mode="bilinear", align_corners=False
+            )
         return self.backbone(x)
 
 
@@ -64,7 +69,8 @@ def load_resnet18_weights(weights: str) -> dict[str, torch.Tensor]:
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(
-            f"model.net.weights={weights!r} is neither a file nor a torchvision weights name {names}")
+            f"model.net.weights={weights!r} is neither a file nor a torchvision weights name {names}"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -76,5 +82,6 @@ def load_resnet18_weights(weights: str) -> dict[str, torch.Tensor]:
     if missing or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
         raise ValueError(
             f"weights file {path} is not a resnet18 state dict "
-            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''} or shapes differ)")
+            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''} or shapes differ)"
+        )
     return {k: state[k] for k in expected}

@@ -32,7 +32,7 @@ def init_from_checkpoint(net: nn.Module, path: str | Path) -> list[str]:
     """
     ckpt = load_checkpoint(path)
     state = ckpt.get("state_dict", ckpt)
-    state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")} or state
+    state = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")} or state
     own = net.state_dict()
     head = head_name(net) + "."
     skipped, mismatched = [], []
@@ -43,12 +43,14 @@ def init_from_checkpoint(net: nn.Module, path: str | Path) -> list[str]:
         elif key.startswith(head):
             skipped.append(key)
         else:
-            mismatched.append(f"{key} {list(value.shape)} vs "
-                              f"{'missing' if src is None else list(src.shape)}")
+            mismatched.append(
+                f"{key} {list(value.shape)} vs {'missing' if src is None else list(src.shape)}"
+            )
     if mismatched:
         raise BadInput(
             f"checkpoint {path} holds another architecture than {type(net).__name__}: "
-            f"{'; '.join(mismatched[:3])}{' ...' if len(mismatched) > 3 else ''}")
+            f"{'; '.join(mismatched[:3])}{' ...' if len(mismatched) > 3 else ''}"
+        )
     net.load_state_dict(own)
     return skipped
 
@@ -67,6 +69,7 @@ def freeze(net: nn.Module, mode: str) -> None:
 def frozen_norm_layers_to_eval(net: nn.Module) -> None:
     """Keep BatchNorm statistics of a frozen backbone fixed while the head trains."""
     for module in net.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if not any(p.requires_grad for p in module.parameters()):
-                module.eval()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+            p.requires_grad for p in module.parameters()
+        ):
+            module.eval()

@@ -27,5 +27,7 @@ def keep_freed_memory(mmap_threshold_mb: int, trim_threshold_mb: int) -> bool:
     except (OSError, AttributeError):  # musl or another libc: leave it alone
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, int(mmap_threshold_mb) << 20)
-                and mallopt(M_TRIM_THRESHOLD, int(trim_threshold_mb) << 20))
+    return bool(
+        mallopt(M_MMAP_THRESHOLD, int(mmap_threshold_mb) << 20)
+        and mallopt(M_TRIM_THRESHOLD, int(trim_threshold_mb) << 20)
+    )

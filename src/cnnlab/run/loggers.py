@@ -40,26 +40,53 @@ class SafeWandbLogger(WandbLogger):
     """
 
     @checked
-    def __init__(self, mode: Literal[WANDB_MODES] = "offline",  # type: ignore[valid-type]
-                 init_timeout: Positive = 60.0, project: str = "cnnlab",
-                 entity: Optional[str] = None, name: Optional[str] = None,
-                 group: Optional[str] = None, job_type: Optional[str] = None,
-                 tags: Optional[list[str]] = None, save_dir: str = ".",
-                 log_model: bool = False, id: Optional[str] = None,  # noqa: A002
-                 **kwargs: Any) -> None:
-        require("mode", mode, lambda v: v != "online" or wandb_credentials_present(),
-                "online needs W&B credentials and none were found: set WANDB_API_KEY or run "
-                "`wandb login` once, or use offline (the default) and `wandb sync` later")
-        require("id", id, lambda v: v is None or _RUN_ID.fullmatch(v),
-                "a W&B run id of letters, digits, '-' and '_' (it becomes a folder name)")
+    def __init__(
+        self,
+        mode: Literal[WANDB_MODES] = "offline",  # type: ignore[valid-type]
+        init_timeout: Positive = 60.0,
+        project: str = "cnnlab",
+        entity: Optional[str] = None,
+        name: Optional[str] = None,
+        group: Optional[str] = None,
+        job_type: Optional[str] = None,
+        tags: Optional[list[str]] = None,
+        save_dir: str = ".",
+        log_model: bool = False,
+        id: Optional[str] = None,  # noqa: A002
+        **kwargs: Any,
+    ) -> None:
+        require(
+            "mode",
+            mode,
+            lambda v: v != "online" or wandb_credentials_present(),
+            "online needs W&B credentials and none were found: set WANDB_API_KEY or run "
+            "`wandb login` once, or use offline (the default) and `wandb sync` later",
+        )
+        require(
+            "id",
+            id,
+            lambda v: v is None or _RUN_ID.fullmatch(v),
+            "a W&B run id of letters, digits, '-' and '_' (it becomes a folder name)",
+        )
         import wandb
 
         os.environ["WANDB_MODE"] = mode  # also covers wandb's service process
         os.environ.setdefault("WANDB_SILENT", "true")
         settings = wandb.Settings(init_timeout=init_timeout, console="off", silent=True)
-        super().__init__(mode=mode, settings=settings, project=project, entity=entity,
-                         name=name, group=group, job_type=job_type, tags=tags,
-                         save_dir=save_dir, log_model=log_model, id=id, **kwargs)
+        super().__init__(
+            mode=mode,
+            settings=settings,
+            project=project,
+            entity=entity,
+            name=name,
+            group=group,
+            job_type=job_type,
+            tags=tags,
+            save_dir=save_dir,
+            log_model=log_model,
+            id=id,
+            **kwargs,
+        )
         self._wandb_init.pop("anonymous", None)  # deprecated in wandb, warns when passed
         self.mode = mode
         self.broken: str | None = None
@@ -73,8 +100,11 @@ class SafeWandbLogger(WandbLogger):
             self.broken = f"{type(err).__name__}: {err}"
             if not isinstance(self._experiment, _LiveRun):
                 self._experiment = _NoRun()  # nobody tries to start W&B again
-            warnings.warn(f"W&B {what} failed ({self.broken}); W&B logging is off for the rest "
-                          "of this run, results are still written to the run directory")
+            warnings.warn(
+                f"W&B {what} failed ({self.broken}); W&B logging is off for the rest "
+                "of this run, results are still written to the run directory",
+                stacklevel=2,
+            )
             return None
 
     def log_metrics(self, metrics, step=None):
@@ -90,8 +120,9 @@ class SafeWandbLogger(WandbLogger):
         return self._guard("log_table", super().log_table, *args, **kwargs)
 
     def after_save_checkpoint(self, checkpoint_callback):
-        return self._guard("after_save_checkpoint", super().after_save_checkpoint,
-                           checkpoint_callback)
+        return self._guard(
+            "after_save_checkpoint", super().after_save_checkpoint, checkpoint_callback
+        )
 
     def finalize(self, status: str) -> None:
         self._guard("finalize", super().finalize, status)
@@ -129,7 +160,10 @@ def finish_wandb() -> None:
     """End the process's W&B run, so the next job of a multirun starts its own."""
     try:
         import wandb
+
         if wandb.run is not None:
             wandb.finish()
     except Exception as err:
-        warnings.warn(f"W&B finish failed ({err}); the run's local results are unaffected")
+        warnings.warn(
+            f"W&B finish failed ({err}); the run's local results are unaffected", stacklevel=2
+        )

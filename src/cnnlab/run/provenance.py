@@ -16,8 +16,16 @@ import torch
 
 import cnnlab
 
-PACKAGES = ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "wandb",
-            "torchmetrics", "numpy")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "lightning",
+    "hydra-core",
+    "omegaconf",
+    "wandb",
+    "torchmetrics",
+    "numpy",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -36,8 +44,9 @@ def git_state(where: Path | None = None) -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
-                                  timeout=10, check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
 
@@ -59,11 +68,17 @@ def cpu_model() -> str | None:
 
 def device_info() -> dict[str, Any]:
     # the CPU's vector ISA picks torch's kernels: another one gives other last bits
-    info = {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor(), "cpu_model": cpu_model(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.version.cuda, "gpu": None}
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.version.cuda,
+        "gpu": None,
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -95,6 +110,7 @@ def _md5_of(path: Path, size: int, mtime_ns: int) -> str:
 
 def to_json(prov: dict[str, Any]) -> str:
     import json
+
     return json.dumps(prov, indent=2) + "\n"
 
 

@@ -14,8 +14,16 @@ from cnnlab.files import read_text
 RESULTS = "results.json"
 STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "skipped")
 # the metrics results.json records for every run (a sweeper optimizes one of them)
-RECORDED = ("test/acc", "test/loss", "val/acc_best", "val/loss_at_best", "val/loss_min",
-            "train/acc_final", "train/acc_at_best", "gap/train_test")
+RECORDED = (
+    "test/acc",
+    "test/loss",
+    "val/acc_best",
+    "val/loss_at_best",
+    "val/loss_min",
+    "train/acc_final",
+    "train/acc_at_best",
+    "gap/train_test",
+)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -58,9 +66,13 @@ class RunRecord:
 
     def __init__(self, where: Path, **fields: Any) -> None:
         self.path = Path(where) / RESULTS
-        self.data: dict[str, Any] = {"status": "running", "error": None, "metrics": {},
-                                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                     **fields}
+        self.data: dict[str, Any] = {
+            "status": "running",
+            "error": None,
+            "metrics": {},
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **fields,
+        }
         self._t0 = time.perf_counter()
 
     def update(self, **fields: Any) -> None:
@@ -68,9 +80,13 @@ class RunRecord:
         self.save()
 
     def finish(self, status: str, error: str | None = None, **fields: Any) -> None:
-        self.data.update(fields, status=status, error=error,
-                         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                         session_wall_time_s=round(time.perf_counter() - self._t0, 3))
+        self.data.update(
+            fields,
+            status=status,
+            error=error,
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            session_wall_time_s=round(time.perf_counter() - self._t0, 3),
+        )
         self.save()
 
     def save(self) -> None:

@@ -57,8 +57,13 @@ def me() -> Holder:
     job = os.environ.get("SLURM_JOB_ID")
     if job and os.environ.get("SLURM_ARRAY_JOB_ID"):
         job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
-    return Holder(socket.gethostname(), os.getpid(), _start_ticks(os.getpid()), job,
-                  time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return Holder(
+        socket.gethostname(),
+        os.getpid(),
+        _start_ticks(os.getpid()),
+        job,
+        time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
 
 def _alive(holder: Holder) -> bool:
@@ -66,12 +71,20 @@ def _alive(holder: Holder) -> bool:
         return holder.started is not None and _start_ticks(holder.pid) == holder.started
     if holder.job_id and shutil.which("squeue"):
         try:
-            out = subprocess.run(["squeue", "-h", "-j", holder.job_id, "-o", "%T"],
-                                 capture_output=True, text=True, timeout=30)
+            out = subprocess.run(
+                ["squeue", "-h", "-j", holder.job_id, "-o", "%T"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
         except (OSError, subprocess.SubprocessError):
             return True  # cannot tell: do not take a dir from a job that may be running
-        return out.returncode == 0 and out.stdout.strip() in ("RUNNING", "COMPLETING",
-                                                               "SUSPENDED", "STOPPED")
+        return out.returncode == 0 and out.stdout.strip() in (
+            "RUNNING",
+            "COMPLETING",
+            "SUSPENDED",
+            "STOPPED",
+        )
     return True  # another host and no job id: nothing to check, assume it lives
 
 
@@ -262,8 +275,12 @@ def discard_staged(staging: Path | None) -> None:
 def _all_file_handlers() -> list:
     import logging
 
-    return [h for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-            for h in getattr(lg, "handlers", []) if isinstance(h, logging.FileHandler)]
+    return [
+        h
+        for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        for h in getattr(lg, "handlers", [])
+        if isinstance(h, logging.FileHandler)
+    ]
 
 
 class _locked:  # logging.Handler has acquire/release but no context manager

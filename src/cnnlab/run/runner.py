@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnnlab import checkpoints
@@ -33,8 +33,16 @@ from cnnlab.config.build import build as build_from
 from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
 from cnnlab.console import quiet
-from cnnlab.errors import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, UNWRITABLE,
-                           BadInput, ConfigError, WeightsUnavailable, unwritable)
+from cnnlab.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    UNWRITABLE,
+    BadInput,
+    ConfigError,
+    WeightsUnavailable,
+    unwritable,
+)
 from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
@@ -78,12 +86,14 @@ def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -
         return _run(signals, cfg, hydra_dir, overrides, jobs)
 
 
-def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list[str],
-         jobs: int) -> JobResult:
+def _run(
+    signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int
+) -> JobResult:
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
-        raise JobProblem("interrupted", f"not started: stopped by {signals.received}",
-                         EXIT_INTERRUPTED)
+        raise JobProblem(
+            "interrupted", f"not started: stopped by {signals.received}", EXIT_INTERRUPTED
+        )
     staging = rundir.staged()  # Hydra's files of this job, moved in once the run goes ahead
     try:
         state.settings = schema.settings(cfg)
@@ -96,7 +106,8 @@ def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list
             if RANK == 0:
                 rundir.adopt_staged(staging, state.hydra_dir)
                 checkpoints.remove_stale_temps(
-                    {Path(c.dirpath) for c in state.trainer.checkpoint_callbacks if c.dirpath})
+                    {Path(c.dirpath) for c in state.trainer.checkpoint_callbacks if c.dirpath}
+                )
             open_run(state)
             fit(state)
             test(state)
@@ -118,10 +129,14 @@ def _run(signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list
             raise
         raise _fail(state, "failed", unwritable(err), EXIT_BAD_INPUT) from None
     except (Interrupted, SystemExit, KeyboardInterrupt) as err:
-        problem = _fail(state, "interrupted",
-                        f"stopped by {signals.received or type(err).__name__}", EXIT_INTERRUPTED,
-                        checkpoint=state.stop and state.stop.saved and str(state.stop.saved),
-                        signal=signals.received)
+        problem = _fail(
+            state,
+            "interrupted",
+            f"stopped by {signals.received or type(err).__name__}",
+            EXIT_INTERRUPTED,
+            checkpoint=state.stop and state.stop.saved and str(state.stop.saved),
+            signal=signals.received,
+        )
         signals.hand_over()  # submitit's requeue after a time-limit warning, if any
         raise problem from None
     except Exception as err:
@@ -143,13 +158,18 @@ def open_dir(state: Run) -> JobResult | None:
     resume = s.resume == "auto" or rundir.requeued()
     # DDP's other ranks: the dir rank 0 chose (Lightning's launcher passes its environment
     # on), or under SLURM, where each task is its own job step, the job's own dir
-    state.run_dir = Path(os.environ.get("CNNLAB_RUN_DIR") or hydra_dir) if RANK else \
-        rundir.choose(hydra_dir, state.overrides, resume, s.ckpt_path is not None)
+    state.run_dir = (
+        Path(os.environ.get("CNNLAB_RUN_DIR") or hydra_dir)
+        if RANK
+        else rundir.choose(hydra_dir, state.overrides, resume, s.ckpt_path is not None)
+    )
     if state.run_dir != hydra_dir:
         print(f"resume=auto: continuing the unfinished run {state.run_dir}")
     with open_dict(state.cfg):
         state.cfg.paths.output_dir = str(state.run_dir)
-    state.ckpt_path = s.ckpt_path or (checkpoints.resume_checkpoint(state.run_dir) if resume else None)
+    state.ckpt_path = s.ckpt_path or (
+        checkpoints.resume_checkpoint(state.run_dir) if resume else None
+    )
     return None
 
 
@@ -184,11 +204,17 @@ def build_all(state: Run) -> None:
     state.model = build(cfg, "model")
     model_yaml = OmegaConf.to_yaml(cfg.model, resolve=True)
     if model_yaml not in _REHEARSED:  # the jobs of a sweep over seeds rehearse it once
-        build(cfg, "model.optimizer", make=lambda n: state.model.rehearse_optimization(
-            optimizer=make_object(n)))
+        build(
+            cfg,
+            "model.optimizer",
+            make=lambda n: state.model.rehearse_optimization(optimizer=make_object(n)),
+        )
         if cfg.model.get("scheduler") is not None:
-            build(cfg, "model.scheduler", make=lambda n: state.model.rehearse_optimization(
-                scheduler=make_object(n)))
+            build(
+                cfg,
+                "model.scheduler",
+                make=lambda n: state.model.rehearse_optimization(scheduler=make_object(n)),
+            )
         _REHEARSED.add(model_yaml)
     checks.check_input_size(cfg, state.model.net, state.datamodule)
     checks.check_logger_needs(cfg)
@@ -196,15 +222,28 @@ def build_all(state: Run) -> None:
     _set_wandb_identity(cfg, run_dir)
     state.loggers = [build(cfg, f"logger.{k}") for k, v in (cfg.logger or {}).items() if v]
     state.stop = cb.CheckpointOnStop(rundir.last_ckpt(run_dir))
-    required = [cb.EpochSeed(state.settings.seed), state.history, cb.EpochLog(state.history),
-                cb.FiniteLossGuard(),
-                cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)), state.stop,
-                # last.ckpt after every epoch: the newest checkpoint, kept alone (Lightning's
-                # save_last writes only when a top-k checkpoint was written in that step)
-                ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None,
-                                save_top_k=1, enable_version_counter=False)]
-    optional = [(f"callbacks.{k}", build(cfg, f"callbacks.{k}"))
-                for k, v in (cfg.callbacks or {}).items() if v]
+    required = [
+        cb.EpochSeed(state.settings.seed),
+        state.history,
+        cb.EpochLog(state.history),
+        cb.FiniteLossGuard(),
+        cb.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)),
+        state.stop,
+        # last.ckpt after every epoch: the newest checkpoint, kept alone (Lightning's
+        # save_last writes only when a top-k checkpoint was written in that step)
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+        ),
+    ]
+    optional = [
+        (f"callbacks.{k}", build(cfg, f"callbacks.{k}"))
+        for k, v in (cfg.callbacks or {}).items()
+        if v
+    ]
     checks.check_monitors(optional, LOGGED)
     checks.check_checkpoint_names(optional)
     optional = [callback for _, callback in optional]
@@ -215,15 +254,24 @@ def build_all(state: Run) -> None:
         bar = {"enable_progress_bar": False}
     if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
         from cnnlab.search.pruning import callback_for
+
         state.pruning = callback_for(cfg)
         required += [state.pruning] if state.pruning is not None else []
-    state.trainer = build(cfg, "trainer", callbacks=optional + required,
-                          logger=state.loggers or False,
-                          plugins=[checkpoints.AtomicCheckpointIO()], **bar)
+    state.trainer = build(
+        cfg,
+        "trainer",
+        callbacks=optional + required,
+        logger=state.loggers or False,
+        plugins=[checkpoints.AtomicCheckpointIO()],
+        **bar,
+    )
     if state.ckpt_path:  # unreadable, or another net's: say so before training
-        checks.check_checkpoint_fits("ckpt_path" if state.settings.ckpt_path else "resume",
-                                     state.ckpt_path, checkpoints.load_checkpoint(
-                                         state.ckpt_path), state.model)
+        checks.check_checkpoint_fits(
+            "ckpt_path" if state.settings.ckpt_path else "resume",
+            state.ckpt_path,
+            checkpoints.load_checkpoint(state.ckpt_path),
+            state.model,
+        )
     state.datamodule.check_files()  # the first data read: names a missing or corrupt file
     checks.check_batches(cfg, state.datamodule)  # what needs the batches per epoch
 
@@ -234,29 +282,36 @@ def open_run(state: Run) -> None:
     os.environ["CNNLAB_RUN_DIR"] = str(run_dir)  # DDP's other ranks start from this
     if RANK:
         return
-    prov = provenance.collect(state.settings.seed, state.overrides,
-                              state.datamodule.data_files())
+    prov = provenance.collect(state.settings.seed, state.overrides, state.datamodule.data_files())
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (run_dir / "provenance.json").write_text(provenance.to_json(prov))
     wandb = next((lg for lg in state.loggers if isinstance(lg, SafeWandbLogger)), None)
     previous = read_results(run_dir) or {}
-    state.record = RunRecord(run_dir, seed=state.settings.seed, overrides=state.overrides,
-                             run_dir=str(run_dir), resumed_from=state.ckpt_path,
-                             provenance=prov, attempts=int(previous.get("attempts", 0)) + 1,
-                             wandb={"id": wandb and wandb.version, "mode": wandb and wandb.mode})
+    state.record = RunRecord(
+        run_dir,
+        seed=state.settings.seed,
+        overrides=state.overrides,
+        run_dir=str(run_dir),
+        resumed_from=state.ckpt_path,
+        provenance=prov,
+        attempts=int(previous.get("attempts", 0)) + 1,
+        wandb={"id": wandb and wandb.version, "mode": wandb and wandb.mode},
+    )
     state.record.save()
     if wandb is not None:
         (run_dir / "wandb_id.txt").write_text(f"{wandb.version}\n")
         wandb.start()
-        wandb.log_hyperparams({**_flat(OmegaConf.to_container(cfg, resolve=True)),
-                               "provenance": prov})
+        wandb.log_hyperparams(
+            {**_flat(OmegaConf.to_container(cfg, resolve=True)), "provenance": prov}
+        )
 
 
 def fit(state: Run) -> None:
     if not state.settings.train:
         return
-    with fitting_on_features(state.model, state.datamodule,
-                             state.settings.feature_cache) as datamodule:
+    with fitting_on_features(
+        state.model, state.datamodule, state.settings.feature_cache
+    ) as datamodule:
         state.trainer.fit(state.model, datamodule=datamodule, ckpt_path=state.ckpt_path)
 
 
@@ -266,13 +321,21 @@ def test(state: Run) -> None:
         return
     from cnnlab.analysis.plots import save_confusion_matrix
 
-    best = next((c.best_model_path for c in state.trainer.checkpoint_callbacks
-                 if c.monitor and c.best_model_path), None)
+    best = next(
+        (
+            c.best_model_path
+            for c in state.trainer.checkpoint_callbacks
+            if c.monitor and c.best_model_path
+        ),
+        None,
+    )
     ckpt = best if state.settings.test_ckpt == "best" else None
-    out = state.trainer.test(state.model, datamodule=state.datamodule, ckpt_path=ckpt,
-                             verbose=False)
-    state.metrics.update({k: v for k, v in (out[0] if out else {}).items()
-                          if not k.startswith("test/acc_class_")})
+    out = state.trainer.test(
+        state.model, datamodule=state.datamodule, ckpt_path=ckpt, verbose=False
+    )
+    state.metrics.update(
+        {k: v for k, v in (out[0] if out else {}).items() if not k.startswith("test/acc_class_")}
+    )
     state.test_results = getattr(state.model, "test_results", {})
     save_test_predictions(state)
     train_accuracy(state)
@@ -294,8 +357,9 @@ def save_test_predictions(state: Run) -> None:
     if predicted is None or RANK or state.trainer.world_size > 1:
         return
     pred, target = predicted
-    np.savez_compressed(state.run_dir / "test_predictions.npz", pred=pred.numpy(),
-                        target=target.numpy())
+    np.savez_compressed(
+        state.run_dir / "test_predictions.npz", pred=pred.numpy(), target=target.numpy()
+    )
 
 
 def train_accuracy(state: Run) -> None:
@@ -310,8 +374,13 @@ def train_accuracy(state: Run) -> None:
     images, labels = (t[:n] for t in splits["train"])
     device = state.model.device
     step = int(getattr(dm, "eval_batch_size", None) or 1000)
-    batches = ((dm.prepare_batch(images[i:i + step].to(device), 0, training=False),
-                labels[i:i + step].to(device)) for i in range(0, len(labels), step))
+    batches = (
+        (
+            dm.prepare_batch(images[i : i + step].to(device), 0, training=False),
+            labels[i : i + step].to(device),
+        )
+        for i in range(0, len(labels), step)
+    )
     with torch.inference_mode():
         state.metrics["train/acc_eval"] = state.model.eval_accuracy(batches)
 
@@ -323,22 +392,38 @@ def record(state: Run) -> JobResult:
     metrics.update(_overfitting(rows, best, metrics))
     value = metrics.get(state.settings.optimized_metric)
     pruned = state.pruning is not None and state.pruning.pruned
-    status, reason = ("pruned", f"pruned after epoch {state.pruning.pruned_at}") if pruned \
+    status, reason = (
+        ("pruned", f"pruned after epoch {state.pruning.pruned_at}")
+        if pruned
         else ("completed", None)
+    )
     if RANK:
         return JobResult(status, value, reason)
     wandb = next((lg for lg in state.loggers if isinstance(lg, SafeWandbLogger)), None)
     if wandb is not None:
         wandb.log_metrics({k: v for k, v in metrics.items() if v is not None})
     state.record.finish(
-        status, metrics=metrics, test=state.test_results, best=best,
-        best_checkpoint=next((c.best_model_path for c in trainer.checkpoint_callbacks
-                              if c.monitor and c.best_model_path), None),
-        epochs=len(rows), global_step=trainer.global_step,
+        status,
+        metrics=metrics,
+        test=state.test_results,
+        best=best,
+        best_checkpoint=next(
+            (
+                c.best_model_path
+                for c in trainer.checkpoint_callbacks
+                if c.monitor and c.best_model_path
+            ),
+            None,
+        ),
+        epochs=len(rows),
+        global_step=trainer.global_step,
         stopped_early=bool(trainer.should_stop and trainer.current_epoch < trainer.max_epochs),
-        fit_time_s=round(state.history.elapsed, 3), history=rows,
-        gpu_memory_peak_mb=_gpu_memory_peak_mb(), threads=state.threads,
-        wandb={**state.record.data["wandb"], "error": wandb and wandb.broken})
+        fit_time_s=round(state.history.elapsed, 3),
+        history=rows,
+        gpu_memory_peak_mb=_gpu_memory_peak_mb(),
+        threads=state.threads,
+        wandb={**state.record.data["wandb"], "error": wandb and wandb.broken},
+    )
     _print_summary(state.run_dir, state.record.data)
     return JobResult(status, value, reason)
 
@@ -358,18 +443,26 @@ def _overfitting(rows: list[dict], best: dict, metrics: dict) -> dict[str, Any]:
     final = rows[-1].get("train/acc") if rows else None
     train = metrics.get("train/acc_eval", final)
     test_acc = metrics.get("test/acc")
-    return {"train/acc_final": final, "train/acc_at_best": best.get("train/acc_at_best"),
-            "gap/train_test": None if train is None or test_acc is None else train - test_acc}
+    return {
+        "train/acc_final": final,
+        "train/acc_at_best": best.get("train/acc_at_best"),
+        "gap/train_test": None if train is None or test_acc is None else train - test_acc,
+    }
 
 
-def _fail(state: Run, status: str, err: Any, code: int = EXIT_FAILED,
-          **fields: Any) -> JobProblem:
+def _fail(state: Run, status: str, err: Any, code: int = EXIT_FAILED, **fields: Any) -> JobProblem:
     """Record a run that did not complete; the JobProblem to raise says why in one line."""
     message = _first_line(err)
     record = state.record
     if record is None and RANK == 0:  # refused before this session opened its record:
-        where = next((d for d in (state.run_dir, state.hydra_dir)  # never over an earlier one
-                      if not (d / RESULTS).exists()), None)
+        where = next(
+            (
+                d
+                for d in (state.run_dir, state.hydra_dir)  # never over an earlier one
+                if not (d / RESULTS).exists()
+            ),
+            None,
+        )
         record = where and RunRecord(where, seed=state.cfg.get("seed"), overrides=state.overrides)
     if record is not None and RANK == 0:
         with contextlib.suppress(OSError):  # a read-only or full dir: the line says why
@@ -404,8 +497,11 @@ def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
 
     path = run_dir / "wandb_id.txt"
     with open_dict(cfg):
-        cfg.logger.wandb.id = (path.read_text().strip() if path.exists()
-                               else new_run_id(str(cfg.logger.wandb.get("name") or "run")))
+        cfg.logger.wandb.id = (
+            path.read_text().strip()
+            if path.exists()
+            else new_run_id(str(cfg.logger.wandb.get("name") or "run"))
+        )
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -436,5 +532,3 @@ def _print_summary(run_dir: Path, data: dict[str, Any]) -> None:
     if threads:
         table.add_row("torch threads", f"{threads['torch']} ({threads['why']})")
     console.print(table)
-
-

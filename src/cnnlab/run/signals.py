@@ -48,7 +48,9 @@ class StopSignals:
         self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_int)
         previous = signal.signal(signal.SIGUSR2, self._on_usr2)
         self._previous[signal.SIGUSR2] = previous
-        if callable(previous) and "submitit" in getattr(previous, "__module__", "") + repr(previous):
+        if callable(previous) and "submitit" in getattr(previous, "__module__", "") + repr(
+            previous
+        ):
             self._usr2_owner = previous
         return self
 
@@ -62,7 +64,8 @@ class StopSignals:
             return
         again = self.received is not None  # a second signal: the first is being handled
         self.received = self.received or signal.Signals(signum).name + (
-            " at the SLURM time limit" if self.time_limit_near else "")
+            " at the SLURM time limit" if self.time_limit_near else ""
+        )
         if not again and signal.getsignal(signal.SIGTERM) == self._on_term:
             raise Interrupted(f"stopped by {self.received}")  # no Lightning loop is watching
 

@@ -61,10 +61,15 @@ class Owner:
     token: str
 
     @classmethod
-    def me(cls) -> "Owner":
+    def me(cls) -> Owner:
         pid = os.getpid()
-        return cls(socket.gethostname(), _read("/proc/sys/kernel/random/boot_id") or "",
-                   pid, _start_time(pid), secrets.token_hex(6))
+        return cls(
+            socket.gethostname(),
+            _read("/proc/sys/kernel/random/boot_id") or "",
+            pid,
+            _start_time(pid),
+            secrets.token_hex(6),
+        )
 
     def attr(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "asked_at": time.time()}
@@ -119,7 +124,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cnnlab-heartbeat", daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

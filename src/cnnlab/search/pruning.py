@@ -25,6 +25,7 @@ from cnnlab.search.storage import PRUNER_ATTR, in_process, load_study, make_prun
 
 log = logging.getLogger(__name__)
 
+
 class TrialPruning(Callback):
     """Report ``monitor`` to an Optuna trial after each validation; stop when it is pruned.
 
@@ -54,8 +55,10 @@ class TrialPruning(Callback):
     def _report(self, trainer: Any) -> bool:
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
-            self._stop_reporting(f"no {self.monitor!r} among the logged metrics "
-                                 f"({', '.join(sorted(trainer.callback_metrics)) or 'none'})")
+            self._stop_reporting(
+                f"no {self.monitor!r} among the logged metrics "
+                f"({', '.join(sorted(trainer.callback_metrics)) or 'none'})"
+            )
             return False
         value = float(value)
         if not math.isfinite(value):
@@ -69,8 +72,9 @@ class TrialPruning(Callback):
 
     def _stop_reporting(self, why: str) -> None:
         self._off = True
-        log.warning("pruning: no longer reporting to trial %s: %s",
-                    getattr(self.trial, "number", "?"), why)
+        log.warning(
+            "pruning: no longer reporting to trial %s: %s", getattr(self.trial, "number", "?"), why
+        )
 
 
 def callback_for(cfg: Any) -> TrialPruning | None:
@@ -87,11 +91,16 @@ def callback_for(cfg: Any) -> TrialPruning | None:
         import optuna
 
         trial_id = optuna_ids.storage(study).get_trial_id_from_study_id_trial_number(
-            optuna_ids.study_id(study), int(number))
+            optuna_ids.study_id(study), int(number)
+        )
         return TrialPruning(optuna.trial.Trial(study, trial_id), monitor)
     except Exception as err:  # the run goes on, unpruned
-        log.warning("pruning: cannot reach trial %s of study %r: %s", number,
-                    _get(search, "study_name"), err)
+        log.warning(
+            "pruning: cannot reach trial %s of study %r: %s",
+            number,
+            _get(search, "study_name"),
+            err,
+        )
         return None
 
 
@@ -100,8 +109,10 @@ def _study(search: Any) -> Any:
     if not storage:
         study = in_process(str(_get(search, "owner")))
         if study is None:
-            log.warning("pruning: off for this job: its in-memory study lives in another "
-                        "process (give hydra.sweeper.storage a journal file or an SQL URL)")
+            log.warning(
+                "pruning: off for this job: its in-memory study lives in another "
+                "process (give hydra.sweeper.storage a journal file or an SQL URL)"
+            )
         return study
     study = load_study(storage, name)
     attrs = optuna_ids.storage(study).get_study_system_attrs(optuna_ids.study_id(study))

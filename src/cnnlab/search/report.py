@@ -51,15 +51,23 @@ def summary(study: Any, storage_shown: str) -> dict[str, Any]:
 
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
-    out: dict[str, Any] = {"study": study.study_name, "storage": storage_shown,
-                           "direction": study.direction.name.lower(),
-                           "trials": {k: v for k, v in counts.items() if v}, "best": None}
+    out: dict[str, Any] = {
+        "study": study.study_name,
+        "storage": storage_shown,
+        "direction": study.direction.name.lower(),
+        "trials": {k: v for k, v in counts.items() if v},
+        "best": None,
+    }
     if counts["complete"]:
         best = study.best_trial
-        out["best"] = {"number": best.number, "value": best.value, "params": best.params,
-                       "overrides": best.user_attrs.get("overrides") or [],
-                       "metrics": best.user_attrs.get("metrics") or {},
-                       "run_dir": best.user_attrs.get("run_dir")}
+        out["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "overrides": best.user_attrs.get("overrides") or [],
+            "metrics": best.user_attrs.get("metrics") or {},
+            "run_dir": best.user_attrs.get("run_dir"),
+        }
     return _plain(out)
 
 
@@ -78,18 +86,38 @@ def _trials_csv(study: Any, path: Path) -> None:
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     params = sorted({p for t in trials for p in t.params})
     metrics = sorted({m for t in trials for m in (t.user_attrs.get("metrics") or {})})
-    head = ["number", "state", "value", *params, "status", "reason", "retry_of", "duration_s",
-            *metrics, "run_dir"]
+    head = [
+        "number",
+        "state",
+        "value",
+        *params,
+        "status",
+        "reason",
+        "retry_of",
+        "duration_s",
+        *metrics,
+        "run_dir",
+    ]
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(head)
         for t in trials:
             a = t.user_attrs
             took = t.duration.total_seconds() if t.duration is not None else None
-            w.writerow([t.number, t.state.name, t.value, *(t.params.get(p) for p in params),
-                        a.get("status"), a.get("reason"), a.get("retry_of"),
-                        None if took is None else round(took, 3),
-                        *((a.get("metrics") or {}).get(m) for m in metrics), a.get("run_dir")])
+            w.writerow(
+                [
+                    t.number,
+                    t.state.name,
+                    t.value,
+                    *(t.params.get(p) for p in params),
+                    a.get("status"),
+                    a.get("reason"),
+                    a.get("retry_of"),
+                    None if took is None else round(took, 3),
+                    *((a.get("metrics") or {}).get(m) for m in metrics),
+                    a.get("run_dir"),
+                ]
+            )
 
 
 def _plots(study: Any, out_dir: Path) -> list[str]:
@@ -102,8 +130,11 @@ def _plots(study: Any, out_dir: Path) -> list[str]:
     from optuna.visualization import matplotlib as ovm
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    varied = [p for p in {p for t in complete for p in t.params}
-              if len({repr(t.params.get(p)) for t in complete}) > 1]
+    varied = [
+        p
+        for p in {p for t in complete for p in t.params}
+        if len({repr(t.params.get(p)) for t in complete}) > 1
+    ]
     wanted = []
     if complete:
         wanted.append(("history.png", ovm.plot_optimization_history))
@@ -133,8 +164,10 @@ def describe(info: dict[str, Any], out_dir: Path) -> str:
     best = info["best"]
     if best is None:
         return f"search {info['study']!r}: {counts}; no completed trial yet\nreport: {out_dir}"
-    return (f"search {info['study']!r}: {counts}; best trial {best['number']}: "
-            f"{best['value']:.6g} with {' '.join(best['overrides'])}\nreport: {out_dir}")
+    return (
+        f"search {info['study']!r}: {counts}; best trial {best['number']}: "
+        f"{best['value']:.6g} with {' '.join(best['overrides'])}\nreport: {out_dir}"
+    )
 
 
 @flags.command("cnnlab-search-report")

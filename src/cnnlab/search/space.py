@@ -54,14 +54,16 @@ class Space:
                 sets.append({**base, key: choice})
         return [[*self.fixed, *self.overrides(s)] for s in sets[:most]]
 
-
     def bounds(self) -> list[tuple[str, list[str]]]:
         """(key, overrides) for each end of each numeric range, the other keys at their first
         value: what the objects taking them can refuse before any trial runs."""
         base = {k: _first(d) for k, d in self.distributions.items()}
-        return [(key, [*self.fixed, *self.overrides({**base, key: end})])
-                for key, dist in self.distributions.items() if not hasattr(dist, "choices")
-                for end in dict.fromkeys((dist.low, dist.high))]
+        return [
+            (key, [*self.fixed, *self.overrides({**base, key: end})])
+            for key, dist in self.distributions.items()
+            if not hasattr(dist, "choices")
+            for end in dict.fromkeys((dist.low, dist.high))
+        ]
 
 
 def _first(dist: Any) -> Any:
@@ -103,8 +105,10 @@ def distribution(where: str, text: str, override: Any) -> Any:
     tags = set(getattr(sweep, "tags", ()) or ())
     unknown = sorted(tags - set(TAGS))
     if unknown:
-        raise bad(f"unknown tag {unknown[0]!r}; allowed tags: "
-                  + ", ".join(f"{t} ({what})" for t, what in TAGS.items()))
+        raise bad(
+            f"unknown tag {unknown[0]!r}; allowed tags: "
+            + ", ".join(f"{t} ({what})" for t, what in TAGS.items())
+        )
     try:
         if override.is_choice_sweep():
             if not hasattr(sweep, "list"):
@@ -179,8 +183,15 @@ def format_value(value: Any) -> str:
 
 def quote(text: str) -> str:
     """``text`` in single quotes, escaped so that Hydra reads back exactly ``text``."""
-    quoted = "'" + re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'",
-                          re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)) + "'"
+    quoted = (
+        "'"
+        + re.sub(
+            r"(\\*)'",
+            lambda m: m.group(1) * 2 + "\\'",
+            re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text),
+        )
+        + "'"
+    )
     if not _reads_back(quoted, text):
         raise ConfigError("hydra.sweeper.params", text, "cannot be written as an override")
     return quoted
@@ -191,8 +202,11 @@ def _reads_back(rhs: str, value: Any) -> bool:
         parsed = _parser().parse_override(f"k={rhs}")
     except Exception:
         return False
-    return not parsed.is_sweep_override() and parsed.value() == value and \
-        type(parsed.value()) is type(value)
+    return (
+        not parsed.is_sweep_override()
+        and parsed.value() == value
+        and type(parsed.value()) is type(value)
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -60,11 +60,15 @@ def parse_storage(value: Any, cwd: str | Path | None = None, key: str = KEY) -> 
     if value in IN_MEMORY:
         return Storage("memory")
     if not isinstance(value, str):
-        raise ConfigError(key, value, "a journal file path, journal:PATH, an SQLAlchemy URL "
-                                      "(sqlite:///file.db, postgresql://...) or null")
+        raise ConfigError(
+            key,
+            value,
+            "a journal file path, journal:PATH, an SQLAlchemy URL "
+            "(sqlite:///file.db, postgresql://...) or null",
+        )
     base = Path(cwd or os.getcwd())
     if "://" not in value:
-        path = value[len("journal:"):] if value.startswith("journal:") else value
+        path = value[len("journal:") :] if value.startswith("journal:") else value
         if not path:
             raise ConfigError(key, value, "journal: needs a file path")
         return Storage("journal", str((base / Path(path).expanduser()).resolve()))
@@ -130,31 +134,48 @@ def _open_rdb(url: str, tries: int) -> Any:
         except (OperationalError, IntegrityError) as err:
             # two processes creating the tables of a new database at the same moment: the
             # loser finds a table or alembic's version row already there; it opens it next time
-            racing = any(s in str(err) for s in ("already exists", "locked", "UNIQUE constraint",
-                                                 "duplicate key"))
+            racing = any(
+                s in str(err)
+                for s in ("already exists", "locked", "UNIQUE constraint", "duplicate key")
+            )
             if not racing or attempt == tries - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
 
 
-def open_study(storage_obj: Any, storage: Storage, study_name: str, direction: str,
-               sampler: Any = None, pruner: Any = None) -> Any:
+def open_study(
+    storage_obj: Any,
+    storage: Storage,
+    study_name: str,
+    direction: str,
+    sampler: Any = None,
+    pruner: Any = None,
+) -> Any:
     """Create the study, or load it to continue; its direction must be the one asked for."""
     import optuna
 
     try:
-        study = optuna.create_study(storage=storage_obj, study_name=study_name,
-                                    direction=direction, sampler=sampler, pruner=pruner,
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            storage=storage_obj,
+            study_name=study_name,
+            direction=direction,
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
     except Exception as err:
-        raise ConfigError(KEY, storage.shown(), f"cannot open study {study_name!r} there: "
-                                                f"{_one_line(err)}") from None
+        raise ConfigError(
+            KEY, storage.shown(), f"cannot open study {study_name!r} there: {_one_line(err)}"
+        ) from None
     existing = [d.name.lower() for d in study.directions]
     if existing != [direction]:
-        raise ConfigError("hydra.sweeper.direction", direction,
-                          f"study {study_name!r} in {storage.shown()} was created to "
-                          f"{' and '.join(existing)}; give that direction or another study_name")
+        raise ConfigError(
+            "hydra.sweeper.direction",
+            direction,
+            f"study {study_name!r} in {storage.shown()} was created to "
+            f"{' and '.join(existing)}; give that direction or another study_name",
+        )
     return study
 
 
@@ -163,8 +184,9 @@ def load_study(setting: str | None, study_name: str, pruner: Any = None) -> Any:
     import optuna
 
     storage = parse_storage(setting)
-    return optuna.load_study(study_name=study_name, storage=open_storage(storage, create=False),
-                             pruner=pruner)
+    return optuna.load_study(
+        study_name=study_name, storage=open_storage(storage, create=False), pruner=pruner
+    )
 
 
 def make_pruner(spec: dict[str, Any] | None) -> Any:
@@ -182,10 +204,12 @@ def make_pruner(spec: dict[str, Any] | None) -> Any:
     # it is resolved as data (no resolver runs), and nothing but Optuna's pruners is built
     spec = as_data(spec, "the pruner stored with the study") if spec else spec
     for key, target in targets(spec or {}):
-        if not (isinstance(target, str) and target.startswith("optuna.pruners.")
-                and "__" not in target):
-            raise ConfigError(f"hydra.sweeper.pruner.{key}", target,
-                              "an Optuna pruner (optuna.pruners.*)")
+        if not (
+            isinstance(target, str) and target.startswith("optuna.pruners.") and "__" not in target
+        ):
+            raise ConfigError(
+                f"hydra.sweeper.pruner.{key}", target, "an Optuna pruner (optuna.pruners.*)"
+            )
     pruner = instantiate(spec) if spec else optuna.pruners.NopPruner()
     if not isinstance(pruner, optuna.pruners.BasePruner):
         raise ConfigError("hydra.sweeper.pruner", spec, "an Optuna pruner (optuna.pruners.*)")

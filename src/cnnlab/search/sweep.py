@@ -48,8 +48,16 @@ from cnnlab.run.results import write_json
 from cnnlab.run.signals import received
 from cnnlab.search.liveness import OWNER_ATTR, Heartbeat, Owner, is_stale
 from cnnlab.search.space import Space, format_value, parse, quote
-from cnnlab.search.storage import (PRUNER_ATTR, Storage, make_pruner, open_storage, open_study,
-                                   parse_storage, register_in_process, unregister_in_process)
+from cnnlab.search.storage import (
+    PRUNER_ATTR,
+    Storage,
+    make_pruner,
+    open_storage,
+    open_study,
+    parse_storage,
+    register_in_process,
+    unregister_in_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +86,19 @@ class Settings:
     poll_s: float = 5.0
 
     @classmethod
-    def from_config(cls, raw: Any) -> "Settings":
-        values = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                  for k, v in dict(raw).items()}
+    def from_config(cls, raw: Any) -> Settings:
+        values = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in dict(raw).items()
+        }
         known = set(cls.__dataclass_fields__)
         for name in values:
             if name not in known and not name.startswith("_"):
-                raise ConfigError(f"{KEY}.{name}", values[name],
-                                  f"not a setting; known: {', '.join(sorted(known))}")
+                raise ConfigError(
+                    f"{KEY}.{name}",
+                    values[name],
+                    f"not a setting; known: {', '.join(sorted(known))}",
+                )
         settings = cls(**{k: v for k, v in values.items() if k in known})
         settings.params = dict(settings.params or {})
         settings.check()
@@ -104,21 +117,36 @@ class Settings:
 
         need("direction", self.direction in ("maximize", "minimize"), "maximize or minimize")
         need("n_trials", whole(self.n_trials, 1), "a whole number >= 1")
-        need("n_jobs", self.n_jobs is None or whole(self.n_jobs, 1),
-             "a whole number >= 1, or null for the launcher's n_jobs")
-        need("study_name", isinstance(self.study_name, str) and bool(self.study_name.strip()),
-             "a non-empty name")
-        need("max_failures", self.max_failures is None or whole(self.max_failures, 0),
-             "a whole number >= 0, or null for n_trials")
+        need(
+            "n_jobs",
+            self.n_jobs is None or whole(self.n_jobs, 1),
+            "a whole number >= 1, or null for the launcher's n_jobs",
+        )
+        need(
+            "study_name",
+            isinstance(self.study_name, str) and bool(self.study_name.strip()),
+            "a non-empty name",
+        )
+        need(
+            "max_failures",
+            self.max_failures is None or whole(self.max_failures, 0),
+            "a whole number >= 0, or null for n_trials",
+        )
         for name in ("sampler", "pruner"):
             spec = getattr(self, name)
-            need(name, spec is None or (isinstance(spec, dict) and "_target_" in spec),
-                 "a config with a _target_ (e.g. optuna.samplers.TPESampler), or null")
+            need(
+                name,
+                spec is None or (isinstance(spec, dict) and "_target_" in spec),
+                "a config with a _target_ (e.g. optuna.samplers.TPESampler), or null",
+            )
         need("monitor", isinstance(self.monitor, str) and bool(self.monitor), "a metric name")
         for name in ("heartbeat_s", "poll_s"):
             need(name, number(getattr(self, name)), "a number of seconds > 0")
-        need("stale_after_s", number(self.stale_after_s) and self.stale_after_s > self.heartbeat_s,
-             "a number of seconds greater than heartbeat_s")
+        need(
+            "stale_after_s",
+            number(self.stale_after_s) and self.stale_after_s > self.heartbeat_s,
+            "a number of seconds greater than heartbeat_s",
+        )
 
 
 class PerTrialSeed:
@@ -204,8 +232,11 @@ class Search:
         s = self.settings
         self.space = parse(s.params, arguments)
         if not self.space.distributions:
-            raise ConfigError(f"{KEY}.params", s.params, "no parameter to search: give at least "
-                              "one interval(), range() or choice()")
+            raise ConfigError(
+                f"{KEY}.params",
+                s.params,
+                "no parameter to search: give at least one interval(), range() or choice()",
+            )
         self._check_composition()
         self._check_bounds()
         cwd = OmegaConf.select(self.config, "hydra.runtime.cwd")
@@ -217,16 +248,19 @@ class Search:
             raise ConfigError(f"{KEY}.pruner", s.pruner.get("_target_"), _one_line(err)) from None
         self.storage_obj = open_storage(self.storage)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # cnnlab logs each trial itself
-        self.study = open_study(self.storage_obj, self.storage, s.study_name, s.direction,
-                                sampler, pruner)
+        self.study = open_study(
+            self.storage_obj, self.storage, s.study_name, s.direction, sampler, pruner
+        )
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self._claim_sweep_dir()
         if self.storage.persistent:
-            self.storage_obj.set_study_system_attr(optuna_ids.study_id(self.study),
-                                                   PRUNER_ATTR, s.pruner)
+            self.storage_obj.set_study_system_attr(
+                optuna_ids.study_id(self.study), PRUNER_ATTR, s.pruner
+            )
         n_launcher = OmegaConf.select(self.config, "hydra.launcher.n_jobs")
-        self.n_jobs = s.n_jobs or (n_launcher if isinstance(n_launcher, int) and n_launcher > 0
-                                   else 1)
+        self.n_jobs = s.n_jobs or (
+            n_launcher if isinstance(n_launcher, int) and n_launcher > 0 else 1
+        )
         self.max_failures = s.n_trials if s.max_failures is None else s.max_failures
 
     def _check_composition(self) -> None:
@@ -236,13 +270,17 @@ class Search:
                 self.host.validate_batch_is_legal([probe])
             except Exception as err:
                 message = _one_line(err)
-                groups = [o for o in probe[len(self.space.fixed):] if "/" in o.split("=")[0]]
+                groups = [o for o in probe[len(self.space.fixed) :] if "/" in o.split("=")[0]]
                 if groups:  # a group choice changes which keys exist: say which one
                     message += f" (composing {' '.join(groups)})"
-                named = [k for k in self.space.sources
-                         if f"'{k}'" in message or f"'{k}/" in message]
-                where, text = self.space.sources[named[0]] if named else \
-                    (f"{KEY}.params", " ".join(probe[len(self.space.fixed):]))
+                named = [
+                    k for k in self.space.sources if f"'{k}'" in message or f"'{k}/" in message
+                ]
+                where, text = (
+                    self.space.sources[named[0]]
+                    if named
+                    else (f"{KEY}.params", " ".join(probe[len(self.space.fixed) :]))
+                )
                 raise ConfigError(where, text, message) from None
 
     def _check_bounds(self) -> None:
@@ -256,11 +294,18 @@ class Search:
         if loader is None:
             return
         for key, probe in self.space.bounds():
-            cfg = loader.load_sweep_config(master_config=self.host.config,
-                                           sweep_overrides=list(probe))
+            cfg = loader.load_sweep_config(
+                master_config=self.host.config, sweep_overrides=list(probe)
+            )
             parts = key.split(".")
-            owner = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)
-                          if OmegaConf.select(cfg, ".".join(parts[:i]) + "._target_")), None)
+            owner = next(
+                (
+                    ".".join(parts[:i])
+                    for i in range(len(parts) - 1, 0, -1)
+                    if OmegaConf.select(cfg, ".".join(parts[:i]) + "._target_")
+                ),
+                None,
+            )
             node = OmegaConf.select(cfg, owner) if owner else None
             if node is None or node.get("_partial_") or node.get("weights"):
                 continue
@@ -269,30 +314,37 @@ class Search:
             except ConfigError as err:
                 where, text = self.space.sources[key]
                 end = err.key if err.value is ConfigError.NODE else f"{err.key}={err.value!r}"
-                raise ConfigError(where, text, f"its end {end} is refused: {err.allowed}") \
-                    from None
+                raise ConfigError(where, text, f"its end {end} is refused: {err.allowed}") from None
             except Exception:  # noqa: BLE001 - not a range problem: the trial will say
                 continue
 
     def _claim_sweep_dir(self) -> None:
         """A sweep dir holds one study's trials: trial_0003 of another would be taken as ours."""
-        me = {"storage": self.storage.setting(), "study_name": self.settings.study_name,
-              "study_id": optuna_ids.study_id(self.study),
-              "process": None if self.storage.persistent else self.owner.token}
+        me = {
+            "storage": self.storage.setting(),
+            "study_name": self.settings.study_name,
+            "study_id": optuna_ids.study_id(self.study),
+            "process": None if self.storage.persistent else self.owner.token,
+        }
         path = self.sweep_dir / STUDY_FILE
         try:
             theirs = json.loads(path.read_text())
         except (OSError, ValueError):
             theirs = None
         if theirs is not None and {k: theirs.get(k) for k in me} != me:
-            raise ConfigError("hydra.sweep.dir", str(self.sweep_dir),
-                              f"it holds the trials of another search (study "
-                              f"{theirs.get('study_name')!r} in "
-                              f"{theirs.get('storage') or 'memory'}); give a new sweep dir, "
-                              "or that storage and study_name to continue it")
+            raise ConfigError(
+                "hydra.sweep.dir",
+                str(self.sweep_dir),
+                f"it holds the trials of another search (study "
+                f"{theirs.get('study_name')!r} in "
+                f"{theirs.get('storage') or 'memory'}); give a new sweep dir, "
+                "or that storage and study_name to continue it",
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, {**me, "storage_shown": self.storage.shown(),
-                           "direction": self.settings.direction})
+        write_json(
+            path,
+            {**me, "storage_shown": self.storage.shown(), "direction": self.settings.direction},
+        )
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
 
     # --- the loop ------------------------------------------------------------------------
@@ -317,17 +369,24 @@ class Search:
                 if done >= s.n_trials:
                     break
                 if self.failures >= self.max_failures and self.failures:
-                    short = (f"search stopped after {self.failures} failed jobs (hydra.sweeper."
-                             f"max_failures={self.max_failures}); {done} of {s.n_trials} trials "
-                             "have a result")
+                    short = (
+                        f"search stopped after {self.failures} failed jobs (hydra.sweeper."
+                        f"max_failures={self.max_failures}); {done} of {s.n_trials} trials "
+                        "have a result"
+                    )
                     log.error("%s", short)
                     return short
                 room = s.n_trials - done - counts[TrialState.RUNNING]
                 batch = self._ask(min(self.n_jobs, room)) if room > 0 else []
                 if not batch:
                     if not waiting_said:
-                        log.info("search: %d of %d trials have a result; waiting for the %d "
-                                 "running elsewhere", done, s.n_trials, counts[TrialState.RUNNING])
+                        log.info(
+                            "search: %d of %d trials have a result; waiting for the %d "
+                            "running elsewhere",
+                            done,
+                            s.n_trials,
+                            counts[TrialState.RUNNING],
+                        )
                         waiting_said = True
                     time.sleep(s.poll_s)
                     continue
@@ -346,12 +405,24 @@ class Search:
         done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
         where = self.storage.shown()
         if done or counts[TrialState.RUNNING] or counts[TrialState.FAIL]:
-            log.info("search: continuing study %r in %s: %d of %d trials have a result, "
-                     "%d running, %d failed", self.settings.study_name, where, done,
-                     self.settings.n_trials, counts[TrialState.RUNNING], counts[TrialState.FAIL])
+            log.info(
+                "search: continuing study %r in %s: %d of %d trials have a result, "
+                "%d running, %d failed",
+                self.settings.study_name,
+                where,
+                done,
+                self.settings.n_trials,
+                counts[TrialState.RUNNING],
+                counts[TrialState.FAIL],
+            )
         else:
-            log.info("search: study %r in %s, %d trials, %d per batch",
-                     self.settings.study_name, where, self.settings.n_trials, self.n_jobs)
+            log.info(
+                "search: study %r in %s, %d trials, %d per batch",
+                self.settings.study_name,
+                where,
+                self.settings.n_trials,
+                self.n_jobs,
+            )
 
     def _counts(self) -> dict[Any, int]:
         from optuna.trial import TrialState
@@ -376,8 +447,11 @@ class Search:
             tid = optuna_ids.trial_id(t)
             try:
                 self.storage_obj.set_trial_user_attr(
-                    tid, "reason", f"stale: its sweeper (pid {owner.get('pid', '?')} on "
-                    f"{owner.get('host', '?')}) is gone")
+                    tid,
+                    "reason",
+                    f"stale: its sweeper (pid {owner.get('pid', '?')} on "
+                    f"{owner.get('host', '?')}) is gone",
+                )
                 if not self.storage_obj.set_trial_state_values(tid, TrialState.FAIL):
                     continue
             except UpdateFinishedTrialError:
@@ -386,8 +460,11 @@ class Search:
                 log.warning("search: could not fail stale trial %d: %s", t.number, err)
                 continue
             again = self._queue_again(t)
-            log.warning("search: trial %d was left running by a sweeper that is gone: failed%s",
-                        t.number, ", its parameters queued again" if again else "")
+            log.warning(
+                "search: trial %d was left running by a sweeper that is gone: failed%s",
+                t.number,
+                ", its parameters queued again" if again else "",
+            )
 
     def _ask(self, n: int) -> list[Any]:
         from optuna.trial import TrialState
@@ -395,12 +472,16 @@ class Search:
         batch = []
         for _ in range(n):
             trial = self.study.ask(self.space.distributions)
-            self.storage_obj.set_trial_system_attr(optuna_ids.trial_id(trial), OWNER_ATTR,
-                                                   self.owner.attr())
-            ahead = sum(1 for t in self.study.get_trials(deepcopy=False)
-                        if t.number < trial.number and t.state in (
-                            TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
-                            TrialState.WAITING))
+            self.storage_obj.set_trial_system_attr(
+                optuna_ids.trial_id(trial), OWNER_ATTR, self.owner.attr()
+            )
+            ahead = sum(
+                1
+                for t in self.study.get_trials(deepcopy=False)
+                if t.number < trial.number
+                and t.state
+                in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+            )
             if ahead >= self.settings.n_trials:
                 trial.set_user_attr("surplus", True)
                 trial.set_user_attr("reason", "surplus: the budget was taken by other processes")
@@ -419,8 +500,11 @@ class Search:
         try:
             results = self.host.launcher.launch(jobs, initial_job_idx=self._job_idx)
         except Exception as err:  # a worker killed under joblib, a submission refused...
-            log.error("search: the launcher failed on trials %s: %s",
-                      ", ".join(str(t.number) for t in batch), _one_line(err))
+            log.error(
+                "search: the launcher failed on trials %s: %s",
+                ", ".join(str(t.number) for t in batch),
+                _one_line(err),
+            )
             for t in batch:
                 self._fail(t, f"launcher: {type(err).__name__}: {_one_line(err)}")
                 self.failures += 1
@@ -440,13 +524,23 @@ class Search:
         self.returns.extend(results)
 
     def _job_overrides(self, trial: Any) -> list[str]:
-        search = {"storage": self.storage.setting(), "study_name": self.settings.study_name,
-                  "trial_number": trial.number, "monitor": self.settings.monitor,
-                  "owner": self.owner.token}
-        value = ",".join(f"{k}:{'null' if v is None else quote(v) if isinstance(v, str) else v}"
-                         for k, v in search.items())
-        return [*self.space.fixed, *self.space.overrides(trial.params), f"++search={{{value}}}",
-                f"hydra.sweep.subdir=trial_{trial.number:04d}"]
+        search = {
+            "storage": self.storage.setting(),
+            "study_name": self.settings.study_name,
+            "trial_number": trial.number,
+            "monitor": self.settings.monitor,
+            "owner": self.owner.token,
+        }
+        value = ",".join(
+            f"{k}:{'null' if v is None else quote(v) if isinstance(v, str) else v}"
+            for k, v in search.items()
+        )
+        return [
+            *self.space.fixed,
+            *self.space.overrides(trial.params),
+            f"++search={{{value}}}",
+            f"hydra.sweep.subdir=trial_{trial.number:04d}",
+        ]
 
     def _queue_again(self, trial: Any) -> bool:
         """Enqueue a cut-off trial's parameters for another run, once (not a retry's)."""
@@ -470,9 +564,12 @@ class Search:
         from cnnlab.launch.summary import outcome_of
 
         outcome = outcome_of(num, result)
-        attrs: dict[str, Any] = {"status": outcome.status, "reason": outcome.reason,
-                                 "overrides": self.space.overrides(trial.params),
-                                 "run_dir": str(outcome.run_dir) if outcome.run_dir else None}
+        attrs: dict[str, Any] = {
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "overrides": self.space.overrides(trial.params),
+            "run_dir": str(outcome.run_dir) if outcome.run_dir else None,
+        }
         attrs["metrics"], error = _run_record(outcome.run_dir)
         if outcome.status != "completed" and error:  # the run's own words are the most precise
             attrs["reason"] = error
@@ -484,16 +581,22 @@ class Search:
             except (TypeError, ValueError):
                 state = TrialState.FAIL
             if state == TrialState.FAIL:
-                attrs["reason"] = (f"no finite {self.config.get('optimized_metric')} "
-                                   f"(optimized_metric) in the run: {value!r}")
+                attrs["reason"] = (
+                    f"no finite {self.config.get('optimized_metric')} "
+                    f"(optimized_metric) in the run: {value!r}"
+                )
         elif outcome.status == "pruned":
             state = TrialState.PRUNED
         cut_off = outcome.status in CUT_OFF
         try:
             for key, val in attrs.items():
                 trial.set_user_attr(key, val)
-            self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
-                            skip_if_finished=True)
+            self.study.tell(
+                trial,
+                value if state == TrialState.COMPLETE else None,
+                state=state,
+                skip_if_finished=True,
+            )
         except Exception as err:  # the storage failed us: the next session will retry it
             log.warning("search: could not record trial %d: %s", trial.number, _one_line(err))
             return
@@ -502,8 +605,12 @@ class Search:
         elif state == TrialState.FAIL:
             self.failures += 1
         shown = f"{value:.6g}" if state == TrialState.COMPLETE else outcome.status
-        log.info("search: trial %d %s%s", trial.number, shown,
-                 f" ({attrs['reason']})" if attrs["reason"] else "")
+        log.info(
+            "search: trial %d %s%s",
+            trial.number,
+            shown,
+            f" ({attrs['reason']})" if attrs["reason"] else "",
+        )
 
 
 def run_search(raw_settings: Any, host: Any, arguments: Sequence[str]) -> list[Any]:
@@ -544,8 +651,12 @@ def _require_optuna() -> None:
         if major >= 4:
             return
         found = f"found {optuna.__version__}"
-    raise ConfigError("hydra/sweeper", "cnnlab_optuna", f"needs optuna>=4 ({found}): "
-                      "pip install -e '.[sweep]' (and pip uninstall hydra-optuna-sweeper)")
+    raise ConfigError(
+        "hydra/sweeper",
+        "cnnlab_optuna",
+        f"needs optuna>=4 ({found}): "
+        "pip install -e '.[sweep]' (and pip uninstall hydra-optuna-sweeper)",
+    )
 
 
 def _run_record(run_dir: Path | None) -> tuple[dict[str, Any], str | None]:

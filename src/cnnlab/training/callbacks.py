@@ -74,7 +74,8 @@ class FiniteLossGuard(Callback):
             raise NonFiniteLossError(
                 f"training loss became {float(loss)} at epoch {trainer.current_epoch}, "
                 f"global step {trainer.global_step} (batch {batch_idx}); lower the learning "
-                "rate (model.optimizer.lr=...) or clip gradients (trainer.gradient_clip_val=1.0)")
+                "rate (model.optimizer.lr=...) or clip gradients (trainer.gradient_clip_val=1.0)"
+            )
 
 
 def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,10 +85,13 @@ def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     top = max(scored, key=lambda r: r["val/acc"])
     losses = [r["val/loss"] for r in rows if r.get("val/loss") is not None]
-    return {"epoch": top["epoch"], "val/acc_best": top["val/acc"],
-            "val/loss_at_best": top.get("val/loss"),
-            "val/loss_min": min(losses) if losses else None,
-            "train/acc_at_best": top.get("train/acc")}
+    return {
+        "epoch": top["epoch"],
+        "val/acc_best": top["val/acc"],
+        "val/loss_at_best": top.get("val/loss"),
+        "val/loss_min": min(losses) if losses else None,
+        "train/acc_at_best": top.get("train/acc"),
+    }
 
 
 class History(Callback):
@@ -171,6 +175,7 @@ class ConfigInCheckpoint(Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         import cnnlab
+
         checkpoint["cnnlab"] = {"config": self.config, "version": cnnlab.__version__}
 
 
@@ -229,8 +234,12 @@ class EpochLog(Callback):
             return
         for handler in logging.getLogger().handlers:
             stream = getattr(handler, "stream", None)
-            if isinstance(handler, logging.StreamHandler) and not isinstance(
-                    handler, logging.FileHandler) and stream is not None and stream.isatty():
+            if (
+                isinstance(handler, logging.StreamHandler)
+                and not isinstance(handler, logging.FileHandler)
+                and stream is not None
+                and stream.isatty()
+            ):
                 handler.addFilter(_not_progress)
                 self._hidden.append(handler)
 
@@ -254,8 +263,13 @@ def epoch_line(rows: list[dict[str, Any]], max_epochs: int | None) -> str:
     for stage in ("train", "val"):
         loss, acc = row.get(f"{stage}/loss"), row.get(f"{stage}/acc")
         if loss is not None or acc is not None:
-            parts.append(" ".join([stage] + ([f"loss {loss:.4f}"] if loss is not None else [])
-                                  + ([f"acc {acc:.4f}"] if acc is not None else [])))
+            parts.append(
+                " ".join(
+                    [stage]
+                    + ([f"loss {loss:.4f}"] if loss is not None else [])
+                    + ([f"acc {acc:.4f}"] if acc is not None else [])
+                )
+            )
     if row.get("lr") is not None:
         parts.append(f"lr {row['lr']:.2e}")
     parts.append(f"{seconds:.1f} s")

@@ -18,48 +18,100 @@ from cnnlab.errors import Count, Fraction, NonNegative, NonNegativeFloat, Positi
 
 class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     @checked
-    def __init__(self, optimizer: torch.optim.Optimizer, mode: Literal["min", "max"] = "min",
-                 factor: Fraction = 0.1, patience: NonNegative = 10,
-                 threshold: NonNegativeFloat = 1e-4,
-                 threshold_mode: Literal["rel", "abs"] = "rel", cooldown: NonNegative = 0,
-                 min_lr: NonNegativeFloat = 0.0, eps: NonNegativeFloat = 1e-8) -> None:
-        super().__init__(optimizer, mode=mode, factor=factor, patience=patience,
-                         threshold=threshold, threshold_mode=threshold_mode, cooldown=cooldown,
-                         min_lr=min_lr, eps=eps)
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        mode: Literal["min", "max"] = "min",
+        factor: Fraction = 0.1,
+        patience: NonNegative = 10,
+        threshold: NonNegativeFloat = 1e-4,
+        threshold_mode: Literal["rel", "abs"] = "rel",
+        cooldown: NonNegative = 0,
+        min_lr: NonNegativeFloat = 0.0,
+        eps: NonNegativeFloat = 1e-8,
+    ) -> None:
+        super().__init__(
+            optimizer,
+            mode=mode,
+            factor=factor,
+            patience=patience,
+            threshold=threshold,
+            threshold_mode=threshold_mode,
+            cooldown=cooldown,
+            min_lr=min_lr,
+            eps=eps,
+        )
 
 
 class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
     @checked
-    def __init__(self, optimizer: torch.optim.Optimizer, T_max: Count,  # noqa: N803
-                 eta_min: NonNegativeFloat = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        T_max: Count,  # noqa: N803
+        eta_min: NonNegativeFloat = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min, last_epoch=last_epoch)
 
 
 class EarlyStopping(_EarlyStopping):
     @checked
-    def __init__(self, monitor: str, min_delta: NonNegativeFloat = 0.0,
-                 patience: NonNegative = 3, mode: Literal["min", "max"] = "min",
-                 stopping_threshold: Optional[float] = None,
-                 divergence_threshold: Optional[float] = None, **kwargs: Any) -> None:
-        super().__init__(monitor=monitor, min_delta=min_delta, patience=patience, mode=mode,
-                         stopping_threshold=stopping_threshold,
-                         divergence_threshold=divergence_threshold, **kwargs)
+    def __init__(
+        self,
+        monitor: str,
+        min_delta: NonNegativeFloat = 0.0,
+        patience: NonNegative = 3,
+        mode: Literal["min", "max"] = "min",
+        stopping_threshold: Optional[float] = None,
+        divergence_threshold: Optional[float] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            monitor=monitor,
+            min_delta=min_delta,
+            patience=patience,
+            mode=mode,
+            stopping_threshold=stopping_threshold,
+            divergence_threshold=divergence_threshold,
+            **kwargs,
+        )
 
 
 class OneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
     """torch's OneCycleLR takes a negative or zero ``max_lr`` and trains on it."""
 
     @checked
-    def __init__(self, optimizer: torch.optim.Optimizer, max_lr: Positive,
-                 total_steps: Optional[Count] = None, epochs: Optional[Count] = None,
-                 steps_per_epoch: Optional[Count] = None, pct_start: float = 0.3,
-                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
-                 base_momentum: float = 0.85, max_momentum: float = 0.95,
-                 div_factor: Positive = 25.0, final_div_factor: Positive = 1e4,
-                 three_phase: bool = False, last_epoch: int = -1) -> None:
-        super().__init__(optimizer, max_lr=max_lr, total_steps=total_steps, epochs=epochs,
-                         steps_per_epoch=steps_per_epoch, pct_start=pct_start,
-                         anneal_strategy=anneal_strategy, cycle_momentum=cycle_momentum,
-                         base_momentum=base_momentum, max_momentum=max_momentum,
-                         div_factor=div_factor, final_div_factor=final_div_factor,
-                         three_phase=three_phase, last_epoch=last_epoch)
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        max_lr: Positive,
+        total_steps: Optional[Count] = None,
+        epochs: Optional[Count] = None,
+        steps_per_epoch: Optional[Count] = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        div_factor: Positive = 25.0,
+        final_div_factor: Positive = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
+        super().__init__(
+            optimizer,
+            max_lr=max_lr,
+            total_steps=total_steps,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            pct_start=pct_start,
+            anneal_strategy=anneal_strategy,
+            cycle_momentum=cycle_momentum,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+            three_phase=three_phase,
+            last_epoch=last_epoch,
+        )

@@ -35,16 +35,26 @@ class Classifier(L.LightningModule):
     """
 
     @checked
-    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Optional[Callable[..., Any]] = None,
-                 scheduler_interval: Literal["epoch", "step"] = "epoch",
-                 scheduler_monitor: Literal[LOGGED] = "val/loss",  # type: ignore[valid-type]
-                 num_classes: Classes = 10,
-                 init_from: Optional[str] = None,
-                 freeze: Literal[FREEZE_MODES] = "none",  # type: ignore[valid-type]
-                 label_smoothing: Annotated[float, Field(ge=0, lt=1, description=(
-                     "a fraction in [0, 1) of the target moved to the other classes"))] = 0.0,
-                 grad_norm_every: NonNegative = 50) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Optional[Callable[..., Any]] = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        scheduler_monitor: Literal[LOGGED] = "val/loss",  # type: ignore[valid-type]
+        num_classes: Classes = 10,
+        init_from: Optional[str] = None,
+        freeze: Literal[FREEZE_MODES] = "none",  # type: ignore[valid-type]
+        label_smoothing: Annotated[
+            float,
+            Field(
+                ge=0,
+                lt=1,
+                description=("a fraction in [0, 1) of the target moved to the other classes"),
+            ),
+        ] = 0.0,
+        grad_norm_every: NonNegative = 50,
+    ) -> None:
         super().__init__()
         self.net = net
         if init_from:
@@ -61,8 +71,11 @@ class Classifier(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_class_acc = MulticlassAccuracy(num_classes, average=None)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self.layers = [name for name, m in net.named_modules()
-                       if any(True for _ in m.parameters(recurse=False))]
+        self.layers = [
+            name
+            for name, m in net.named_modules()
+            if any(True for _ in m.parameters(recurse=False))
+        ]
         # the gradient norms are logged under the model summary's layer names
         self.layer_names = layer_names(net, self.layers)
         self._train_steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -100,11 +113,13 @@ class Classifier(L.LightningModule):
             losses, preds, targets = zip(*self._train_steps)
             self._train_steps.clear()
             losses = torch.stack(losses).to(self.device)  # a no-op but after a resume
-            weights = torch.tensor([len(t) for t in targets], device=self.device,
-                                   dtype=losses.dtype)
+            weights = torch.tensor(
+                [len(t) for t in targets], device=self.device, dtype=losses.dtype
+            )
             self.train_loss.update(losses, weight=weights)
-            self.train_acc.update(torch.cat(preds).to(self.device),
-                                  torch.cat(targets).to(self.device))
+            self.train_acc.update(
+                torch.cat(preds).to(self.device), torch.cat(targets).to(self.device)
+            )
         out: dict[str, torch.Tensor] = {}
         if self.train_acc.update_called:
             out = {"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()}
@@ -144,19 +159,31 @@ class Classifier(L.LightningModule):
         # (seed 002). It costs a pass over the grads, so it is sampled.
         if not self.grad_norm_every or self.global_step % self.grad_norm_every:
             return
-        norms = torch.stack([
-            torch.linalg.vector_norm(torch.stack(
-                [torch.linalg.vector_norm(p.grad) for p in m.parameters(recurse=False)
-                 if p.grad is not None] or [torch.zeros((), device=self.device)]))
-            for m in (self.net.get_submodule(name) for name in self.layers)])
+        norms = torch.stack(
+            [
+                torch.linalg.vector_norm(
+                    torch.stack(
+                        [
+                            torch.linalg.vector_norm(p.grad)
+                            for p in m.parameters(recurse=False)
+                            if p.grad is not None
+                        ]
+                        or [torch.zeros((), device=self.device)]
+                    )
+                )
+                for m in (self.net.get_submodule(name) for name in self.layers)
+            ]
+        )
         self._grad_norms.append(norms.detach())
         # Straight to the loggers, at the step measured: ``self.log(on_step=True)`` is
         # written only every ``log_every_n_steps`` (repeating a stale sample) and a sample
         # taken after an epoch's last write never appears.
         if not self.loggers:
             return
-        metrics = {"train/grad_norm": float(torch.linalg.vector_norm(norms)),
-                   **{f"grad_norm/{n}": float(v) for n, v in zip(self.layer_names, norms)}}
+        metrics = {
+            "train/grad_norm": float(torch.linalg.vector_norm(norms)),
+            **{f"grad_norm/{n}": float(v) for n, v in zip(self.layer_names, norms)},
+        }
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)
 
@@ -174,8 +201,9 @@ class Classifier(L.LightningModule):
         _, logits = self._step(batch, self.test_loss, self.test_acc)
         self.test_class_acc.update(logits, batch[1])
         self.test_confusion.update(logits, batch[1])
-        self._test_predictions.append((logits.argmax(dim=1).to(torch.uint8).cpu(),
-                                       batch[1].to(torch.uint8).cpu()))
+        self._test_predictions.append(
+            (logits.argmax(dim=1).to(torch.uint8).cpu(), batch[1].to(torch.uint8).cpu())
+        )
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", self.test_loss, self.test_acc, prog_bar=False)
@@ -210,9 +238,11 @@ class Classifier(L.LightningModule):
 
     # -- optimization -------------------------------------------------------------------
 
-    def make_optimizer(self, net: nn.Module | None = None,
-                       factory: Callable[..., torch.optim.Optimizer] | None = None,
-                       ) -> torch.optim.Optimizer:
+    def make_optimizer(
+        self,
+        net: nn.Module | None = None,
+        factory: Callable[..., torch.optim.Optimizer] | None = None,
+    ) -> torch.optim.Optimizer:
         params = [p for p in (net or self.net).parameters() if p.requires_grad]
         optimizer = (factory or self.optimizer_factory)(params=params)
         for group in optimizer.param_groups:  # torch accepts 0; it trains nothing
@@ -220,13 +250,21 @@ class Classifier(L.LightningModule):
                 raise ArgumentError("lr", group["lr"], "a learning rate > 0")
         return optimizer
 
-    def make_scheduler(self, optimizer: torch.optim.Optimizer, total: int,
-                       factory: Callable[..., Any] | None = None) -> Any:
+    def make_scheduler(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total: int,
+        factory: Callable[..., Any] | None = None,
+    ) -> Any:
         """The scheduler, with a null ``total_steps``/``T_max`` set to ``total``."""
         factory = factory or self.scheduler_factory
-        filled = {k: total for k in FILLED_FROM_TRAINER
-                  if isinstance(factory, partial) and k in factory.keywords
-                  and factory.keywords[k] is None}
+        filled = {
+            k: total
+            for k in FILLED_FROM_TRAINER
+            if isinstance(factory, partial)
+            and k in factory.keywords
+            and factory.keywords[k] is None
+        }
         return factory(optimizer=optimizer, **filled)
 
     def scheduler_steps(self) -> int:
@@ -240,12 +278,19 @@ class Classifier(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.make_scheduler(optimizer, self.scheduler_steps())
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_monitor,
-                                 "interval": self.scheduler_interval, "frequency": 1}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "monitor": self.scheduler_monitor,
+                "interval": self.scheduler_interval,
+                "frequency": 1,
+            },
+        }
 
-    def rehearse_optimization(self, optimizer: Callable | None = None,
-                              scheduler: Callable | None = None, steps: int = 2) -> None:
+    def rehearse_optimization(
+        self, optimizer: Callable | None = None, scheduler: Callable | None = None, steps: int = 2
+    ) -> None:
         """Build an optimizer (and the given scheduler) on a throwaway copy of the net and
         step them: arguments torch reads only when stepping (a plateau's patience, a cycle's
         length) fail now, before any data is read, not at the end of the first epoch."""
@@ -275,7 +320,8 @@ class Classifier(L.LightningModule):
         checkpoint["plateau_metric"] = None if value is None else float(value)
         checkpoint["train_buffer"] = {
             "steps": [tuple(t.cpu() for t in step) for step in self._train_steps],
-            "grad_norms": [t.cpu() for t in self._grad_norms]}
+            "grad_norms": [t.cpu() for t in self._grad_norms],
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._plateau_metric_on_resume = checkpoint.get("plateau_metric")

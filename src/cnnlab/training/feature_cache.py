@@ -57,8 +57,7 @@ class FeatureDataModule(L.LightningDataModule):
     same seed), so the head sees exactly what it would see behind the backbone.
     """
 
-    def __init__(self, images: L.LightningDataModule, net: nn.Module,
-                 chunk: int = 1000) -> None:
+    def __init__(self, images: L.LightningDataModule, net: nn.Module, chunk: int = 1000) -> None:
         super().__init__()
         self.images, self.net, self.chunk = images, net, chunk
         self.batch_size, self.eval_batch_size = images.batch_size, images.eval_batch_size
@@ -78,13 +77,20 @@ class FeatureDataModule(L.LightningDataModule):
                 if split not in self.images.splits:  # data.validation=false: no val split
                     continue
                 images, labels = self.images.splits[split]
-                chunks = [self.net(self.images.prepare_batch(
-                    images[i:i + self.chunk].to(device), 0, training=False))
-                    for i in range(0, len(labels), self.chunk)]
+                chunks = [
+                    self.net(
+                        self.images.prepare_batch(
+                            images[i : i + self.chunk].to(device), 0, training=False
+                        )
+                    )
+                    for i in range(0, len(labels), self.chunk)
+                ]
                 self.splits[split] = (torch.cat(chunks).to(images.device), labels)
         self.net.train(was_training)
-        Console().print(f"[cyan]feature cache:[/] backbone features computed once "
-                        f"({self.splits['train'][0].shape[1]} per image); training the head only")
+        Console().print(
+            f"[cyan]feature cache:[/] backbone features computed once "
+            f"({self.splits['train'][0].shape[1]} per image); training the head only"
+        )
 
     def train_dataloader(self):
         return loader_for(self, *self.splits["train"], train=True)

@@ -65,8 +65,9 @@ class Summary:
         return self.total - self.trainable
 
 
-def summarize(net: nn.Module, input_size: Sequence[int] | None = None,
-              max_depth: int = 2) -> Summary:
+def summarize(
+    net: nn.Module, input_size: Sequence[int] | None = None, max_depth: int = 2
+) -> Summary:
     """The rows and counts of ``net``'s table, rows in the order the forward pass calls
     them; shapes (and that order) need ``input_size`` (C, H, W), else rows follow the
     order the modules are declared in."""
@@ -90,10 +91,18 @@ def summarize(net: nn.Module, input_size: Sequence[int] | None = None,
         rows.append(row)
     rows = _with_remainder(_fold(rows), params)
     total = sum(p.numel() for p in params) if total is None else total
-    trainable = sum(p.numel() for p in params if p.requires_grad) if trainable is None else trainable
-    return Summary(type(net).__name__, tuple(input_size) if input_size else None, rows, total,
-                   trainable, sum(p.numel() * p.element_size() for p in params),
-                   sum(p.numel() * p.element_size() for p in params if p.requires_grad))
+    trainable = (
+        sum(p.numel() for p in params if p.requires_grad) if trainable is None else trainable
+    )
+    return Summary(
+        type(net).__name__,
+        tuple(input_size) if input_size else None,
+        rows,
+        total,
+        trainable,
+        sum(p.numel() * p.element_size() for p in params),
+        sum(p.numel() * p.element_size() for p in params if p.requires_grad),
+    )
 
 
 def layer_names(net: nn.Module, paths: Sequence[str], max_depth: int = 2) -> list[str]:
@@ -103,8 +112,9 @@ def layer_names(net: nn.Module, paths: Sequence[str], max_depth: int = 2) -> lis
     return [rows.get(id(net.get_submodule(p)), (p, None))[0] for p in paths]
 
 
-def _row_names(module: nn.Module, prefix: str, depth: int,
-               max_depth: int) -> dict[int, tuple[str, nn.Module]]:
+def _row_names(
+    module: nn.Module, prefix: str, depth: int, max_depth: int
+) -> dict[int, tuple[str, nn.Module]]:
     """The modules that are rows, by id: (dotted name, module). A container is opened (one
     holding a single layer and its activation lends that layer its name: ``layers.0``
     for ``Sequential(Conv2d, ReLU)``); a block is opened down to ``max_depth``."""
@@ -128,8 +138,13 @@ def _row_names(module: nn.Module, prefix: str, depth: int,
 
 def _module_row(name: str, module: nn.Module, shape) -> Row:
     ps = {id(p): p for p in module.parameters()}.values()
-    return Row(name, type(module).__name__, shape, sum(p.numel() for p in ps),
-               sum(p.numel() for p in ps if p.requires_grad))
+    return Row(
+        name,
+        type(module).__name__,
+        shape,
+        sum(p.numel() for p in ps),
+        sum(p.numel() for p in ps if p.requires_grad),
+    )
 
 
 def _fold(rows: list[Row]) -> list[Row]:
@@ -138,16 +153,24 @@ def _fold(rows: list[Row]) -> list[Row]:
     out: list[Row] = []
     for r in rows:
         prev = out[-1] if out else None
-        if (prev is not None and r.params == 0 and r.kind in _ACTIVATIONS
-                and "+" not in prev.kind and r.shape == prev.shape):
+        if (
+            prev is not None
+            and r.params == 0
+            and r.kind in _ACTIVATIONS
+            and "+" not in prev.kind
+            and r.shape == prev.shape
+        ):
             prev.kind += f"+{r.kind}"
         else:
             out.append(r)
     return out
 
 
-_ACTIVATIONS = {name for name, obj in vars(nn.modules.activation).items()
-                if isinstance(obj, type) and obj.__module__ == nn.modules.activation.__name__}
+_ACTIVATIONS = {
+    name
+    for name, obj in vars(nn.modules.activation).items()
+    if isinstance(obj, type) and obj.__module__ == nn.modules.activation.__name__
+}
 
 
 def _with_remainder(rows: list[Row], params) -> list[Row]:
@@ -167,13 +190,18 @@ def _forward(net: nn.Module, input_size: tuple[int, ...]):
     from torchinfo import summary
 
     with torch.random.fork_rng(devices=[]):  # a forward pass draws nothing, but be sure
-        stats = summary(net, input_data=[torch.zeros(1, *input_size)], depth=100, verbose=0,
-                        mode="eval", device="cpu")
+        stats = summary(
+            net,
+            input_data=[torch.zeros(1, *input_size)],
+            depth=100,
+            verbose=0,
+            mode="eval",
+            device="cpu",
+        )
     calls = []
     for info in stats.summary_list:
         size = info.output_size
-        calls.append((info.module, tuple(size[1:]) if size and isinstance(size[0], int)
-                      else None))
+        calls.append((info.module, tuple(size[1:]) if size and isinstance(size[0], int) else None))
     return calls, stats.total_params, stats.trainable_params
 
 
@@ -203,13 +231,20 @@ def render(summary: Summary, width: int = 80) -> str:
     right = {"Param #", "Trainable"}
 
     def fmt(values: list[str]) -> str:
-        return " " + "   ".join(v.rjust(widths[c]) if c in right else v.ljust(widths[c])
-                                for c, v in zip(columns, values)).rstrip()
+        return (
+            " "
+            + "   ".join(
+                v.rjust(widths[c]) if c in right else v.ljust(widths[c])
+                for c, v in zip(columns, values)
+            ).rstrip()
+        )
 
-    footer = [f" Total params: {summary.total:,} ({_bytes(summary.total_bytes)})",
-              f" Trainable params: {summary.trainable:,} ({_bytes(summary.trainable_bytes)})",
-              f" Non-trainable params: {summary.non_trainable:,} "
-              f"({_bytes(summary.total_bytes - summary.trainable_bytes)})"]
+    footer = [
+        f" Total params: {summary.total:,} ({_bytes(summary.total_bytes)})",
+        f" Trainable params: {summary.trainable:,} ({_bytes(summary.trainable_bytes)})",
+        f" Non-trainable params: {summary.non_trainable:,} "
+        f"({_bytes(summary.total_bytes - summary.trainable_bytes)})",
+    ]
     title = [f"Model: {summary.model}"]
     if summary.input_size:
         title.append(f"input {_shape(summary.input_size)} · shapes per image, C × H × W")
@@ -225,8 +260,8 @@ def _shape(shape: tuple[int, ...] | None) -> str:
 
 
 def _bytes(n: int) -> str:
-    if n >= 1024 ** 2:
-        return f"{n / 1024 ** 2:.2f} MB"
+    if n >= 1024**2:
+        return f"{n / 1024**2:.2f} MB"
     return f"{n / 1024:.2f} KB" if n >= 1024 else f"{n} B"
 
 
@@ -238,8 +273,7 @@ class ModelSummary(Callback):
     """
 
     @checked
-    def __init__(self, max_depth: Count = 2, width: Count = 80,
-                 save_to: str | None = None) -> None:
+    def __init__(self, max_depth: Count = 2, width: Count = 80, save_to: str | None = None) -> None:
         self.max_depth, self.width = max_depth, width
         self.save_to = Path(save_to) if save_to else None
 
@@ -248,12 +282,14 @@ class ModelSummary(Callback):
             return
         net = getattr(pl_module, "net", pl_module)
         try:
-            text = render(summarize(net, getattr(net, "input_size", None), self.max_depth),
-                          self.width)
+            text = render(
+                summarize(net, getattr(net, "input_size", None), self.max_depth), self.width
+            )
         except Exception as err:  # noqa: BLE001 - a summary must never stop a run
             text = render(summarize(net, None, self.max_depth), self.width) + (
                 f"\n(no output shapes: a zero image through the net failed: "
-                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            )
         sys.stdout.write(text + "\n")  # plain text: a layer name is never markup
         sys.stdout.flush()
         if self.save_to is not None:

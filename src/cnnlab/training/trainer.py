@@ -28,23 +28,37 @@ class Trainer(L.Trainer):
         min_epochs: NonNegative = 1,
         check_val_every_n_epoch: Count = 1,
         log_every_n_steps: Count = 50,
-        num_sanity_val_steps: Annotated[int, Field(ge=-1, description="an integer >= -1 "
-                                                   "(-1: the whole validation split)")] = 1,
+        num_sanity_val_steps: Annotated[
+            int, Field(ge=-1, description="an integer >= -1 (-1: the whole validation split)")
+        ] = 1,
         gradient_clip_val: Optional[NonNegativeFloat] = None,
         limit_train_batches: Annotated[Optional[Batches], Field(description=BATCHES)] = None,
         limit_val_batches: Annotated[Optional[Batches], Field(description=BATCHES)] = None,
         limit_test_batches: Annotated[Optional[Batches], Field(description=BATCHES)] = None,
-        deterministic: Annotated[Union[bool, Literal["warn"]],
-                                 Field(description="true, false or 'warn'")] = "warn",
+        deterministic: Annotated[
+            Union[bool, Literal["warn"]], Field(description="true, false or 'warn'")
+        ] = "warn",
         benchmark: Optional[bool] = None,
         **kwargs: Any,
     ) -> None:
-        require("min_epochs", min_epochs, lambda v: v <= max_epochs,
-                f"at most trainer.max_epochs ({max_epochs})")
+        require(
+            "min_epochs",
+            min_epochs,
+            lambda v: v <= max_epochs,
+            f"at most trainer.max_epochs ({max_epochs})",
+        )
         super().__init__(
-            accelerator=accelerator, max_epochs=max_epochs, min_epochs=min_epochs,
-            check_val_every_n_epoch=check_val_every_n_epoch, log_every_n_steps=log_every_n_steps,
-            num_sanity_val_steps=num_sanity_val_steps, gradient_clip_val=gradient_clip_val,
-            limit_train_batches=limit_train_batches, limit_val_batches=limit_val_batches,
-            limit_test_batches=limit_test_batches, deterministic=deterministic,
-            benchmark=benchmark, **kwargs)
+            accelerator=accelerator,
+            max_epochs=max_epochs,
+            min_epochs=min_epochs,
+            check_val_every_n_epoch=check_val_every_n_epoch,
+            log_every_n_steps=log_every_n_steps,
+            num_sanity_val_steps=num_sanity_val_steps,
+            gradient_clip_val=gradient_clip_val,
+            limit_train_batches=limit_train_batches,
+            limit_val_batches=limit_val_batches,
+            limit_test_batches=limit_test_batches,
+            deterministic=deterministic,
+            benchmark=benchmark,
+            **kwargs,
+        )

@@ -8,7 +8,6 @@ the sweep's summary; a job pending for a reason that will never clear is cancell
 reported with that reason.
 """
 
-
 import logging
 import shutil
 import subprocess
@@ -20,27 +19,49 @@ from typing import Any, Sequence
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import OmegaConf
 
 from cnnlab.errors import ConfigError
 from cnnlab.launch.summary import JobProblem
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
 log = logging.getLogger(__name__)
 
 # squeue's pending reasons that no amount of waiting clears
-NEVER = ("PartitionConfig", "ReqNodeNotAvail", "PartitionNodeLimit", "PartitionTimeLimit",
-         "PartitionDown", "PartitionInactive", "BadConstraints", "InvalidAccount",
-         "InvalidQOS", "DependencyNeverSatisfied", "QOSMaxCpuPerJobLimit",
-         "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob", "QOSMaxNodePerJobLimit",
-         "QOSMaxWallDurationPerJobLimit", "AssocMaxCpuPerJobLimit",
-         "AssocMaxWallDurationPerJobLimit", "AssocMaxNodesPerJobLimit", "JobHeldAdmin",
-         "launch failed requeued held")
+NEVER = (
+    "PartitionConfig",
+    "ReqNodeNotAvail",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "PartitionDown",
+    "PartitionInactive",
+    "BadConstraints",
+    "InvalidAccount",
+    "InvalidQOS",
+    "DependencyNeverSatisfied",
+    "QOSMaxCpuPerJobLimit",
+    "QOSMaxGRESPerJob",
+    "QOSMaxMemoryPerJob",
+    "QOSMaxNodePerJobLimit",
+    "QOSMaxWallDurationPerJobLimit",
+    "AssocMaxCpuPerJobLimit",
+    "AssocMaxWallDurationPerJobLimit",
+    "AssocMaxNodesPerJobLimit",
+    "JobHeldAdmin",
+    "launch failed requeued held",
+)
 # SLURM job states → the job's status in the sweep summary
-ENDED = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "PREEMPTED": "interrupted",
-         "NODE_FAIL": "failed", "OUT_OF_MEMORY": "failed", "FAILED": "failed",
-         "BOOT_FAIL": "failed", "DEADLINE": "timeout"}
+ENDED = {
+    "CANCELLED": "cancelled",
+    "TIMEOUT": "timeout",
+    "PREEMPTED": "interrupted",
+    "NODE_FAIL": "failed",
+    "OUT_OF_MEMORY": "failed",
+    "FAILED": "failed",
+    "BOOT_FAIL": "failed",
+    "DEADLINE": "timeout",
+}
 
 
 @dataclass
@@ -50,8 +71,9 @@ class CnnlabSlurmConf(SlurmQueueConf):
     poll_s: float = 5.0
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="cnnlab_slurm",
-                             node=CnnlabSlurmConf(), provider="cnnlab")
+ConfigStore.instance().store(
+    group="hydra/launcher", name="cnnlab_slurm", node=CnnlabSlurmConf(), provider="cnnlab"
+)
 
 
 class CnnlabSlurmLauncher(SlurmLauncher):
@@ -67,8 +89,9 @@ class CnnlabSlurmLauncher(SlurmLauncher):
         watch()
         return super().__call__(*args, **kwargs)
 
-    def launch(self, job_overrides: Sequence[Sequence[str]],
-               initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         jobs = self._submit(job_overrides, initial_job_idx)
         return self._watch(jobs, job_overrides, initial_job_idx)
 
@@ -76,26 +99,35 @@ class CnnlabSlurmLauncher(SlurmLauncher):
         import submitit
 
         params = dict(self.params)
-        executor = submitit.AutoExecutor(folder=params.pop("submitit_folder"), cluster="slurm",
-                                         slurm_max_num_timeout=params.pop("max_num_timeout"))
+        executor = submitit.AutoExecutor(
+            folder=params.pop("submitit_folder"),
+            cluster="slurm",
+            slurm_max_num_timeout=params.pop("max_num_timeout"),
+        )
         base = set(OmegaConf.structured(BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in base else f"slurm_{k}": v
-                                      for k, v in params.items()})
+        executor.update_parameters(
+            **{k if k in base else f"slurm_{k}": v for k, v in params.items()}
+        )
         return executor
 
     def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         assert self.config is not None
         if shutil.which("sbatch") is None:  # submitit would fail deep in a subprocess call
-            raise ConfigError("hydra/launcher", "slurm", "a machine where SLURM's sbatch is "
-                              "on PATH (a cluster's login node); here run the sweep with "
-                              "hydra/launcher=basic or local_parallel")
+            raise ConfigError(
+                "hydra/launcher",
+                "slurm",
+                "a machine where SLURM's sbatch is "
+                "on PATH (a cluster's login node); here run the sweep with "
+                "hydra/launcher=basic or local_parallel",
+            )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         args = []
         for i, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{i} : {' '.join(filter_overrides(overrides))}")
-            args.append((list(overrides), "hydra.sweep.dir", i, f"job_id_for_{i}",
-                         Singleton.get_state()))
+            args.append(
+                (list(overrides), "hydra.sweep.dir", i, f"job_id_for_{i}", Singleton.get_state())
+            )
         try:
             return self._executor().map_array(self, *zip(*args))
         except (subprocess.CalledProcessError, RuntimeError, ValueError) as err:
@@ -103,11 +135,15 @@ class CnnlabSlurmLauncher(SlurmLauncher):
             if isinstance(text, bytes):
                 text = text.decode(errors="replace")
             lines = [line for line in str(text).splitlines() if "error" in line.lower()]
-            raise ConfigError("hydra.launcher", ConfigError.NODE,
-                              "SLURM refused the jobs: " + ("; ".join(lines) or str(err))) from None
+            raise ConfigError(
+                "hydra.launcher",
+                ConfigError.NODE,
+                "SLURM refused the jobs: " + ("; ".join(lines) or str(err)),
+            ) from None
 
-    def _watch(self, jobs: list, job_overrides: Sequence[Sequence[str]],
-               initial_job_idx: int) -> list:
+    def _watch(
+        self, jobs: list, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> list:
         """Every job's JobReturn once it has ended; never raises for one job."""
         outcomes: dict = {}
         while len(outcomes) < len(jobs):
@@ -118,10 +154,13 @@ class CnnlabSlurmLauncher(SlurmLauncher):
                 reason = reasons.get(str(job.job_id))
                 if reason in NEVER:
                     job.cancel(check=False)
-                    outcomes[i] = _problem(job_overrides[i], "failed",
-                                           f"SLURM job {job.job_id} can never start "
-                                           f"(pending: {reason}); check the launcher's "
-                                           "partition, CPUs, memory and GPUs")
+                    outcomes[i] = _problem(
+                        job_overrides[i],
+                        "failed",
+                        f"SLURM job {job.job_id} can never start "
+                        f"(pending: {reason}); check the launcher's "
+                        "partition, CPUs, memory and GPUs",
+                    )
                 elif job.done():
                     outcomes[i] = _outcome(job, job_overrides[i])
             if len(outcomes) < len(jobs):
@@ -134,9 +173,22 @@ def _pending_reasons(job_ids: list) -> dict:
     if not job_ids:
         return {}
     try:
-        out = subprocess.run(["squeue", "-h", "-r", "-t", "PD", "-o", "%i %r", "-j",
-                              ",".join(str(j) for j in job_ids)],
-                             capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(
+            [
+                "squeue",
+                "-h",
+                "-r",
+                "-t",
+                "PD",
+                "-o",
+                "%i %r",
+                "-j",
+                ",".join(str(j) for j in job_ids),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     return dict(line.split(None, 1) for line in out.splitlines() if " " in line)
@@ -148,15 +200,22 @@ def _outcome(job: Any, overrides: Sequence[str]) -> JobReturn:
         result = job.results()[0]
     except Exception as err:  # noqa: BLE001 - no result: SLURM ended the job
         state = _final_state(job)
-        return _problem(overrides, _status(state) or "failed",
-                        f"SLURM job {job.job_id} ended {state}: {_last_line(job, err)}")
+        return _problem(
+            overrides,
+            _status(state) or "failed",
+            f"SLURM job {job.job_id} ended {state}: {_last_line(job, err)}",
+        )
     if result.status == JobStatus.COMPLETED:  # it finished, whatever SLURM did after
         return result
     state = _final_state(job)
     if _status(state) in ("cancelled", "timeout"):  # it recorded its stop; SLURM says why
-        return _problem(overrides, _status(state), f"SLURM job {job.job_id} ended {state}; "
-                        "relaunch the same command with hydra.sweep.dir=<this sweep dir> "
-                        "resume=auto to finish it")
+        return _problem(
+            overrides,
+            _status(state),
+            f"SLURM job {job.job_id} ended {state}; "
+            "relaunch the same command with hydra.sweep.dir=<this sweep dir> "
+            "resume=auto to finish it",
+        )
     return result
 
 
@@ -177,8 +236,7 @@ def _final_state(job: Any, wait_s: float = 30.0) -> str:
 
 def _last_line(job: Any, err: BaseException) -> str:
     try:
-        lines = [line for line in Path(job.paths.stderr).read_text().splitlines()
-                 if line.strip()]
+        lines = [line for line in Path(job.paths.stderr).read_text().splitlines() if line.strip()]
         cnnlab = [line for line in lines if line.startswith("cnnlab:")]
         return (cnnlab or lines or [str(err)])[-1]
     except OSError:

@@ -1,6 +1,5 @@
 """Hydra's basic sweeper, minus its raise on the first failed job."""
 
-
 import logging
 from pathlib import Path
 from typing import Any, List, Sequence

@@ -20,22 +20,24 @@ class CnnlabOptunaSweeperConf:
     _recursive_: bool = False  # sampler and pruner are built by the search, not by Hydra
     direction: str = "maximize"
     n_trials: int = 20
-    n_jobs: Optional[int] = None          # trials per batch; null: the launcher's n_jobs or 1
-    storage: Optional[str] = None         # null (memory), journal file, or SQLAlchemy URL
+    n_jobs: Optional[int] = None  # trials per batch; null: the launcher's n_jobs or 1
+    storage: Optional[str] = None  # null (memory), journal file, or SQLAlchemy URL
     study_name: str = "cnnlab"
     sampler: Optional[Dict[str, Any]] = field(
-        default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None})
+        default_factory=lambda: {"_target_": "optuna.samplers.TPESampler", "seed": None}
+    )
     pruner: Optional[Dict[str, Any]] = None  # conf/hydra/sweeper/pruner/*.yaml
-    monitor: str = "val/acc"              # what jobs report to the pruner each epoch
+    monitor: str = "val/acc"  # what jobs report to the pruner each epoch
     params: Optional[Dict[str, Any]] = None
-    max_failures: Optional[int] = None    # failed jobs before this process gives up (n_trials)
+    max_failures: Optional[int] = None  # failed jobs before this process gives up (n_trials)
     heartbeat_s: float = 30.0
-    stale_after_s: float = 180.0          # a trial of another machine with no heartbeat
-    poll_s: float = 5.0                   # waiting for trials running elsewhere
+    stale_after_s: float = 180.0  # a trial of another machine with no heartbeat
+    poll_s: float = 5.0  # waiting for trials running elsewhere
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="cnnlab_optuna",
-                             node=CnnlabOptunaSweeperConf, provider="cnnlab")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="cnnlab_optuna", node=CnnlabOptunaSweeperConf, provider="cnnlab"
+)
 
 
 class CnnlabOptunaSweeper(Sweeper):
@@ -46,13 +48,15 @@ class CnnlabOptunaSweeper(Sweeper):
         self.config: Optional[DictConfig] = None
         self.launcher: Any = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         from hydra.core.plugins import Plugins
 
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: List[str]) -> Any:
         from cnnlab.search.sweep import run_search
