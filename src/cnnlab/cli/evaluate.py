@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
+    # the files first (checkpoint, data), then the device: a bad file is one line with
+    # nothing of Lightning's start-up printed before it
+    model, datamodule, cfg = build_from_checkpoint(
+        args.checkpoint, root, args.dataset, trust=args.trust
+    )
+    datamodule.check_files()
     try:
         quiet()
         trainer = L.Trainer(
@@ -108,10 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         raise ArgumentError(
             "--accelerator", args.accelerator, str(err).strip().splitlines()[0]
         ) from None
-    model, datamodule, cfg = build_from_checkpoint(
-        args.checkpoint, root, args.dataset, trust=args.trust
-    )
-    datamodule.check_files()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         result = trainer.test(model, datamodule=datamodule, verbose=False)[0]
