@@ -34,6 +34,13 @@ OmegaConf.register_new_resolver("cnnlab_uid", lambda: _UID, replace=True)
 OmegaConf.register_new_resolver(
     "cnnlab_staging", lambda output_dir: staging_dir(output_dir), replace=True
 )
+# the job's log: in its staging dir; in the run dir itself when Hydra writes no files for
+# the job (Lightning's DDP ranks are started with hydra.output_subdir=null)
+OmegaConf.register_new_resolver(
+    "cnnlab_log_file",
+    lambda subdir, output_dir: f"{output_dir if subdir is None else subdir}/train.log",
+    replace=True,
+)
 # GPUs to ask a cluster for: those the trainer will use (trainer.accelerator/devices)
 OmegaConf.register_new_resolver(
     "cnnlab_gpus",
