@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, cnnlab
+from test_own_repo import EXAMPLE, declare
 
 pytestmark = pytest.mark.slow  # ~45 tiny runs: 14.4 min on a busy 2-core machine
 
@@ -61,6 +63,12 @@ def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
     torch.save(torchvision.models.resnet18().state_dict(), weights)
     logs = tmp_path / "logs"
     env = {**cli_env, "CNNLAB_LOG_DIR": str(logs)}
+    # "Your own networks and studies": its commands run in a copy of the example repo, its
+    # package importable and declared (as `pip install -e .` would; tests/test_own_repo.py
+    # does the real install)
+    project = Path(shutil.copytree(EXAMPLE, tmp_path / "myproject"))
+    site = declare(tmp_path, "cnnlab.targets", "mynets", "mynets")
+    own = {**env, "PYTHONPATH": f"{project}:{site}"}
     failures = []
     for line in readme_commands():
         refusal = line.startswith("$ ")
@@ -77,7 +85,10 @@ def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
                 [] if any(a.startswith("seed=") for a in args) or "-m" not in args else ["seed=1"]
             )
             args += ["hydra.sweeper.n_trials=2"] if "hparams_search=optuna" in args else []
-        proc = cnnlab(args, env, cwd=work, tool=tool, timeout=900)
+        mine = "--config-dir" in args
+        proc = cnnlab(
+            args, own if mine else env, cwd=project if mine else work, tool=tool, timeout=900
+        )
         expected = {2} if refusal else {0, 2} if needs else {0}
         if proc.returncode not in expected:
             failures.append(f"{line}\n  exit {proc.returncode}: {proc.stderr[-1500:]}")
