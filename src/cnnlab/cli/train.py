@@ -93,7 +93,9 @@ def main() -> None:
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
-        _hide_internal_options()
+        from cnnlab.compat.hydra import hide_internal_options
+
+        hide_internal_options()
     with watching() as signals:  # SIGTERM or Ctrl-C ends the run (or sweep) in one line
         _main(signals)
 
@@ -115,6 +117,9 @@ def _main(signals) -> None:
     except OSError as err:  # Hydra making the run (or sweep) dir where nothing can be written
         from cnnlab.errors import UNWRITABLE, unwritable
 
+        if _from_hydra(err):  # MissingConfigException is an IOError too (an unknown option)
+            error(_hydra_message(err))
+            sys.exit(EXIT_BAD_INPUT)
         if err.errno not in UNWRITABLE:
             raise
         error(unwritable(err))
@@ -124,22 +129,6 @@ def _main(signals) -> None:
             raise
         error(_hydra_message(err))
         sys.exit(EXIT_BAD_INPUT)
-
-
-def _hide_internal_options() -> None:
-    """--help lists no option whose name starts with "_" (ablation/_study is the studies'
-    shared base, not an experiment); Hydra's help has no hook for it, so its group lister
-    is wrapped."""
-    import re
-
-    from hydra._internal.hydra import Hydra
-
-    listed = Hydra.format_config_groups
-
-    def format_config_groups(self: Any, predicate: Any, compact: bool = True) -> str:
-        return re.sub(r"(?<=[:,] )_[\w-]+(, |$)", "", listed(self, predicate, compact), flags=re.M)
-
-    Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
 
 
 def _from_hydra(err: BaseException) -> bool:

@@ -6,6 +6,10 @@
 - ``job_value``: a failed ``JobReturn`` keeps its exception in ``_return_value``; the public
   ``return_value`` re-raises it (and prints to stderr), and a sweep's summary only reads it.
 
+- ``hide_internal_options``: ``--help`` lists no option whose name starts with "_"
+  (ablation/_study is the studies' shared base, not an experiment); Hydra's help has no
+  hook for it, so its private group lister is wrapped.
+
 - ``locate``: resolves a ``_target_`` exactly as ``instantiate`` will. Its public form,
   ``hydra.utils.get_object``, logs an error for every name it cannot resolve, and a refused
   target must stay one line.
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["basic_sweeper", "job_value", "locate"]
+__all__ = ["basic_sweeper", "hide_internal_options", "job_value", "locate"]
 
 
 def basic_sweeper() -> type:
@@ -38,3 +42,17 @@ def locate(path: str) -> Any:
 def job_value(job_return: Any) -> Any:
     """What a job returned, or the exception it failed with, without raising it."""
     return job_return._return_value
+
+
+def hide_internal_options() -> None:
+    """Wrap Hydra's group lister so that ``--help`` leaves out _-prefixed options."""
+    import re
+
+    from hydra._internal.hydra import Hydra
+
+    listed = Hydra.format_config_groups
+
+    def format_config_groups(self: Any, predicate: Any, compact: bool = True) -> str:
+        return re.sub(r"(?<=[:,] )_[\w-]+(, |$)", "", listed(self, predicate, compact), flags=re.M)
+
+    Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
