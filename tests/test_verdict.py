@@ -27,12 +27,15 @@ def run(
     curve=None,
     grads=None,
     correct: np.ndarray | None = None,
+    lrs=None,
 ) -> None:
     d = root / f"{arm},{seed}"
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(f"- arm={arm}\n- seed={seed}\n")
     curve = curve or [acc - 0.02, acc - 0.0002, acc]
     rows = [{"epoch": e, "val/acc": v, **(grads or {})} for e, v in enumerate(curve)]
+    for row, lr in zip(rows, lrs or []):
+        row["lr"] = lr
     (d / "results.json").write_text(
         json.dumps(
             {
@@ -261,7 +264,35 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     out = capsys.readouterr().out.split("each arm against itself")[1]
     row_b = next(line for line in out.splitlines() if "arm=b" in line)
     assert "+0.40 pp" in row_b and "effect" in row_b
+    # the budget test is kept in comparison.json and is each arm's convergence
+    data = json.loads((tmp_path / "x2" / "comparison.json").read_text())
+    budget = {a["label"]: a["verdict"] for a in data["against"]["arms"]}
+    assert budget["arm=b"]["diff"] == pytest.approx(0.004, abs=1e-4)
+    assert budget["arm=b"]["reading"] == EFFECT and budget["arm=a"]["reading"] == EQUIVALENT
+    assert data["against"]["study"] == "../x1"
+    conv = {a["label"]: a["convergence"]["budget"] for a in data["arms"]}
+    assert conv == {"arm=a": EQUIVALENT, "arm=b": EFFECT}
+    block = render.readme_block(data)
+    assert "| arm=b | 5 | +0.40 pp" in block and "| no (budget test) |" in block
+    assert "Changed with the budget (not converged): arm=b" in block
+    assert "converged (no change beyond ±0.1 pp): arm=a" in block
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
+
+
+def test_an_annealed_schedule_is_not_read_as_still_improving(tmp_path):
+    # both arms gain 0.5 pp in their last epoch; one with a constant lr, one annealed to ~0
+    for seed, r in zip(SEEDS, REF):
+        curve = [r - 0.02, r - 0.005, r]
+        run(tmp_path, "constant", seed, r, curve, lrs=[1e-3, 1e-3, 1e-3])
+        run(tmp_path, "onecycle", seed, r, curve, lrs=[1e-2, 5e-3, 4e-4])
+    arms = {s.label: s for s in summarize(group_arms(load_runs([tmp_path])), "arm=constant")}
+    assert arms["arm=constant"].still_improving is True and not arms["arm=constant"].annealed
+    assert arms["arm=onecycle"].still_improving is None and arms["arm=onecycle"].annealed
+    assert arms["arm=onecycle"].last_gain == pytest.approx(0.005)  # the gain is still shown
+    assert main([str(tmp_path), "--reference", "arm=constant"]) == 0
+    block = render.readme_block(json.loads((tmp_path / "comparison.json").read_text()))
+    assert "| arm=onecycle | 5 |" in block and "| — (annealed lr) |" in block
+    assert "Still improving at the last epoch: arm=constant. Not read from the curve" in block
 
 
 def test_a_run_keeps_its_test_predictions_and_an_eval_mode_training_accuracy(cli_env, tmp_path):

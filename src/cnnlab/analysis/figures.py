@@ -50,7 +50,7 @@ def forest(summaries: list[ArmSummary], metric: str):
             zorder=3,
             label="a seed (paired by seed id)" if y == 0 else None,
         )
-    reach = max(reach or [0.1]) * 1.15
+    reach = max([*reach, 0.01]) * 1.15  # a zero-width axis when every difference is 0
     for y, s in enumerate(arms):
         v = s.verdict
         if v.counts:

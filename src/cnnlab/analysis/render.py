@@ -14,7 +14,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.analysis.verdict import ArmSummary, Settings
+from cnnlab.analysis.verdict import ArmSummary, Settings, Verdict
 from cnnlab.files import write_bytes
 
 COLUMNS = [
@@ -91,8 +91,12 @@ def _row(s: ArmSummary, cols: list[str] = COLUMNS) -> list[str]:
         if not s.mixed
         else " / ".join(f"{k} {_fmt(r, '.3g')}" for k, r in s.grad_ratio_groups.items())
     )
-    converged = (
-        "—" if s.still_improving is None else ("still improving" if s.still_improving else "yes")
+    converged = converged_cell(
+        {
+            "budget": s.budget and s.budget.reading,
+            "annealed": s.annealed,
+            "still_improving": s.still_improving,
+        }
     )
     cells = dict(
         zip(
@@ -195,8 +199,10 @@ def method_lines(summaries: list[ArmSummary], settings: Settings) -> list[str]:
         f"effect (adjusted p < {settings.alpha:.2g}), equivalent (TOST within "
         f"±{settings.margin_pp} pp, adjusted) or inconclusive at this power. Arms with "
         f"runs at or below {settings.stalled_below} accuracy (stalled) are counts with "
-        "Fisher's exact test. converged: the mean validation accuracy rose at most "
-        f"{settings.min_gain_pp} pp over the last epoch."
+        "Fisher's exact test. converged: with --against, the arm against itself in the other "
+        "study (the budget test; equivalent = converged); else the mean validation accuracy "
+        f"rose at most {settings.min_gain_pp} pp over the last epoch, a rule not applied when "
+        f"the learning rate ended under {settings.annealed_below:g} of its peak (annealed)."
     ]
     if any(v.test_error for v in verdicts):
         lines.append(
@@ -321,11 +327,14 @@ def comparison_data(
     metric: str,
     factorial: list[dict] | None = None,
     relative_to: Path | None = None,
+    pairs: list[ArmSummary] | None = None,
+    against: Path | None = None,
 ) -> dict[str, Any]:
-    """comparison.json: every number a report quotes, with the seed id of every value."""
+    """comparison.json: every number a report quotes, with the seed id of every value;
+    with ``pairs``, each arm against itself in the study ``against`` (another budget)."""
 
-    def verdict(s: ArmSummary):
-        v = s.verdict
+    def verdict(s: ArmSummary, v: Verdict | None = None):
+        v = v or s.verdict
         if v is None:
             return None
         return {
@@ -358,9 +367,15 @@ def comparison_data(
             "max": s.max,
             "test_loss": s.test_loss,
             "epochs": s.epochs,
+            "fit_time_s": s.fit_time_s,
             "stalled_seeds": s.stalled,
             "verdict": verdict(s),
-            "convergence": {"still_improving": s.still_improving, "last_gain": s.last_gain},
+            "convergence": {
+                "still_improving": s.still_improving,
+                "last_gain": s.last_gain,
+                "annealed": s.annealed,
+                "budget": s.budget and s.budget.reading,
+            },
             "gap_train_test": s.gap,
             "gap_std": s.gap_std,
             "gap_eval_mode": s.gap_eval_mode,
@@ -373,12 +388,20 @@ def comparison_data(
         }
         for s in summaries
     ]
-    return {
+    data = {
         "metric": metric,
         "settings": vars(settings),
         "arms": arms,
         "factorial": factorial or [],
     }
+    if pairs is not None:
+        data["against"] = {
+            "study": _where(against, relative_to) if against else None,
+            "arms": [
+                {"label": p.display or p.label, "n": p.n, "verdict": verdict(p)} for p in pairs
+            ],
+        }
+    return data
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
@@ -405,8 +428,7 @@ def readme_block(data: dict[str, Any]) -> str:
         acc = "—" if a["mean"] is None else f"{a['mean'] * 100:.2f}% ± {a['std'] * 100:.2f}"
         if a["stalled_seeds"]:
             acc += f" ({len(a['stalled_seeds'])}/{a['n']} stalled)"
-        conv = a["convergence"]["still_improving"]
-        conv = "—" if conv is None else ("still improving" if conv else "yes")
+        conv = converged_cell(a["convergence"])
         if a["reference"]:
             cells = ["reference", "", "", "", ""]
         elif v is None:
@@ -474,9 +496,103 @@ def readme_block(data: dict[str, Any]) -> str:
         "",
         "Still improving at the last epoch: " + (", ".join(still) if still else "none") + ".",
     ]
+    annealed = [a for a in arms if a["convergence"].get("annealed")]
+    why = (
+        f"learning rate ended under {s.get('annealed_below', 0.1):g} of its peak, so its last "
+        "epoch's gain is the schedule's annealing; only the budget test says whether it converged"
+    )
+    if len(annealed) == len(arms):
+        lines[-1] = f"Convergence is not read from the validation curves: every arm's {why}."
+    elif annealed:
+        lines[-1] += f" Not read from the curve for {len(annealed)} arms whose {why}."
+    lines += ["", *measures_block(arms)]
+    if data.get("against"):
+        lines += ["", *against_block(data["against"], s)]
     if data.get("factorial"):
         lines += ["", factorial_table(data["factorial"])]
     return "\n".join(lines + ["", END])
+
+
+def measures_block(arms: list[dict[str, Any]]) -> list[str]:
+    """The other measures of each arm: loss, gap, gradient ratio, time, runs not completed."""
+    lines = [
+        "| arm | test loss | train − test | grad first/last | epochs | fit time (s) "
+        "| not completed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in arms:
+        gap = _fmt(a["gap_train_test"], "+.4f")
+        if a["gap_train_test"] is not None and not a["gap_eval_mode"]:
+            gap += " (train mode)"
+        groups = a.get("grad_ratio_groups") or {}
+        ratio = (
+            " / ".join(f"{k} {_fmt(v, '.3g')}" for k, v in groups.items())
+            if groups
+            else _fmt(a["grad_ratio_first_last"], ".3g")
+        )
+        lines.append(
+            f"| {a['label'] or a['arm']} | {_fmt(a['test_loss'])} | {gap} | {ratio} | "
+            f"{_fmt(a['epochs'], '.1f')} | {_fmt(a.get('fit_time_s'), '.0f')} | "
+            f"{len(a['not_completed'])} |"
+        )
+    lines += [
+        "",
+        "train − test: accuracy on the first training images in eval mode (no dropout, no "
+        "augmentation) minus test accuracy. grad first/last: the first layer's gradient norm "
+        "over the last layer's at the last epoch, geometric mean over seeds (seeds that "
+        "stalled and seeds that trained apart). fit time: mean seconds of training per run.",
+    ]
+    return lines
+
+
+def converged_cell(conv: dict[str, Any]) -> str:
+    """The README's "converged" cell: the budget test when there is one, else the curve."""
+    budget = conv.get("budget")
+    if budget is not None:
+        word = {"equivalent": "yes", "effect": "no"}.get(budget, "inconclusive")
+        return f"{word} (budget test)"
+    if conv.get("annealed"):
+        return "— (annealed lr)"
+    still = conv.get("still_improving")
+    return "—" if still is None else ("still improving" if still else "yes")
+
+
+def against_block(against: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    """The budget test: each arm against itself in the other study, and what it says."""
+    lines = [
+        f"Each arm against itself in `{against['study']}` (the budget test):",
+        "",
+        "| arm | n | Δ [CI] | adjusted CI | p (raw / adj.) | MDE | reading |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in against["arms"]:
+        v = a["verdict"]
+        if v is None or v["diff"] is None:
+            lines.append(f"| {a['label']} | {a['n']} | — | — | — | — | — |")
+            continue
+        lines.append(
+            f"| {a['label']} | {a['n']} | {_pp(v['diff'])} pp {_interval(v['ci'])} | "
+            f"{_interval(v['ci_adjusted'])} | {_p(v['p'])} / {_p(v['p_adjusted'])} | "
+            + (f"{v['mde'] * 100:.2f} pp" if v["mde"] is not None else "—")
+            + f" | {v['reading']} |"
+        )
+    groups: dict[str, list[str]] = {}
+    for a in against["arms"]:
+        reading = a["verdict"]["reading"] if a["verdict"] else "not compared"
+        groups.setdefault(reading, []).append(a["label"])
+    said = {
+        "equivalent": f"converged (no change beyond ±{s['margin_pp']} pp)",
+        "effect": "changed with the budget (not converged)",
+    }
+    lines += [
+        "",
+        "; ".join(
+            f"{said.get(k, k).capitalize() if i == 0 else said.get(k, k)}: {', '.join(v)}"
+            for i, (k, v) in enumerate(sorted(groups.items()))
+        )
+        + ".",
+    ]
+    return lines
 
 
 def regenerate(readme: str, data: dict[str, Any]) -> str:

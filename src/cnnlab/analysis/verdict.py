@@ -4,6 +4,7 @@ counts for arms that stalled, convergence per arm and a factorial study's linear
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import statistics
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class Settings:
     margin_pp: float = 0.1
     stalled_below: float = 0.2
     min_gain_pp: float = 0.05
+    annealed_below: float = 0.1
 
     @classmethod
     def load(cls, path: Path = SETTINGS, **flags) -> Settings:
@@ -101,6 +103,11 @@ class ArmSummary:
     verdict: Verdict | None = None
     still_improving: bool | None = None
     last_gain: float | None = None
+    # the learning rate ended far below its peak (OneCycle, cosine): the last epoch's gain is
+    # the schedule's annealing, not a sign of too short a budget, so the curve rule is not
+    # applied; only a run at twice the budget (--against) says whether the arm converged
+    annealed: bool = False
+    budget: Verdict | None = None  # this arm at another budget (--against), when compared
     is_reference: bool = False
     display: str = ""  # the label with short key names (dropout=0.25), for plots
 
@@ -190,7 +197,16 @@ def _summary(label: str, runs: list[Run], metric: str, settings: Settings) -> Ar
     s.still_improving, s.last_gain = (
         stats.still_improving(curve, settings.min_gain_pp / 100) if curve else (None, None)
     )
+    s.annealed = bool(done) and all(_annealed(r, settings.annealed_below) for r in done)
+    if s.annealed:
+        s.still_improving = None
     return s
+
+
+def _annealed(run: Run, below: float) -> bool:
+    """The run's last logged learning rate is under ``below`` × its peak."""
+    lrs = [row["lr"] for row in run.history if isinstance(row.get("lr"), (int, float))]
+    return bool(lrs) and max(lrs) > 0 and lrs[-1] < below * max(lrs)
 
 
 def _layer_stats(runs: list[Run]) -> dict[str, tuple[float, float]]:
@@ -379,11 +395,14 @@ def against(
     settings = settings or Settings.load()
     drop = {"study_budget", "trainer.max_epochs"}  # what the two runs of a study differ by
 
-    def by_arm(groups):
-        runs = [r for rs in groups.values() for r in rs]
-        for r in runs:
-            r.overrides = {k: v for k, v in r.overrides.items() if k not in drop}
-        return group_arms(runs)
+    def by_arm(groups):  # copies: the study's own runs keep their overrides
+        return group_arms(
+            [
+                dataclasses.replace(r, overrides={k: v for k, v in r.overrides.items() if k not in drop})
+                for rs in groups.values()
+                for r in rs
+            ]
+        )
 
     now, then = by_arm(arms), by_arm(before)
     summaries = []
@@ -396,3 +415,10 @@ def against(
         summaries.append(mine)
     adjust_family([s.verdict for s in summaries if s.verdict], settings)
     return summaries
+
+
+def attach_budget(summaries: list[ArmSummary], pairs: list[ArmSummary]) -> None:
+    """Each arm's comparison with itself at the other budget (``against``): the same runs."""
+    found = {r.path: p.verdict for p in pairs for r in p.runs}
+    for s in summaries:
+        s.budget = next((found[r.path] for r in s.runs if r.path in found), None)

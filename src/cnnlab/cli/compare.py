@@ -23,7 +23,7 @@ from rich.text import Text
 from cnnlab.analysis import render
 from cnnlab.analysis.figures import write_plots
 from cnnlab.analysis.load import CompareError, group_arms, load_runs, runs_from_wandb
-from cnnlab.analysis.verdict import Settings, against, factorial, summarize
+from cnnlab.analysis.verdict import Settings, against, attach_budget, factorial, summarize
 from cnnlab.console import error, note
 from cnnlab.errors import BadInput
 from cnnlab.files import output_dir, write_bytes
@@ -107,6 +107,11 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="last-epoch gain in mean val acc (pp) above which an arm is still improving",
     )
+    stat.add_argument(
+        "--annealed-below",
+        type=float,
+        help="a final lr under this fraction of its peak: the curve rule does not apply",
+    )
     return p
 
 
@@ -121,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             margin_pp=args.margin_pp,
             stalled_below=args.stalled_below,
             min_gain_pp=args.min_gain_pp,
+            annealed_below=args.annealed_below,
         )
         if args.against is not None and not args.against.is_dir():
             raise CompareError(f"--against {args.against}: no such study dir")
@@ -153,11 +159,23 @@ def main(argv: list[str] | None = None) -> int:
         console.print(Text(line))
     for line in render.problem_lines(summaries):
         note(line, "not completed:", stderr=True)
+    pairs = None
+    if args.against is not None:
+        try:
+            pairs = against(
+                group_arms(runs), group_arms(load_runs([args.against])), args.metric, settings
+            )
+        except CompareError as e:
+            error(str(e), "cnnlab-compare")
+            return 2
+        attach_budget(summaries, pairs)
     render.write_markdown(
         summaries, out / "comparison.md", title, args.metric, settings, terms, study
     )
     render.write_csv(summaries, out / "comparison.csv")
-    data = render.comparison_data(summaries, settings, args.metric, terms, study or out)
+    data = render.comparison_data(
+        summaries, settings, args.metric, terms, study or out, pairs, args.against
+    )
     render.write_json(data, out / "comparison.json")
     written = write_plots(summaries, out, args.metric)
     plain = Console(soft_wrap=True, highlight=False)
@@ -170,14 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme is not None:
         write_bytes(args.readme, render.regenerate(args.readme.read_text(), data))
         plain.print(Text(f"re-rendered the generated block of {args.readme}"))
-    if args.against is not None:
-        try:
-            pairs = against(
-                group_arms(runs), group_arms(load_runs([args.against])), args.metric, settings
-            )
-        except CompareError as e:
-            error(str(e), "cnnlab-compare")
-            return 2
+    if pairs is not None:
         console.print(render.against_table(pairs, f"each arm against itself in {args.against}"))
     for line in leet_lines(args.paths):
         plain.print(Text(line))
