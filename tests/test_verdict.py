@@ -242,6 +242,20 @@ def test_every_published_readme_matches_its_comparison_json(readme):
     )
 
 
+def test_the_index_of_studies_matches_every_comparison_json():
+    index = EXPERIMENTS / "README.md"
+    if render.BEGIN not in index.read_text():
+        pytest.skip("experiments/README.md has no generated index block")
+    studies = {
+        p.parent.name: json.loads(p.read_text())
+        for p in sorted(EXPERIMENTS.glob("*/comparison.json"))
+    }
+    assert render.regenerate_index(index.read_text(), studies) == index.read_text(), (
+        "experiments/README.md differs from the studies' comparison.json: "
+        "python experiments/publish_study.py --index"
+    )
+
+
 def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys):
     # at 2x, arm b gains 0.4 pp on every seed, arm a nothing
     for budget, gain in ((1, 0.0), (2, 0.004)):

@@ -482,6 +482,8 @@ def readme_block(data: dict[str, Any]) -> str:
                 f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp, TOST "
                 f"adjusted p = {_p(v['tost_p_adjusted'])})."
             )
+        elif v["mde"] is None:
+            text = f"inconclusive: {v['method']} ({_pp(v['diff'])} pp)."
         else:
             need = v["seeds_needed"]
             text = (
@@ -597,8 +599,70 @@ def against_block(against: dict[str, Any], s: dict[str, Any]) -> list[str]:
 
 def regenerate(readme: str, data: dict[str, Any]) -> str:
     """The README with its generated block re-rendered (unchanged when it has none)."""
+    return _replace_block(readme, lambda: readme_block(data))
+
+
+def _replace_block(readme: str, block) -> str:
     if BEGIN not in readme or END not in readme:
         return readme
     head, rest = readme.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    return head + readme_block(data) + tail
+    return head + block() + rest.split(END, 1)[1]
+
+
+# -- an index of several studies (experiments/README.md) -----------------------------------
+
+
+def index_block(studies: dict[str, dict[str, Any]]) -> str:
+    """One row per study, from each study's comparison.json: arms and seeds, the reference
+    arm's accuracy and each other arm by its reading."""
+    lines = [
+        BEGIN,
+        "",
+        "| study | arms × seeds | reference | effect (Δ, adjusted interval) | no effect beyond "
+        "the margin | inconclusive at this power | budget test |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, data in studies.items():
+        arms = data["arms"]
+        ref = next(a for a in arms if a["reference"])
+        seeds = sorted({a["n"] for a in arms})
+        cells: dict[str, list[str]] = {"effect": [], "equivalent": [], "inconclusive": []}
+        for a in arms:
+            v = a["verdict"]
+            if a["reference"] or v is None:
+                continue
+            name_ = a["label"] or a["arm"]
+            if v["counts"]:
+                c = v["counts"]
+                text = f"{name_}: stalled {c['stalled']}/{c['n']} (Fisher p = {_p(v['p_adjusted'])})"
+            elif v["reading"] == "effect":
+                text = f"{name_}: {_pp(v['diff'])} pp {_interval(v['ci_adjusted'])}"
+            else:
+                text = f"{name_} ({_pp(v['diff'])} pp)"
+            key = v["reading"] if v["reading"] in cells else "inconclusive"
+            cells[key].append(text)
+        acc = "—" if ref["mean"] is None else f"{ref['mean'] * 100:.2f}% ± {ref['std'] * 100:.2f}"
+        budget = [
+            f"{a['label']}: {a['verdict']['reading'] if a['verdict'] else '—'}"
+            + (f" ({_pp(a['verdict']['diff'])} pp)" if a["verdict"] else "")
+            for a in (data.get("against") or {}).get("arms", [])
+        ]
+        lines.append(
+            f"| [{name}]({name}/) | {len(arms)} × {'/'.join(map(str, seeds))} | "
+            f"{ref['label'] or ref['arm']}: {acc} | "
+            + " | ".join("; ".join(cells[k]) or "—" for k in cells)
+            + f" | {'; '.join(budget) or '—'} |"
+        )
+    lines += [
+        "",
+        "Readings as each study's README defines them: multiplicity-adjusted (Holm) within a "
+        "study, equivalence by TOST within the study's margin, and stalled arms as counts.",
+        "",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def regenerate_index(readme: str, studies: dict[str, dict[str, Any]]) -> str:
+    """experiments/README.md with its index block re-rendered."""
+    return _replace_block(readme, lambda: index_block(studies))
