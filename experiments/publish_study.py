@@ -35,7 +35,9 @@ STUDY_BUDGET = (
 
 def records(paths: list[Path]) -> list[dict]:
     """Every run's results.json below the given sweep or run dirs."""
-    found = sorted({p for path in paths for p in [*path.glob("results.json"), *path.glob("*/results.json")]})
+    found = sorted(
+        {p for path in paths for p in [*path.glob("results.json"), *path.glob("*/results.json")]}
+    )
     return [json.loads(p.read_text()) for p in found]
 
 
@@ -46,9 +48,7 @@ def header(args: argparse.Namespace, runs: list[dict]) -> str:
     cpu = " ".join(str(x) for x in (device.get("cpu_model"), device.get("cpu_capability")) if x)
     commands = "\n".join(args.command)
     wall = (
-        f"{args.wall_s / 60:.1f} min of wall time for the study's own runs; "
-        if args.wall_s
-        else ""
+        f"{args.wall_s / 60:.1f} min of wall time for the study's own runs; " if args.wall_s else ""
     )
     return f"""# {args.title}
 

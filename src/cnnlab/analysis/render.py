@@ -328,7 +328,7 @@ def comparison_data(
     factorial: list[dict] | None = None,
     relative_to: Path | None = None,
     pairs: list[ArmSummary] | None = None,
-    against: Path | None = None,
+    against: list[Path] | None = None,
 ) -> dict[str, Any]:
     """comparison.json: every number a report quotes, with the seed id of every value;
     with ``pairs``, each arm against itself in the study ``against`` (another budget)."""
@@ -396,7 +396,7 @@ def comparison_data(
     }
     if pairs is not None:
         data["against"] = {
-            "study": _where(against, relative_to) if against else None,
+            "study": " ".join(_where(d, relative_to) for d in against or []) or None,
             "arms": [
                 {"label": p.display or p.label, "n": p.n, "verdict": verdict(p)} for p in pairs
             ],
@@ -562,7 +562,8 @@ def converged_cell(conv: dict[str, Any]) -> str:
 def against_block(against: dict[str, Any], s: dict[str, Any]) -> list[str]:
     """The budget test: each arm against itself in the other study, and what it says."""
     lines = [
-        f"Each arm against itself in `{against['study']}` (the budget test):",
+        "Each arm against itself in the runs given with `--against` (the budget test: "
+        "Δ is this study's runs minus those, paired by seed):",
         "",
         "| arm | n | Δ [CI] | adjusted CI | p (raw / adj.) | MDE | reading |",
         "|---|---|---|---|---|---|---|",
@@ -634,7 +635,9 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
             name_ = a["label"] or a["arm"]
             if v["counts"]:
                 c = v["counts"]
-                text = f"{name_}: stalled {c['stalled']}/{c['n']} (Fisher p = {_p(v['p_adjusted'])})"
+                text = (
+                    f"{name_}: stalled {c['stalled']}/{c['n']} (Fisher p = {_p(v['p_adjusted'])})"
+                )
             elif v["reading"] == "effect":
                 text = f"{name_}: {_pp(v['diff'])} pp {_interval(v['ci_adjusted'])}"
             else:

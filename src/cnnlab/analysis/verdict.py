@@ -398,7 +398,9 @@ def against(
     def by_arm(groups):  # copies: the study's own runs keep their overrides
         return group_arms(
             [
-                dataclasses.replace(r, overrides={k: v for k, v in r.overrides.items() if k not in drop})
+                dataclasses.replace(
+                    r, overrides={k: v for k, v in r.overrides.items() if k not in drop}
+                )
                 for rs in groups.values()
                 for r in rs
             ]

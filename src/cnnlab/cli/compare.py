@@ -82,10 +82,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--against",
         type=Path,
-        metavar="STUDY_DIR",
+        nargs="+",
+        metavar="DIR",
         help="compare each arm "
-        "with the same arm of another run of the study (e.g. the 1x budget "
-        "when PATHS ran with study_budget=2) and print that table",
+        "with the same arm of another run of the study (its sweep or run dirs; e.g. the 1x "
+        "budget when PATHS ran with study_budget=2): the budget test, printed and kept in "
+        "comparison.json",
     )
     p.add_argument(
         "--readme",
@@ -128,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             min_gain_pp=args.min_gain_pp,
             annealed_below=args.annealed_below,
         )
-        if args.against is not None and not args.against.is_dir():
-            raise CompareError(f"--against {args.against}: no such study dir")
+        for d in args.against or []:
+            if not d.is_dir():
+                raise CompareError(f"--against {d}: no such study dir")
         if args.readme is not None and not args.readme.is_file():
             raise CompareError(f"--readme {args.readme}: no such file")
         if args.wandb:
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.against is not None:
         try:
             pairs = against(
-                group_arms(runs), group_arms(load_runs([args.against])), args.metric, settings
+                group_arms(runs), group_arms(load_runs(args.against)), args.metric, settings
             )
         except CompareError as e:
             error(str(e), "cnnlab-compare")
@@ -189,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         write_bytes(args.readme, render.regenerate(args.readme.read_text(), data))
         plain.print(Text(f"re-rendered the generated block of {args.readme}"))
     if pairs is not None:
-        console.print(render.against_table(pairs, f"each arm against itself in {args.against}"))
+        where = " ".join(map(str, args.against))
+        console.print(render.against_table(pairs, f"each arm against itself in {where}"))
     for line in leet_lines(args.paths):
         plain.print(Text(line))
     return 0
