@@ -36,7 +36,7 @@ STUDY_BUDGET = (
 def records(paths: list[Path]) -> list[dict]:
     """Every run's results.json below the given sweep or run dirs."""
     found = sorted(
-        {p for path in paths for p in [*path.glob("results.json"), *path.glob("*/results.json")]}
+        {p for path in paths for p in path.rglob("results.json") if "wandb" not in p.parts}
     )
     return [json.loads(p.read_text()) for p in found]
 
@@ -91,7 +91,7 @@ def main() -> int:
     p.add_argument("--command", action="append", required=True, help="as the README shows it")
     p.add_argument("--title", required=True)
     p.add_argument("--reference")
-    p.add_argument("--against", type=Path)
+    p.add_argument("--against", type=Path, nargs="+")
     p.add_argument("--wall-s", type=float)
     p.add_argument("--budget", help="the per-run budget, when not the study default")
     p.add_argument("--notes", default="")
@@ -100,7 +100,7 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     flags = [*map(str, args.paths), "--out", str(out), "--title", args.title]
     flags += ["--reference", args.reference] if args.reference else []
-    flags += ["--against", str(args.against)] if args.against else []
+    flags += ["--against", *map(str, args.against)] if args.against else []
     if compare(flags) != 0:
         return 1
     data = json.loads((out / "comparison.json").read_text())

@@ -624,6 +624,8 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, data in studies.items():
+        if not isinstance(data, dict) or "arms" not in data:  # an earlier compare's format
+            continue
         arms = data["arms"]
         ref = next(a for a in arms if a["reference"])
         seeds = sorted({a["n"] for a in arms})
