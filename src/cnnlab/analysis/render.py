@@ -460,11 +460,7 @@ def readme_block(data: dict[str, Any]) -> str:
         f"{s['power']:.0%} power; equivalence margin ±{s['margin_pp']} pp.",
         "",
     ]
-    for a in arms:
-        v = a["verdict"]
-        if a["reference"] or v is None:
-            continue
-        name = a["label"] or a["arm"]
+    for name, v in _compared(arms):
         if v["counts"]:
             c = v["counts"]
             text = (
@@ -598,6 +594,15 @@ def against_block(against: dict[str, Any], s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _compared(arms: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Each arm compared with the reference, by its label, with its verdict."""
+    return [
+        (a["label"] or a["arm"], a["verdict"])
+        for a in arms
+        if not a["reference"] and a["verdict"] is not None
+    ]
+
+
 def regenerate(readme: str, data: dict[str, Any]) -> str:
     """The README with its generated block re-rendered (unchanged when it has none)."""
     return _replace_block(readme, lambda: readme_block(data))
@@ -630,11 +635,7 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
         ref = next(a for a in arms if a["reference"])
         seeds = sorted({a["n"] for a in arms})
         cells: dict[str, list[str]] = {"effect": [], "equivalent": [], "inconclusive": []}
-        for a in arms:
-            v = a["verdict"]
-            if a["reference"] or v is None:
-                continue
-            name_ = a["label"] or a["arm"]
+        for name_, v in _compared(arms):
             if v["counts"]:
                 c = v["counts"]
                 text = (
