@@ -284,8 +284,10 @@ def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
         f"{WANDB} leet {sweep / 'wandb'}",
     )
     try:
-        screen = screen_with(r"Runs \[4 items\]")
-        assert re.search(r"Name: dropout=0\.[05] seed=[12]", screen)
+        screen_with(r"Runs \[4 items\]")
+        # the selected run's overview fills in after the list (LEET reads the run's file): wait
+        # for it rather than reading the first frame that has the list
+        screen = screen_with(r"Name: dropout=0\.[05] seed=[12]")
         for wid in ((sweep / d / "wandb_id.txt").read_text().strip() for d in RUNS.values()):
             # the list shows W&B's folders, offline-run-<time>-<id>; the id leads with the
             # run's name: dropout-0p5_seed-1-<random>
