@@ -210,8 +210,15 @@ def test_factorial_main_effects_and_interaction_with_seed_blocks(tmp_path):
 
 def test_the_generated_readme_block_comes_from_the_json_and_drift_is_seen(tmp_path):
     synthetic_study(tmp_path)
+    for seed in SEEDS:  # an arm with no completed run (weights it could not fetch): not tested
+        run(tmp_path, "g_skipped", seed, 0.0)
+        record = tmp_path / f"g_skipped,{seed}" / "results.json"
+        record.write_text(json.dumps({"status": "skipped", "reason": "no weights"}))
     assert main([str(tmp_path), "--reference", "arm=a_ref"]) == 0
     data = json.loads((tmp_path / "comparison.json").read_text())
+    # Holm's family is the five arms with a test, not the six compared
+    assert "adjusted by holm across 5 comparisons" in render.readme_block(data)
+    assert "| [s](s/) | 6 × 5 (+1 arm with no completed run) |" in render.index_block({"s": data})
     readme = "# Study\n\nProse.\n\n" + render.BEGIN + "\nstale\n" + render.END + "\n\nMore.\n"
     fresh = render.regenerate(readme, data)
     assert fresh.startswith("# Study\n\nProse.\n\n") and fresh.endswith("\n\nMore.\n")

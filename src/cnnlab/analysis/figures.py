@@ -161,9 +161,12 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     for ax in list(axes.flat)[len(drawn) :]:
         ax.set_visible(False)
     fig.supxlabel("epoch", fontsize=9)
-    fig.supylabel(
-        f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference", fontsize=9
+    label = (
+        f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference; "
+        "y range: the later epochs"
     )
+    # wrapped to the figure's height (~12 characters an inch at 9 pt), never cut off
+    fig.supylabel(textwrap.fill(label, int((2.3 * nrows + 0.8) * 12)), fontsize=9)
     return fig
 
 

@@ -453,10 +453,12 @@ def readme_block(data: dict[str, Any]) -> str:
         lines.append(
             f"| {a['label'] or a['arm']} | {a['n']} | {acc} | " + " | ".join(cells) + f" | {conv} |"
         )
+    # the family Holm adjusted over: arms with a test, not arms with no completed run
+    tested = sum(1 for _, v in _compared(arms) if v["p"] is not None)
     lines += [
         "",
         f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
-        f"adjusted by {s['adjust']} across {len(arms) - 1} comparisons; MDE at "
+        f"adjusted by {s['adjust']} across {tested} comparisons; MDE at "
         f"{s['power']:.0%} power; equivalence margin ±{s['margin_pp']} pp.",
         "",
     ]
@@ -633,7 +635,13 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
             continue
         arms = data["arms"]
         ref = next(a for a in arms if a["reference"])
-        seeds = sorted({a["n"] for a in arms})
+        ran = [a for a in arms if a["n"]]
+        seeds = sorted({a["n"] for a in ran})
+        # arms with no completed run (skipped: weights it could not fetch) are named apart
+        idle = len(arms) - len(ran)
+        size = f"{len(ran)} × {'/'.join(map(str, seeds))}" + (
+            f" (+{idle} arm{'s' * (idle > 1)} with no completed run)" if idle else ""
+        )
         cells: dict[str, list[str]] = {"effect": [], "equivalent": [], "inconclusive": []}
         for name_, v in _compared(arms):
             if v["counts"]:
@@ -654,7 +662,7 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
             for a in (data.get("against") or {}).get("arms", [])
         ]
         lines.append(
-            f"| [{name}]({name}/) | {len(arms)} × {'/'.join(map(str, seeds))} | "
+            f"| [{name}]({name}/) | {size} | "
             f"{ref['label'] or ref['arm']}: {acc} | "
             + " | ".join("; ".join(cells[k]) or "—" for k in cells)
             + f" | {'; '.join(budget) or '—'} |"
