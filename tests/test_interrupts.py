@@ -26,11 +26,12 @@ def strip_times(rows):
 
 
 def stop(proc: subprocess.Popen, run: Path, signum: signal.Signals) -> dict:
-    """Send ``signum``; the run ends in one line, exit 143, a record naming the signal and
-    its stop checkpoint (last.ckpt), which is returned."""
+    """Send ``signum``; the run ends in one line, exit 128 + the signal's number as a shell
+    reports it (143 SIGTERM, 130 Ctrl-C), a record naming the signal and its stop checkpoint
+    (last.ckpt), which is returned."""
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-2000:]
+    assert proc.returncode == 128 + signum, err[-2000:]
     assert "Traceback" not in err and f"cnnlab: stopped by {signum.name}" in err
     record = results(run)
     assert record["status"] == "interrupted" and record["signal"] == signum.name
@@ -196,7 +197,7 @@ def test_ctrl_c_checkpoints_after_the_current_batch_and_records_sigint(long_epoc
         text=True,
     )
     wait_for(run / "checkpoints" / "epoch_000.ckpt", proc)  # training: epoch 1 under way
-    ckpt = stop(proc, run, signal.SIGINT)
+    ckpt = stop(proc, run, signal.SIGINT)  # exit 130, the shell's code for Ctrl-C
     assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] >= 1
     first = torch.load(run / "checkpoints" / "epoch_000.ckpt", weights_only=True)
     # a stop that lands while epoch 0 ends saves there; later, after epoch 1's current batch

@@ -36,7 +36,6 @@ from cnnlab.console import quiet
 from cnnlab.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     UNWRITABLE,
     BadInput,
     ConfigError,
@@ -47,7 +46,7 @@ from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
 from cnnlab.run.results import RESULTS, RunRecord, read_results
-from cnnlab.run.signals import Interrupted, StopSignals, watching
+from cnnlab.run.signals import Interrupted, StopSignals, exit_code, watching
 from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
@@ -92,7 +91,9 @@ def _run(
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem(
-            "interrupted", f"not started: stopped by {signals.received}", EXIT_INTERRUPTED
+            "interrupted",
+            f"not started: stopped by {signals.received}",
+            exit_code(signals.received),
         )
     staging = rundir.staged()  # Hydra's files of this job, moved in once the run goes ahead
     try:
@@ -129,11 +130,12 @@ def _run(
             raise
         raise _fail(state, "failed", unwritable(err), EXIT_BAD_INPUT) from None
     except (Interrupted, SystemExit, KeyboardInterrupt) as err:
+        ctrl_c = "SIGINT" if isinstance(err, KeyboardInterrupt) else None
         problem = _fail(
             state,
             "interrupted",
             f"stopped by {signals.received or type(err).__name__}",
-            EXIT_INTERRUPTED,
+            exit_code(signals.received or ctrl_c),
             checkpoint=state.stop and state.stop.saved and str(state.stop.saved),
             signal=signals.received,
         )
