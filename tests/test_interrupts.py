@@ -329,6 +329,27 @@ def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_
     assert "Traceback" not in proc.stderr
     assert snapshot(run) == before, "the completed run's record is as it was"
 
+    # asked not to skip it: refused in one line before anything is written
+    proc = cnnlab([*FAST, "logger=none", "skip_completed=false", f"hydra.run.dir={run}"], cli_env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[-1].startswith(f"cnnlab: {run} holds a completed run"), lines
+    assert "new dir" in lines[-1]
+    assert snapshot(run) == before, "the completed run's files are as they were"
+
+    # what the line offers: training it further from its checkpoint, in a new dir
+    further = tmp_path / "logs" / "further"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert f"ckpt_path={ckpt}" in lines[-1]
+    proc = cnnlab(
+        [*FAST, "logger=none", "trainer.max_epochs=3", f"ckpt_path={ckpt}",
+         f"hydra.run.dir={further}"],
+        cli_env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results(further)["resumed_from"] == str(ckpt) and results(further)["epochs"] == 3
+    assert snapshot(run) == before
+
 
 def test_an_unwritable_output_location_is_one_line(cli_env, tmp_path):
     if os.access("/sys", os.W_OK) and not (Path("/sys") / "fs").is_dir():

@@ -153,6 +153,8 @@ def test_an_honest_run_with_brackets_in_its_overrides_reruns_identically(
 
 def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
     (honest_run / "wandb_id.txt").write_text("../../../escaped\n")
+    record = results(honest_run)  # an unfinished run, which resume=auto continues
+    (honest_run / "results.json").write_text(json.dumps({**record, "status": "interrupted"}))
     proc = cnnlab(
         [
             *FAST,
@@ -166,7 +168,7 @@ def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
     )
     assert proc.returncode == 2
     assert "logger.wandb.id='../../../escaped' is invalid" in proc.stderr
-    assert results(honest_run)["status"] == "completed"  # its record is untouched
+    assert results(honest_run) == {**record, "status": "interrupted"}  # its record is untouched
 
 
 # --- a file's text is data: no resolver runs, names and folders stay in the run ---------

@@ -150,10 +150,18 @@ def _run(
 
 
 def open_dir(state: Run) -> JobResult | None:
-    """Pick the run dir; a completed one (relaunched sweep) is not run again."""
+    """Pick the run dir; a completed one is never written again: skipped (a relaunched
+    sweep), or with ``skip_completed=false`` refused before anything is written."""
     s, hydra_dir = state.settings, state.run_dir
     previous = read_results(hydra_dir)
-    if previous and previous.get("status") == "completed" and s.skip_completed:
+    if previous and previous.get("status") == "completed":
+        if not s.skip_completed:
+            raise BadInput(
+                f"{hydra_dir} holds a completed run, and a completed run's files are never "
+                "rewritten: run it again in a new dir (another hydra.run.dir, or none), or "
+                f"train it further from its checkpoint in one "
+                f"(ckpt_path={rundir.last_ckpt(hydra_dir)} hydra.run.dir=<new dir>)"
+            )
         value = (previous.get("metrics") or {}).get(s.optimized_metric)
         print(f"skipping {hydra_dir}: results.json says completed")
         return JobResult("completed", value, "already completed")
