@@ -342,8 +342,13 @@ def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_
     ckpt = run / "checkpoints" / "last.ckpt"
     assert f"ckpt_path={ckpt}" in lines[-1]
     proc = cnnlab(
-        [*FAST, "logger=none", "trainer.max_epochs=3", f"ckpt_path={ckpt}",
-         f"hydra.run.dir={further}"],
+        [
+            *FAST,
+            "logger=none",
+            "trainer.max_epochs=3",
+            f"ckpt_path={ckpt}",
+            f"hydra.run.dir={further}",
+        ],
         cli_env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -360,3 +365,82 @@ def test_an_unwritable_output_location_is_one_line(cli_env, tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert lines[-1].startswith("cnnlab: cannot write to /sys/cnnlab_test"), proc.stderr
+
+
+@pytest.fixture
+def a_live_process():
+    """A process that lives until the test ends (its PID and start time are taken)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    yield proc
+    proc.communicate(timeout=60)
+
+
+def test_staging_dirs_of_dead_processes_go_and_those_of_live_ones_stay(
+    tmp_path, monkeypatch, a_live_process
+):
+    import socket
+    import tempfile
+
+    from cnnlab.run.rundir import STAGING, remove_stale_staging
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host, live = socket.gethostname(), a_live_process.pid
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    names = {
+        "dead": f"{STAGING}{host}-{dead.pid}-{12345}",
+        "PID reused": f"{STAGING}{host}-{os.getpid()}-1",  # this PID, another start time
+        "dead, named by PID alone": f"{STAGING}{dead.pid}",
+        "live": Path(staging_dir("job", pid=live)).parent.name,
+        "live, named by PID alone": f"{STAGING}{live}",
+        "another host's": f"{STAGING}elsewhere-{dead.pid}-5",
+    }
+    for name in names.values():
+        (tmp_path / name / "job").mkdir(parents=True)
+        (tmp_path / name / "job" / "overrides.yaml").write_text("[]")
+    (tmp_path / f"{STAGING}{host}-{dead.pid}-7").symlink_to(outside)  # planted: never followed
+
+    removed = {p.name for p in remove_stale_staging()}
+    gone = {"dead", "PID reused", "dead, named by PID alone"}
+    assert removed == {names[k] for k in gone}
+    for what, name in names.items():
+        assert (tmp_path / name).exists() == (what not in gone), what
+    assert (outside / "keep").exists()
+
+
+def test_a_killed_process_staging_dir_goes_at_the_next_start(
+    cli_env, tmp_path, monkeypatch, a_live_process
+):
+    import tempfile
+
+    from cnnlab.run.rundir import STAGING
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    env = {**cli_env, "TMPDIR": str(tmp)}
+    run = tmp_path / "logs" / "killed"
+    proc = subprocess.Popen(
+        [EXE, *FAST, "logger=none", f"hydra.run.dir={run}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    staged = Path(staging_dir(str(run), pid=proc.pid))
+    wait_for(staged / "overrides.yaml", proc)
+    proc.kill()  # SIGKILL: the process cleans up nothing
+    proc.wait(timeout=60)
+    assert staged.is_dir()
+    live = Path(staging_dir("job", pid=a_live_process.pid))
+    live.mkdir(parents=True)
+
+    # the next start (here one refused at once) removes it, keeps the live one's, and its own
+    # staging dir goes with it
+    again = cnnlab([*FAST, "logger=none", "model.net.dropout=1.5"], env, timeout=120)
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert [p for p in tmp.iterdir() if p.name.startswith(STAGING)] == [live.parent]
