@@ -33,14 +33,18 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _number(kind: type, low: float | None, high: float | None, low_open: bool) -> Callable:
+def _number(
+    kind: type, low: float | None, high: float | None, low_open: bool, high_open: bool = False
+) -> Callable:
     above = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+    below = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
     allowed = " ".join(
         p
         for p in (
             f"a finite {'integer' if kind is int else 'number'}",
             above,
-            "" if high is None else f"and <= {high:g}",
+            "and" if above and below else "",
+            below,
         )
         if p
     )
@@ -54,7 +58,7 @@ def _number(kind: type, low: float | None, high: float | None, low_open: bool) -
             value is None
             or not math.isfinite(value)
             or (low is not None and (value <= low if low_open else value < low))
-            or (high is not None and value > high)
+            or (high is not None and (value >= high if high_open else value > high))
         ):
             raise argparse.ArgumentTypeError(f"{text!r} is invalid: {allowed}")
         return value
@@ -63,9 +67,14 @@ def _number(kind: type, low: float | None, high: float | None, low_open: bool) -
     return parse
 
 
-def number(low: float | None = None, high: float | None = None, low_open: bool = False):
-    """An argparse ``type``: a finite float in [low, high] (low excluded with ``low_open``)."""
-    return _number(float, low, high, low_open)
+def number(
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+):
+    """An argparse ``type``: a finite float in [low, high] (an end excluded when open)."""
+    return _number(float, low, high, low_open, high_open)
 
 
 def integer(low: int | None = None, high: int | None = None):
@@ -93,6 +102,18 @@ def out_file(flag: str, value: str | Path | None) -> Path | None:
     if path.is_dir():
         raise ArgumentError(flag, str(value), "it names a folder; give a file name")
     _no_file_above(flag, path, path.parent)
+    return path
+
+
+def in_file(flag: str, value: str | Path | None) -> Path | None:
+    """A file the command reads: it must be one."""
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ArgumentError(
+            flag, str(value), "no such file" if not path.exists() else "not a file; give a file"
+        )
     return path
 
 
