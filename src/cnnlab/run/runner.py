@@ -410,8 +410,9 @@ def record(state: Run) -> JobResult:
     if RANK:
         return JobResult(status, value, reason)
     wandb = next((lg for lg in state.loggers if isinstance(lg, SafeWandbLogger)), None)
-    if wandb is not None:
+    if wandb is not None:  # the W&B run ends first, so the record says if it could not
         wandb.log_metrics({k: v for k, v in metrics.items() if v is not None})
+        wandb.finish()
     state.record.finish(
         status,
         metrics=metrics,
