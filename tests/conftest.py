@@ -78,6 +78,24 @@ def cnnlab(
     )
 
 
+def start(
+    command: list[str], env: dict[str, str], stderr: int = subprocess.PIPE
+) -> subprocess.Popen:
+    """A process to stop, kill or wait on (``cnnlab-train``: ``[TRAIN, *args]``); its stdout
+    dropped, its stderr kept as text (DEVNULL for a long run nobody reads, so no pipe fills)."""
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+TRAIN = str(Path(sys.executable).parent / "cnnlab-train")
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def train_inprocess(
     args: list[str], monkeypatch, capsys, data_root: Path, log_dir: Path
 ) -> tuple[int, str, str]:

@@ -14,11 +14,9 @@ import pytest
 import torch
 
 from cnnlab.run.rundir import STAGED, staging_dir
-from conftest import FAST, cnnlab, results, wait_for
+from conftest import FAST, TRAIN, cnnlab, dead_pid, results, start, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
-
-EXE = str(Path(sys.executable).parent / "cnnlab-train")
 
 
 def strip_times(rows):
@@ -61,13 +59,7 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     stopped = tmp_path / "logs" / "stopped"
-    victim = subprocess.Popen(
-        [EXE, *args, f"hydra.run.dir={stopped}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    victim = start([TRAIN, *args, f"hydra.run.dir={stopped}"], env)
     wait_for(stopped / "checkpoints" / "epoch_000.ckpt", victim)
     time.sleep(1.0)
     ckpt = stop(victim, stopped, signal.SIGTERM)
@@ -84,13 +76,7 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
 
 def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
     run = tmp_path / "logs" / "early"
-    proc = subprocess.Popen(
-        [EXE, *FAST, "logger=none", f"hydra.run.dir={run}"],
-        env=cli_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start([TRAIN, *FAST, "logger=none", f"hydra.run.dir={run}"], cli_env)
     wait_for(Path(staging_dir(str(run), pid=proc.pid)) / "overrides.yaml", proc)  # Hydra's start
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -103,12 +89,7 @@ def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
 def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_path):
     env, args = long_epochs
     run = tmp_path / "logs" / "busy"
-    first = subprocess.Popen(
-        [EXE, *args, f"hydra.run.dir={run}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = start([TRAIN, *args, f"hydra.run.dir={run}"], env, stderr=subprocess.DEVNULL)
     try:
         wait_for(run / "checkpoints" / "epoch_000.ckpt", first)
         hydra_files = {f: (run / ".hydra" / f).read_bytes() for f in STAGED}
@@ -135,9 +116,7 @@ def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_p
 def test_a_stale_lock_of_a_dead_process_is_broken(tmp_path):
     from cnnlab.run.rundir import LOCK, RunDirInUse, RunDirLock, me
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    holder = {**me().__dict__, "pid": dead.pid}
+    holder = {**me().__dict__, "pid": dead_pid()}
     (tmp_path / LOCK).write_text(json.dumps(holder))
     with RunDirLock(tmp_path):
         assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
@@ -189,13 +168,7 @@ def test_a_full_disk_leaves_no_truncated_checkpoint_and_resume_continues(cli_env
 def test_ctrl_c_checkpoints_after_the_current_batch_and_records_sigint(long_epochs, tmp_path):
     env, args = long_epochs
     run = tmp_path / "logs" / "ctrl_c"
-    proc = subprocess.Popen(
-        [EXE, *args, f"hydra.run.dir={run}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start([TRAIN, *args, f"hydra.run.dir={run}"], env)
     wait_for(run / "checkpoints" / "epoch_000.ckpt", proc)  # training: epoch 1 under way
     ckpt = stop(proc, run, signal.SIGINT)  # exit 130, the shell's code for Ctrl-C
     assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] >= 1
@@ -233,12 +206,8 @@ def test_sigterm_during_validation_keeps_the_epochs_training(cli_env, tmp_path):
         "data.eval_batch_size=20",
     ]  # 20 validation batches of 0.1 s
     run, marker = tmp_path / "logs" / "in_validation", tmp_path / "validating"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_VALIDATION, str(marker), *args, f"hydra.run.dir={run}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start(
+        [sys.executable, "-c", SLOW_VALIDATION, str(marker), *args, f"hydra.run.dir={run}"], env
     )
     wait_for(marker, proc)  # epoch 0's training is done, its validation under way
     ckpt = stop(proc, run, signal.SIGTERM)
@@ -386,24 +355,23 @@ def test_staging_dirs_of_dead_processes_go_and_those_of_live_ones_stay(
     from cnnlab.run.rundir import STAGING, remove_stale_staging
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead = dead_pid()
     host, live = socket.gethostname(), a_live_process.pid
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep").write_text("x")
     names = {
-        "dead": f"{STAGING}{host}-{dead.pid}-{12345}",
+        "dead": f"{STAGING}{host}-{dead}-{12345}",
         "PID reused": f"{STAGING}{host}-{os.getpid()}-1",  # this PID, another start time
-        "dead, named by PID alone": f"{STAGING}{dead.pid}",
+        "dead, named by PID alone": f"{STAGING}{dead}",
         "live": Path(staging_dir("job", pid=live)).parent.name,
         "live, named by PID alone": f"{STAGING}{live}",
-        "another host's": f"{STAGING}elsewhere-{dead.pid}-5",
+        "another host's": f"{STAGING}elsewhere-{dead}-5",
     }
     for name in names.values():
         (tmp_path / name / "job").mkdir(parents=True)
         (tmp_path / name / "job" / "overrides.yaml").write_text("[]")
-    (tmp_path / f"{STAGING}{host}-{dead.pid}-7").symlink_to(outside)  # planted: never followed
+    (tmp_path / f"{STAGING}{host}-{dead}-7").symlink_to(outside)  # planted: never followed
 
     removed = {p.name for p in remove_stale_staging()}
     gone = {"dead", "PID reused", "dead, named by PID alone"}
@@ -425,12 +393,7 @@ def test_a_killed_process_staging_dir_goes_at_the_next_start(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     env = {**cli_env, "TMPDIR": str(tmp)}
     run = tmp_path / "logs" / "killed"
-    proc = subprocess.Popen(
-        [EXE, *FAST, "logger=none", f"hydra.run.dir={run}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start([TRAIN, *FAST, "logger=none", f"hydra.run.dir={run}"], env)
     staged = Path(staging_dir(str(run), pid=proc.pid))
     wait_for(staged / "overrides.yaml", proc)
     proc.kill()  # SIGKILL: the process cleans up nothing
