@@ -109,22 +109,24 @@ CRAFTED_OVERRIDES = {
 }
 
 
-@pytest.mark.parametrize("kind", list(CRAFTED_OVERRIDES))
-def test_cnnlab_rerun_refuses_crafted_saved_overrides(kind, honest_run, tmp_path, cli_env):
-    marker = tmp_path / "marker"
-    saved = honest_run / ".hydra" / "overrides.yaml"
-    extra = "".join(f"- {o.format(m=marker)}\n" for o in CRAFTED_OVERRIDES[kind])
-    saved.write_text(saved.read_text() + extra)
-    proc = cnnlab(
-        [str(honest_run), "--out", str(tmp_path / "rerun")],
-        cli_env,
-        tool="cnnlab-rerun",
-        timeout=120,
-    )
+def refused_rerun(run: Path, added: list[str], out: Path, env: dict[str, str]) -> None:
+    """``cnnlab-rerun`` of ``run`` with ``added`` saved after its own overrides is refused:
+    one line that offers --trust, exit 2, no traceback, and no rerun dir made."""
+    saved = run / ".hydra" / "overrides.yaml"
+    saved.write_text(saved.read_text() + "".join(f"- {json.dumps(o)}\n" for o in added))
+    proc = cnnlab([str(run), "--out", str(out)], env, tool="cnnlab-rerun", timeout=120)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
     assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
-    assert not marker.exists() and not (tmp_path / "rerun").exists()
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", list(CRAFTED_OVERRIDES))
+def test_cnnlab_rerun_refuses_crafted_saved_overrides(kind, honest_run, tmp_path, cli_env):
+    marker = tmp_path / "marker"
+    crafted = [o.format(m=marker) for o in CRAFTED_OVERRIDES[kind]]
+    refused_rerun(honest_run, crafted, tmp_path / "rerun", cli_env)
+    assert not marker.exists()
 
 
 def test_a_saved_data_download_is_pinned_off(honest_run, tmp_path, cli_env):
@@ -245,19 +247,8 @@ CRAFTED_WRITES = {
 @pytest.mark.parametrize("kind", list(CRAFTED_WRITES))
 def test_cnnlab_rerun_keeps_a_saved_run_inside_its_dir(kind, honest_run, tmp_path, cli_env):
     marker = tmp_path / "escaped" / "marker"
-    saved = honest_run / ".hydra" / "overrides.yaml"
-    before = saved.read_text()
-    saved.write_text(before + "".join(f"- {json.dumps(o)}\n" for o in CRAFTED_WRITES[kind](marker)))
-    proc = cnnlab(
-        [str(honest_run), "--out", str(tmp_path / "rerun")],
-        cli_env,
-        tool="cnnlab-rerun",
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
-    assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "escaped").exists() and not (tmp_path / "rerun").exists()
+    refused_rerun(honest_run, CRAFTED_WRITES[kind](marker), tmp_path / "rerun", cli_env)
+    assert not (tmp_path / "escaped").exists()
 
 
 def test_a_huge_overrides_file_is_one_line_not_a_hang(honest_run, tmp_path, cli_env):
