@@ -96,6 +96,32 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def crafted_checkpoint(tmp_path: Path, net: dict) -> Path:
+    """A checkpoint whose stored config builds ``net`` (honest weights of a MyCNN; with
+    ``{"_target_": "cnnlab.nets.MyCNN"}`` an honest checkpoint)."""
+    import torch
+
+    from cnnlab.nets import MyCNN
+
+    config = {
+        "data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
+        "model": {
+            "_target_": "cnnlab.training.classifier.Classifier",
+            "net": net,
+            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
+        },
+    }
+    path = tmp_path / "crafted.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
+            "cnnlab": {"config": config},
+        },
+        path,
+    )
+    return path
+
+
 def train_inprocess(
     args: list[str], monkeypatch, capsys, data_root: Path, log_dir: Path
 ) -> tuple[int, str, str]:

@@ -6,33 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import FAST, cnnlab, results
-
-
-def crafted_checkpoint(tmp_path: Path, net: dict) -> Path:
-    """A checkpoint whose stored config builds ``net`` (honest weights of a MyCNN)."""
-    from cnnlab.nets import MyCNN
-
-    config = {
-        "data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
-        "model": {
-            "_target_": "cnnlab.training.classifier.Classifier",
-            "net": net,
-            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
-        },
-    }
-    path = tmp_path / "crafted.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
-            "cnnlab": {"config": config},
-        },
-        path,
-    )
-    return path
-
+from conftest import FAST, cnnlab, crafted_checkpoint, results
 
 EVIL = {
     "a stdlib call": lambda m: {"_target_": "builtins.open", "_args_": [str(m), "w"]},
