@@ -107,27 +107,22 @@ def out_file(flag: str, value: str | Path | None) -> Path | None:
 
 def in_file(flag: str, value: str | Path | None) -> Path | None:
     """A file the command reads: it must be one."""
-    if value is None:
-        return None
-    path = Path(value)
-    if not path.is_file():
-        raise ArgumentError(
-            flag, str(value), "no such file" if not path.exists() else "not a file; give a file"
-        )
-    return path
+    return _existing(flag, value, Path.is_file, "no such file", "not a file; give a file")
 
 
 def in_dir(flag: str, value: str | Path | None) -> Path | None:
     """A folder the command reads from: it must be one."""
+    return _existing(flag, value, Path.is_dir, "no such folder", "it names a file; give a folder")
+
+
+def _existing(
+    flag: str, value: str | Path | None, is_kind: Callable, missing: str, other: str
+) -> Path | None:
     if value is None:
         return None
     path = Path(value)
-    if not path.is_dir():
-        raise ArgumentError(
-            flag,
-            str(value),
-            "no such folder" if not path.exists() else "it names a file; give a folder",
-        )
+    if not is_kind(path):
+        raise ArgumentError(flag, str(value), missing if not path.exists() else other)
     return path
 
 

@@ -266,11 +266,7 @@ def remove_stale_staging() -> list[Path]:
         if name["host"] not in (None, host):
             continue
         pid, started = int(name["pid"] or name["old"]), name["started"]
-        alive = (
-            Path(f"/proc/{pid}").exists()
-            if started is None
-            else _start_ticks(pid) == started
-        )
+        alive = Path(f"/proc/{pid}").exists() if started is None else _start_ticks(pid) == started
         if not alive:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
