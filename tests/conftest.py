@@ -78,6 +78,50 @@ def cnnlab(
     )
 
 
+def start(
+    command: list[str], env: dict[str, str], stderr: int = subprocess.PIPE
+) -> subprocess.Popen:
+    """A process to stop, kill or wait on (``cnnlab-train``: ``[TRAIN, *args]``); its stdout
+    dropped, its stderr kept as text (DEVNULL for a long run nobody reads, so no pipe fills)."""
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+TRAIN = str(Path(sys.executable).parent / "cnnlab-train")
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def crafted_checkpoint(tmp_path: Path, net: dict) -> Path:
+    """A checkpoint whose stored config builds ``net`` (honest weights of a MyCNN; with
+    ``{"_target_": "cnnlab.nets.MyCNN"}`` an honest checkpoint)."""
+    import torch
+
+    from cnnlab.nets import MyCNN
+
+    config = {
+        "data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
+        "model": {
+            "_target_": "cnnlab.training.classifier.Classifier",
+            "net": net,
+            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
+        },
+    }
+    path = tmp_path / "crafted.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
+            "cnnlab": {"config": config},
+        },
+        path,
+    )
+    return path
+
+
 def train_inprocess(
     args: list[str], monkeypatch, capsys, data_root: Path, log_dir: Path
 ) -> tuple[int, str, str]:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from conftest import FAST, results, run_dirs, train_inprocess
+from conftest import FAST, crafted_checkpoint, results, run_dirs, train_inprocess
 from idx_data import write_idx
 
 RAW = ("MNIST", "raw")
@@ -158,28 +157,6 @@ def test_a_label_file_the_net_has_classes_for_is_accepted(
     assert code == 0, err[-3000:]
 
 
-def honest_checkpoint(tmp_path: Path) -> Path:
-    from cnnlab.nets import MyCNN
-
-    config = {
-        "data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
-        "model": {
-            "_target_": "cnnlab.training.classifier.Classifier",
-            "net": {"_target_": "cnnlab.nets.MyCNN"},
-            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
-        },
-    }
-    path = tmp_path / "honest.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
-            "cnnlab": {"config": config},
-        },
-        path,
-    )
-    return path
-
-
 @pytest.mark.parametrize(
     "case", ["10k test images as the training images", "a directory", "EMNIST letters as labels"]
 )
@@ -188,7 +165,7 @@ def test_cnnlab_eval_data_root_checks_the_data_too(case, broken_data, tmp_path, 
 
     breaks, name, says = CASES[case]
     breaks(broken_data / Path(*RAW))
-    ckpt = honest_checkpoint(tmp_path)
+    ckpt = crafted_checkpoint(tmp_path, {"_target_": "cnnlab.nets.MyCNN"})  # an honest one
     capsys.readouterr()
     code = main([str(ckpt), "--data-root", str(broken_data), "--accelerator", "cpu"])
     err = capsys.readouterr().err

@@ -22,6 +22,7 @@ COMMANDS = {
     "cnnlab-show": ("cnnlab.cli.show", ["missing.ckpt"]),
     "cnnlab-rerun": ("cnnlab.cli.rerun", ["missing_run_dir"]),
     "cnnlab-search-report": ("cnnlab.search.report", ["missing_sweep_dir"]),
+    "cnnlab-compare": ("cnnlab.cli.compare", ["missing_study_dir"]),
 }
 CASES = [
     ("cnnlab-eval", "--accelerator", ["tpu", "7"]),
@@ -35,6 +36,16 @@ CASES = [
     ("cnnlab-rerun", "--tolerance", ["-1", "x", "nan", "inf", "-inf"]),
     ("cnnlab-rerun", "--out", ["{file}", "{file}/rerun"]),
     ("cnnlab-search-report", "--out", ["{file}", "{file}/report"]),
+    ("cnnlab-compare", "--out", ["{file}", "{file}/comparison"]),
+    ("cnnlab-compare", "--against", ["{file}", "{dir}/no_such_study"]),
+    ("cnnlab-compare", "--readme", ["{dir}", "{dir}/no_such_README.md"]),
+    ("cnnlab-compare", "--adjust", ["sidak", "1"]),
+    ("cnnlab-compare", "--level", ["high", "0", "1", "1.5", "nan"]),
+    ("cnnlab-compare", "--power", ["x", "0", "1", "-0.8", "inf"]),
+    ("cnnlab-compare", "--effect-pp", ["x", "0", "-0.1", "nan"]),
+    ("cnnlab-compare", "--margin-pp", ["x", "0", "-0.1", "inf"]),
+    ("cnnlab-compare", "--stalled-below", ["x", "-0.1", "1.5", "nan"]),
+    ("cnnlab-compare", "--min-gain-pp", ["x", "-1", "nan"]),
 ]
 
 

@@ -50,10 +50,12 @@ def test_ddp_resume_auto_continues_from_the_last_checkpoint(cli_env, tmp_path):
     args = [*DDP, "logger=none", f"hydra.run.dir={run}"]
     proc = cnnlab([*args, "trainer.max_epochs=1"], cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    first = results(run)["history"]
-    proc = cnnlab([*args, "trainer.max_epochs=2", "resume=auto", "skip_completed=false"], cli_env)
+    first = results(run)
+    # as if it had been stopped there (a completed run is never rewritten, not even resumed)
+    (run / "results.json").write_text(json.dumps({**first, "status": "interrupted"}))
+    proc = cnnlab([*args, "trainer.max_epochs=2", "resume=auto"], cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = results(run)
     assert res["status"] == "completed" and res["resumed_from"].endswith("last.ckpt")
     assert res["epochs"] == 2 and res["attempts"] == 2
-    assert res["history"][0] == first[0]  # the first epoch came from the checkpoint
+    assert res["history"][0] == first["history"][0]  # the first epoch came from the checkpoint

@@ -14,11 +14,9 @@ import pytest
 import torch
 
 from cnnlab.run.rundir import STAGED, staging_dir
-from conftest import FAST, cnnlab, results, wait_for
+from conftest import FAST, TRAIN, cnnlab, dead_pid, results, start, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
-
-EXE = str(Path(sys.executable).parent / "cnnlab-train")
 
 
 def strip_times(rows):
@@ -26,11 +24,12 @@ def strip_times(rows):
 
 
 def stop(proc: subprocess.Popen, run: Path, signum: signal.Signals) -> dict:
-    """Send ``signum``; the run ends in one line, exit 143, a record naming the signal and
-    its stop checkpoint (last.ckpt), which is returned."""
+    """Send ``signum``; the run ends in one line, exit 128 + the signal's number as a shell
+    reports it (143 SIGTERM, 130 Ctrl-C), a record naming the signal and its stop checkpoint
+    (last.ckpt), which is returned."""
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-2000:]
+    assert proc.returncode == 128 + signum, err[-2000:]
     assert "Traceback" not in err and f"cnnlab: stopped by {signum.name}" in err
     record = results(run)
     assert record["status"] == "interrupted" and record["signal"] == signum.name
@@ -60,13 +59,7 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     stopped = tmp_path / "logs" / "stopped"
-    victim = subprocess.Popen(
-        [EXE, *args, f"hydra.run.dir={stopped}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    victim = start([TRAIN, *args, f"hydra.run.dir={stopped}"], env)
     wait_for(stopped / "checkpoints" / "epoch_000.ckpt", victim)
     time.sleep(1.0)
     ckpt = stop(victim, stopped, signal.SIGTERM)
@@ -83,13 +76,7 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
 
 def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
     run = tmp_path / "logs" / "early"
-    proc = subprocess.Popen(
-        [EXE, *FAST, "logger=none", f"hydra.run.dir={run}"],
-        env=cli_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start([TRAIN, *FAST, "logger=none", f"hydra.run.dir={run}"], cli_env)
     wait_for(Path(staging_dir(str(run), pid=proc.pid)) / "overrides.yaml", proc)  # Hydra's start
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -102,12 +89,7 @@ def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
 def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_path):
     env, args = long_epochs
     run = tmp_path / "logs" / "busy"
-    first = subprocess.Popen(
-        [EXE, *args, f"hydra.run.dir={run}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = start([TRAIN, *args, f"hydra.run.dir={run}"], env, stderr=subprocess.DEVNULL)
     try:
         wait_for(run / "checkpoints" / "epoch_000.ckpt", first)
         hydra_files = {f: (run / ".hydra" / f).read_bytes() for f in STAGED}
@@ -134,9 +116,7 @@ def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_p
 def test_a_stale_lock_of_a_dead_process_is_broken(tmp_path):
     from cnnlab.run.rundir import LOCK, RunDirInUse, RunDirLock, me
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    holder = {**me().__dict__, "pid": dead.pid}
+    holder = {**me().__dict__, "pid": dead_pid()}
     (tmp_path / LOCK).write_text(json.dumps(holder))
     with RunDirLock(tmp_path):
         assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
@@ -188,15 +168,9 @@ def test_a_full_disk_leaves_no_truncated_checkpoint_and_resume_continues(cli_env
 def test_ctrl_c_checkpoints_after_the_current_batch_and_records_sigint(long_epochs, tmp_path):
     env, args = long_epochs
     run = tmp_path / "logs" / "ctrl_c"
-    proc = subprocess.Popen(
-        [EXE, *args, f"hydra.run.dir={run}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start([TRAIN, *args, f"hydra.run.dir={run}"], env)
     wait_for(run / "checkpoints" / "epoch_000.ckpt", proc)  # training: epoch 1 under way
-    ckpt = stop(proc, run, signal.SIGINT)
+    ckpt = stop(proc, run, signal.SIGINT)  # exit 130, the shell's code for Ctrl-C
     assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] >= 1
     first = torch.load(run / "checkpoints" / "epoch_000.ckpt", weights_only=True)
     # a stop that lands while epoch 0 ends saves there; later, after epoch 1's current batch
@@ -232,12 +206,8 @@ def test_sigterm_during_validation_keeps_the_epochs_training(cli_env, tmp_path):
         "data.eval_batch_size=20",
     ]  # 20 validation batches of 0.1 s
     run, marker = tmp_path / "logs" / "in_validation", tmp_path / "validating"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_VALIDATION, str(marker), *args, f"hydra.run.dir={run}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start(
+        [sys.executable, "-c", SLOW_VALIDATION, str(marker), *args, f"hydra.run.dir={run}"], env
     )
     wait_for(marker, proc)  # epoch 0's training is done, its validation under way
     ckpt = stop(proc, run, signal.SIGTERM)
@@ -328,6 +298,32 @@ def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_
     assert "Traceback" not in proc.stderr
     assert snapshot(run) == before, "the completed run's record is as it was"
 
+    # asked not to skip it: refused in one line before anything is written
+    proc = cnnlab([*FAST, "logger=none", "skip_completed=false", f"hydra.run.dir={run}"], cli_env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[-1].startswith(f"cnnlab: {run} holds a completed run"), lines
+    assert "new dir" in lines[-1]
+    assert snapshot(run) == before, "the completed run's files are as they were"
+
+    # what the line offers: training it further from its checkpoint, in a new dir
+    further = tmp_path / "logs" / "further"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert f"ckpt_path={ckpt}" in lines[-1]
+    proc = cnnlab(
+        [
+            *FAST,
+            "logger=none",
+            "trainer.max_epochs=3",
+            f"ckpt_path={ckpt}",
+            f"hydra.run.dir={further}",
+        ],
+        cli_env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results(further)["resumed_from"] == str(ckpt) and results(further)["epochs"] == 3
+    assert snapshot(run) == before
+
 
 def test_an_unwritable_output_location_is_one_line(cli_env, tmp_path):
     if os.access("/sys", os.W_OK) and not (Path("/sys") / "fs").is_dir():
@@ -338,3 +334,76 @@ def test_an_unwritable_output_location_is_one_line(cli_env, tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert lines[-1].startswith("cnnlab: cannot write to /sys/cnnlab_test"), proc.stderr
+
+
+@pytest.fixture
+def a_live_process():
+    """A process that lives until the test ends (its PID and start time are taken)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    yield proc
+    proc.communicate(timeout=60)
+
+
+def test_staging_dirs_of_dead_processes_go_and_those_of_live_ones_stay(
+    tmp_path, monkeypatch, a_live_process
+):
+    import socket
+    import tempfile
+
+    from cnnlab.run.rundir import STAGING, remove_stale_staging
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = dead_pid()
+    host, live = socket.gethostname(), a_live_process.pid
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    names = {
+        "dead": f"{STAGING}{host}-{dead}-{12345}",
+        "PID reused": f"{STAGING}{host}-{os.getpid()}-1",  # this PID, another start time
+        "dead, named by PID alone": f"{STAGING}{dead}",
+        "live": Path(staging_dir("job", pid=live)).parent.name,
+        "live, named by PID alone": f"{STAGING}{live}",
+        "another host's": f"{STAGING}elsewhere-{dead}-5",
+    }
+    for name in names.values():
+        (tmp_path / name / "job").mkdir(parents=True)
+        (tmp_path / name / "job" / "overrides.yaml").write_text("[]")
+    (tmp_path / f"{STAGING}{host}-{dead}-7").symlink_to(outside)  # planted: never followed
+
+    removed = {p.name for p in remove_stale_staging()}
+    gone = {"dead", "PID reused", "dead, named by PID alone"}
+    assert removed == {names[k] for k in gone}
+    for what, name in names.items():
+        assert (tmp_path / name).exists() == (what not in gone), what
+    assert (outside / "keep").exists()
+
+
+def test_a_killed_process_staging_dir_goes_at_the_next_start(
+    cli_env, tmp_path, monkeypatch, a_live_process
+):
+    import tempfile
+
+    from cnnlab.run.rundir import STAGING
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    env = {**cli_env, "TMPDIR": str(tmp)}
+    run = tmp_path / "logs" / "killed"
+    proc = start([TRAIN, *FAST, "logger=none", f"hydra.run.dir={run}"], env)
+    staged = Path(staging_dir(str(run), pid=proc.pid))
+    wait_for(staged / "overrides.yaml", proc)
+    proc.kill()  # SIGKILL: the process cleans up nothing
+    proc.wait(timeout=60)
+    assert staged.is_dir()
+    live = Path(staging_dir("job", pid=a_live_process.pid))
+    live.mkdir(parents=True)
+
+    # the next start (here one refused at once) removes it, keeps the live one's, and its own
+    # staging dir goes with it
+    again = cnnlab([*FAST, "logger=none", "model.net.dropout=1.5"], env, timeout=120)
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert [p for p in tmp.iterdir() if p.name.startswith(STAGING)] == [live.parent]

@@ -6,33 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import FAST, cnnlab, results
-
-
-def crafted_checkpoint(tmp_path: Path, net: dict) -> Path:
-    """A checkpoint whose stored config builds ``net`` (honest weights of a MyCNN)."""
-    from cnnlab.nets import MyCNN
-
-    config = {
-        "data": {"_target_": "cnnlab.data.MNISTDataModule", "name": "mnist"},
-        "model": {
-            "_target_": "cnnlab.training.classifier.Classifier",
-            "net": net,
-            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
-        },
-    }
-    path = tmp_path / "crafted.ckpt"
-    torch.save(
-        {
-            "state_dict": {f"net.{k}": v for k, v in MyCNN().state_dict().items()},
-            "cnnlab": {"config": config},
-        },
-        path,
-    )
-    return path
-
+from conftest import FAST, cnnlab, crafted_checkpoint, results
 
 EVIL = {
     "a stdlib call": lambda m: {"_target_": "builtins.open", "_args_": [str(m), "w"]},
@@ -109,22 +84,24 @@ CRAFTED_OVERRIDES = {
 }
 
 
-@pytest.mark.parametrize("kind", list(CRAFTED_OVERRIDES))
-def test_cnnlab_rerun_refuses_crafted_saved_overrides(kind, honest_run, tmp_path, cli_env):
-    marker = tmp_path / "marker"
-    saved = honest_run / ".hydra" / "overrides.yaml"
-    extra = "".join(f"- {o.format(m=marker)}\n" for o in CRAFTED_OVERRIDES[kind])
-    saved.write_text(saved.read_text() + extra)
-    proc = cnnlab(
-        [str(honest_run), "--out", str(tmp_path / "rerun")],
-        cli_env,
-        tool="cnnlab-rerun",
-        timeout=120,
-    )
+def refused_rerun(run: Path, added: list[str], out: Path, env: dict[str, str]) -> None:
+    """``cnnlab-rerun`` of ``run`` with ``added`` saved after its own overrides is refused:
+    one line that offers --trust, exit 2, no traceback, and no rerun dir made."""
+    saved = run / ".hydra" / "overrides.yaml"
+    saved.write_text(saved.read_text() + "".join(f"- {json.dumps(o)}\n" for o in added))
+    proc = cnnlab([str(run), "--out", str(out)], env, tool="cnnlab-rerun", timeout=120)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
     assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
-    assert not marker.exists() and not (tmp_path / "rerun").exists()
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", list(CRAFTED_OVERRIDES))
+def test_cnnlab_rerun_refuses_crafted_saved_overrides(kind, honest_run, tmp_path, cli_env):
+    marker = tmp_path / "marker"
+    crafted = [o.format(m=marker) for o in CRAFTED_OVERRIDES[kind]]
+    refused_rerun(honest_run, crafted, tmp_path / "rerun", cli_env)
+    assert not marker.exists()
 
 
 def test_a_saved_data_download_is_pinned_off(honest_run, tmp_path, cli_env):
@@ -153,6 +130,8 @@ def test_an_honest_run_with_brackets_in_its_overrides_reruns_identically(
 
 def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
     (honest_run / "wandb_id.txt").write_text("../../../escaped\n")
+    record = results(honest_run)  # an unfinished run, which resume=auto continues
+    (honest_run / "results.json").write_text(json.dumps({**record, "status": "interrupted"}))
     proc = cnnlab(
         [
             *FAST,
@@ -166,7 +145,7 @@ def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
     )
     assert proc.returncode == 2
     assert "logger.wandb.id='../../../escaped' is invalid" in proc.stderr
-    assert results(honest_run)["status"] == "completed"  # its record is untouched
+    assert results(honest_run) == {**record, "status": "interrupted"}  # its record is untouched
 
 
 # --- a file's text is data: no resolver runs, names and folders stay in the run ---------
@@ -243,19 +222,8 @@ CRAFTED_WRITES = {
 @pytest.mark.parametrize("kind", list(CRAFTED_WRITES))
 def test_cnnlab_rerun_keeps_a_saved_run_inside_its_dir(kind, honest_run, tmp_path, cli_env):
     marker = tmp_path / "escaped" / "marker"
-    saved = honest_run / ".hydra" / "overrides.yaml"
-    before = saved.read_text()
-    saved.write_text(before + "".join(f"- {json.dumps(o)}\n" for o in CRAFTED_WRITES[kind](marker)))
-    proc = cnnlab(
-        [str(honest_run), "--out", str(tmp_path / "rerun")],
-        cli_env,
-        tool="cnnlab-rerun",
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab-rerun:")]
-    assert len(line) == 1 and "--trust" in line[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "escaped").exists() and not (tmp_path / "rerun").exists()
+    refused_rerun(honest_run, CRAFTED_WRITES[kind](marker), tmp_path / "rerun", cli_env)
+    assert not (tmp_path / "escaped").exists()
 
 
 def test_a_huge_overrides_file_is_one_line_not_a_hang(honest_run, tmp_path, cli_env):

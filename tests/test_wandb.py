@@ -87,3 +87,71 @@ def test_offline_run_logs_grouping_keys(tmp_path, tiny_data, offline_wandb):
     (offline,) = (tmp_path / "logs").glob("wandb/offline-run-*")
     assert offline.name.endswith(res["wandb"]["id"]) and res["wandb"]["mode"] == "offline"
     assert res["wandb"]["id"].startswith("wb-") and not (run_dir / "wandb").exists()
+
+
+# a test-only hook: at the end of epoch 0 every file this process has open in the W&B folder
+# (wandb's debug.log) is pointed at /dev/full, where every write fails with ENOSPC, as on a
+# disk that has just filled up (no mount, no root)
+W_AND_B_FILLS_UP = """
+import os, sys
+from pathlib import Path
+from cnnlab.training.callbacks import EpochLog
+wandb_dir, end = Path(sys.argv[1]).resolve(), EpochLog.on_train_epoch_end
+def fill_up(self, trainer, pl_module):
+    end(self, trainer, pl_module)
+    if trainer.current_epoch == 0:
+        full = os.open("/dev/full", os.O_WRONLY)
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                continue
+            if target.is_relative_to(wandb_dir):
+                os.dup2(full, int(fd))
+                print("filled", target, file=sys.stderr)
+EpochLog.on_train_epoch_end = fill_up
+from cnnlab.cli.train import main
+sys.argv = ["cnnlab-train", *sys.argv[2:]]
+main()
+"""
+
+
+def test_a_wandb_folder_that_fills_up_mid_run_is_one_line_and_the_run_goes_on(cli_env, tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from conftest import results
+
+    run, wandb_dir = tmp_path / "logs" / "run", tmp_path / "logs" / "wandb"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            W_AND_B_FILLS_UP,
+            str(wandb_dir),
+            *FAST,
+            "logger=wandb",
+            f"hydra.run.dir={run}",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    filled = [ln for ln in proc.stderr.splitlines() if ln.startswith("filled ")]
+    assert filled, f"the hook found no W&B file to fill: {proc.stderr[-2000:]}"
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Logging error" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "W&B" in ln]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(
+        f"cnnlab: W&B is off for the rest of this run: cannot write to {wandb_dir}"
+    )
+    assert "No space left on device" in lines[0]
+    record = results(run)  # the run's own record is whole, and says what happened to W&B
+    assert record["status"] == "completed" and record["epochs"] == 2
+    assert "No space left on device" in record["wandb"]["error"]
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        torch.load(ckpt, weights_only=True)

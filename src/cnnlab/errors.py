@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, ValidationError, validate_call
 
 # exit codes: 0 ok, 1 the run failed, 2 bad input (config, data or weights files),
-# 143 stopped by a signal (128 + SIGTERM, as a shell reports it)
+# 128 + the signal's number when stopped by one, as a shell reports it: 143 SIGTERM, 130
+# Ctrl-C (cnnlab.run.signals.exit_code)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 143
 
 # a location that cannot be written (read-only, no permission, full): the user's to fix

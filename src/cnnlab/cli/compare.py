@@ -23,7 +23,8 @@ from rich.text import Text
 from cnnlab.analysis import render
 from cnnlab.analysis.figures import write_plots
 from cnnlab.analysis.load import CompareError, group_arms, load_runs, runs_from_wandb
-from cnnlab.analysis.verdict import Settings, against, attach_budget, factorial, summarize
+from cnnlab.analysis.verdict import METHODS, Settings, against, attach_budget, factorial, summarize
+from cnnlab.cli import flags
 from cnnlab.console import error, note
 from cnnlab.errors import BadInput
 from cnnlab.files import output_dir, write_bytes
@@ -63,7 +64,7 @@ def leet_lines(paths: list[Path]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = flags.Parser(
         prog="cnnlab-compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -75,13 +76,12 @@ def parser() -> argparse.ArgumentParser:
         "'model.net.dropout=0.0' (default: the study's, else the first arm)",
     )
     p.add_argument("--metric", default="test/acc")
-    p.add_argument("--out", type=Path, help="where to write comparison.* (default: the first path)")
+    p.add_argument("--out", help="where to write comparison.* (default: the first path)")
     p.add_argument("--title", help="title of the table and report")
     p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from the W&B API")
     p.add_argument("--group", help="with --wandb: the W&B group (the study)")
     p.add_argument(
         "--against",
-        type=Path,
         nargs="+",
         metavar="DIR",
         help="compare each arm "
@@ -91,34 +91,48 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--readme",
-        type=Path,
         help="a study README whose generated block "
         "(between <!-- generated:begin/end --> markers) to re-render",
     )
     stat = p.add_argument_group("statistics (defaults: conf/analysis/compare.yaml)")
-    stat.add_argument("--adjust", help="multiplicity adjustment: holm | bonferroni | none")
-    stat.add_argument("--level", type=float, help="confidence level, e.g. 0.95")
-    stat.add_argument("--power", type=float, help="power of the stated MDE, e.g. 0.8")
-    stat.add_argument("--effect-pp", type=float, help="effect (pp) whose seeds-needed is given")
-    stat.add_argument("--margin-pp", type=float, help="equivalence margin (pp) of the TOST")
+    fraction = flags.number(0, 1, low_open=True, high_open=True)
+    stat.add_argument("--adjust", choices=METHODS, help="multiplicity adjustment")
+    stat.add_argument("--level", type=fraction, help="confidence level, e.g. 0.95")
+    stat.add_argument("--power", type=fraction, help="power of the stated MDE, e.g. 0.8")
     stat.add_argument(
-        "--stalled-below", type=float, help="test accuracy at or below which a run stalled"
+        "--effect-pp",
+        type=flags.number(0, low_open=True),
+        help="effect (pp) whose seeds-needed is given",
+    )
+    stat.add_argument(
+        "--margin-pp",
+        type=flags.number(0, low_open=True),
+        help="equivalence margin (pp) of the TOST",
+    )
+    stat.add_argument(
+        "--stalled-below",
+        type=flags.number(0, 1),
+        help="test accuracy at or below which a run stalled",
     )
     stat.add_argument(
         "--min-gain-pp",
-        type=float,
+        type=flags.number(0),
         help="last-epoch gain in mean val acc (pp) above which an arm is still improving",
     )
     stat.add_argument(
         "--annealed-below",
-        type=float,
+        type=flags.number(0, 1),
         help="a final lr under this fraction of its peak: the curve rule does not apply",
     )
     return p
 
 
+@flags.command("cnnlab-compare")
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.out = flags.out_dir("--out", args.out)
+    args.against = [flags.in_dir("--against", d) for d in args.against or []]
+    args.readme = flags.in_file("--readme", args.readme)
     try:
         settings = Settings.load(
             adjust=args.adjust,
@@ -130,11 +144,6 @@ def main(argv: list[str] | None = None) -> int:
             min_gain_pp=args.min_gain_pp,
             annealed_below=args.annealed_below,
         )
-        for d in args.against or []:
-            if not d.is_dir():
-                raise CompareError(f"--against {d}: no such study dir")
-        if args.readme is not None and not args.readme.is_file():
-            raise CompareError(f"--readme {args.readme}: no such file")
         if args.wandb:
             runs = runs_from_wandb(args.wandb, args.group)
         elif args.paths:
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in render.problem_lines(summaries):
         note(line, "not completed:", stderr=True)
     pairs = None
-    if args.against is not None:
+    if args.against:
         try:
             pairs = against(
                 group_arms(runs), group_arms(load_runs(args.against)), args.metric, settings

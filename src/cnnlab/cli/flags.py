@@ -33,14 +33,18 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _number(kind: type, low: float | None, high: float | None, low_open: bool) -> Callable:
+def _number(
+    kind: type, low: float | None, high: float | None, low_open: bool, high_open: bool = False
+) -> Callable:
     above = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+    below = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
     allowed = " ".join(
         p
         for p in (
             f"a finite {'integer' if kind is int else 'number'}",
             above,
-            "" if high is None else f"and <= {high:g}",
+            "and" if above and below else "",
+            below,
         )
         if p
     )
@@ -54,7 +58,7 @@ def _number(kind: type, low: float | None, high: float | None, low_open: bool) -
             value is None
             or not math.isfinite(value)
             or (low is not None and (value <= low if low_open else value < low))
-            or (high is not None and value > high)
+            or (high is not None and (value >= high if high_open else value > high))
         ):
             raise argparse.ArgumentTypeError(f"{text!r} is invalid: {allowed}")
         return value
@@ -63,9 +67,14 @@ def _number(kind: type, low: float | None, high: float | None, low_open: bool) -
     return parse
 
 
-def number(low: float | None = None, high: float | None = None, low_open: bool = False):
-    """An argparse ``type``: a finite float in [low, high] (low excluded with ``low_open``)."""
-    return _number(float, low, high, low_open)
+def number(
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+):
+    """An argparse ``type``: a finite float in [low, high] (an end excluded when open)."""
+    return _number(float, low, high, low_open, high_open)
 
 
 def integer(low: int | None = None, high: int | None = None):
@@ -96,17 +105,24 @@ def out_file(flag: str, value: str | Path | None) -> Path | None:
     return path
 
 
+def in_file(flag: str, value: str | Path | None) -> Path | None:
+    """A file the command reads: it must be one."""
+    return _existing(flag, value, Path.is_file, "no such file", "not a file; give a file")
+
+
 def in_dir(flag: str, value: str | Path | None) -> Path | None:
     """A folder the command reads from: it must be one."""
+    return _existing(flag, value, Path.is_dir, "no such folder", "it names a file; give a folder")
+
+
+def _existing(
+    flag: str, value: str | Path | None, is_kind: Callable, missing: str, other: str
+) -> Path | None:
     if value is None:
         return None
     path = Path(value)
-    if not path.is_dir():
-        raise ArgumentError(
-            flag,
-            str(value),
-            "no such folder" if not path.exists() else "it names a file; give a folder",
-        )
+    if not is_kind(path):
+        raise ArgumentError(flag, str(value), missing if not path.exists() else other)
     return path
 
 

@@ -1,7 +1,8 @@
 """cnnlab-train: compose a run from conf/, train, test, and record it all in its run dir.
 
 Exit codes: 0 done, 1 the run (or a job of the sweep) failed, 2 bad input (a config value,
-a data, weights or checkpoint file) named in one line, 143 stopped by a signal.
+a data, weights or checkpoint file) named in one line, 128 + the signal's number when stopped
+by one (143 SIGTERM, 130 Ctrl-C), as a shell reports it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 import cnnlab.config.schema  # noqa: F401  (registers run_schema with Hydra's ConfigStore)
 from cnnlab.config import conf_dir
 from cnnlab.console import error
-from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, ConfigError
+from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConfigError
 from cnnlab.launch.summary import JobProblem, JobResult, SweepIncomplete
 from cnnlab.run.rundir import staging_dir
 
@@ -101,16 +102,16 @@ def main() -> None:
 
 
 def _main(signals) -> None:
-    from cnnlab.run.signals import Interrupted
+    from cnnlab.run.signals import Interrupted, exit_code
 
     try:
         task()
     except Interrupted as err:
         error(str(err))
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_code(signals.received))
     except SweepIncomplete as err:
         error(str(err))
-        sys.exit(EXIT_INTERRUPTED if signals.received else EXIT_FAILED)
+        sys.exit(exit_code(signals.received) if signals.received else EXIT_FAILED)
     except ConfigError as err:
         error(str(err))
         sys.exit(EXIT_BAD_INPUT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import netrc
 import os
 import re
@@ -13,7 +15,8 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from cnnlab.errors import Positive, checked, require
+from cnnlab.console import error
+from cnnlab.errors import UNWRITABLE, Positive, checked, require
 
 WANDB_MODES = ("offline", "online", "disabled")
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -37,6 +40,11 @@ class SafeWandbLogger(WandbLogger):
     otherwise sit at its interactive login prompt). Any W&B error after start-up (server
     unreachable, service crashed) is reported once; from then on W&B is skipped and
     training goes on, with results still written to the run directory.
+
+    A W&B folder that fills up or becomes unwritable mid-run (its own files, or wandb's log
+    file there, whose write errors Python's logging would print as tracebacks) is one line
+    naming the file and the error; the run goes on without W&B (it is the dashboard's copy:
+    results.json and the checkpoints are the run's record, and results.json keeps the error).
     """
 
     @checked
@@ -97,15 +105,53 @@ class SafeWandbLogger(WandbLogger):
         try:
             return fn(*args, **kwargs)
         except Exception as err:  # W&B must never end a training run
-            self.broken = f"{type(err).__name__}: {err}"
-            if not isinstance(self._experiment, _LiveRun):
-                self._experiment = _NoRun()  # nobody tries to start W&B again
-            warnings.warn(
-                f"W&B {what} failed ({self.broken}); W&B logging is off for the rest "
-                "of this run, results are still written to the run directory",
-                stacklevel=2,
-            )
+            self._turn_off(what, err)
             return None
+
+    def _turn_off(self, what: str, err: BaseException, where: str | None = None) -> None:
+        """W&B is off for the rest of the run, said once: one line for a full or unwritable
+        W&B folder, a warning for anything else."""
+        if self.broken:
+            return
+        self.broken = f"{type(err).__name__}: {err}"
+        if not isinstance(self._experiment, _LiveRun):
+            self._experiment = _NoRun()  # nobody tries to start W&B again
+        if isinstance(err, OSError) and err.errno in UNWRITABLE:
+            # a copy's error names its source first and where it wrote second
+            where = err.filename2 or err.filename or where or self.save_dir
+            self.broken = f"cannot write to {where}: {err.strerror or err}"
+            error(
+                f"W&B is off for the rest of this run: {self.broken}; training goes on, and "
+                "the run's record (results.json, checkpoints) is complete"
+            )
+            return
+        warnings.warn(
+            f"W&B {what} failed ({self.broken}); W&B logging is off for the rest "
+            "of this run, results are still written to the run directory",
+            stacklevel=3,
+        )
+
+    def _watch_log_files(self) -> None:
+        """wandb's own log file (debug.log in its run folder): a write that fails turns W&B
+        off in one line, instead of the traceback Python's logging prints for it."""
+        import logging
+
+        for handler in logging.getLogger("wandb").handlers:
+            if isinstance(handler, logging.FileHandler):
+                # Handler.handleError is logging's hook for a failed emit
+                handler.handleError = functools.partial(self._log_file_failed, handler)  # type: ignore[method-assign]
+
+    def _log_file_failed(self, handler: Any, record: Any) -> None:
+        import logging
+        import sys
+
+        logging.getLogger("wandb").removeHandler(handler)
+        stream, handler.stream = handler.stream, None  # closed here, not again by wandb
+        with contextlib.suppress(Exception):
+            stream.close()
+        err = sys.exc_info()[1]
+        if isinstance(err, Exception):
+            self._turn_off("logging", err, handler.baseFilename)
 
     def log_metrics(self, metrics, step=None):
         return self._guard("log_metrics", super().log_metrics, metrics, step)
@@ -132,7 +178,10 @@ class SafeWandbLogger(WandbLogger):
         """Create the W&B run now, so a failure shows at start and not mid-epoch (its
         folder is made only now: building the logger writes nothing)."""
         Path(self.save_dir or ".").mkdir(parents=True, exist_ok=True)
-        return self._guard("init", lambda: self.experiment) is not None
+        started = self._guard("init", lambda: self.experiment) is not None
+        if started:
+            self._watch_log_files()
+        return started
 
     @rank_zero_only
     def finish(self) -> None:
@@ -164,6 +213,12 @@ def finish_wandb() -> None:
         if wandb.run is not None:
             wandb.finish()
     except Exception as err:
+        if isinstance(err, OSError) and err.errno in UNWRITABLE:
+            error(
+                f"W&B could not finish: cannot write to {err.filename2 or err.filename or 'its folder'}: "
+                f"{err.strerror or err}; the run's record (results.json, checkpoints) is complete"
+            )
+            return
         warnings.warn(
             f"W&B finish failed ({err}); the run's local results are unaffected", stacklevel=2
         )

@@ -7,10 +7,13 @@ dead process on this host, or by a SLURM job that is no longer running, is broke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -215,19 +218,59 @@ def choose(run_dir: Path, overrides: list[str], resume: bool, has_ckpt_path: boo
 STAGED = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
+STAGING = "cnnlab-hydra-"  # + host-PID-start: the process a staging dir belongs to
+_STAGING_NAME = re.compile(rf"{STAGING}(?:(?P<host>.+)-(?P<pid>\d+)-(?P<started>\d+)|(?P<old>\d+))")
+_swept = False
+
+
 def staging_dir(output_dir: str, pid: int | None = None) -> str:
     """Where Hydra writes a job's ``.hydra`` files and ``train.log`` (``hydra.output_subdir``
     is this absolute path): outside the run dir, one per process and job, so a process that
     is refused (dir in use) or skips (completed) leaves that dir as it was. ``pid``: another
-    process's (for a test to watch it)."""
+    process's (for a test to watch it). A process's first one removes those of processes
+    that died before their run took them (SIGKILL, out of memory)."""
     import hashlib
     import tempfile
 
+    global _swept
     job = hashlib.sha1(str(output_dir).encode()).hexdigest()[:12]
-    path = Path(tempfile.gettempdir()) / f"cnnlab-hydra-{pid or os.getpid()}" / job
-    if pid is None:
+    pid = pid or os.getpid()
+    owner = f"{socket.gethostname()}-{pid}-{_start_ticks(pid) or 0}"
+    path = Path(tempfile.gettempdir()) / f"{STAGING}{owner}" / job
+    if pid == os.getpid():
+        if not _swept:
+            _swept = True
+            remove_stale_staging()
         path.mkdir(parents=True, exist_ok=True)  # Hydra opens the log there before the job
     return str(path)
+
+
+def remove_stale_staging() -> list[Path]:
+    """Remove the staging dirs of dead processes: this user's, on this host, whose process
+    (its PID and start time; PID alone for those named before the start time was) is gone.
+    One whose owner cannot be told (another host, no /proc) is kept. Returns those removed."""
+    import tempfile
+
+    if not Path("/proc/self/stat").exists():
+        return []  # nothing to tell a live process from a dead one by
+    removed = []
+    host = socket.gethostname()
+    for path in Path(tempfile.gettempdir()).glob(f"{STAGING}*"):
+        name = _STAGING_NAME.fullmatch(path.name)
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if name is None or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue  # a link or a file planted there, or another user's
+        if name["host"] not in (None, host):
+            continue
+        pid, started = int(name["pid"] or name["old"]), name["started"]
+        alive = Path(f"/proc/{pid}").exists() if started is None else _start_ticks(pid) == started
+        if not alive:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def staged() -> Path | None:
@@ -267,9 +310,12 @@ def adopt_staged(staging: Path | None, hydra_dir: Path) -> None:
 
 def discard_staged(staging: Path | None) -> None:
     """A refused or skipped process: its Hydra files go (its log lines went to the console
-    too), and the run dir keeps its own."""
+    too), and the run dir keeps its own. The process's staging dir goes when it is empty."""
     if staging is not None and staging.is_dir():
         shutil.rmtree(staging, ignore_errors=True)
+    if staging is not None and staging.parent.name.startswith(STAGING):
+        with contextlib.suppress(OSError):  # another job of this process still stages there
+            staging.parent.rmdir()
 
 
 def _all_file_handlers() -> list:

@@ -36,7 +36,6 @@ from cnnlab.console import quiet
 from cnnlab.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     UNWRITABLE,
     BadInput,
     ConfigError,
@@ -47,7 +46,7 @@ from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
 from cnnlab.run.results import RESULTS, RunRecord, read_results
-from cnnlab.run.signals import Interrupted, StopSignals, watching
+from cnnlab.run.signals import Interrupted, StopSignals, exit_code, watching
 from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
@@ -92,7 +91,9 @@ def _run(
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem(
-            "interrupted", f"not started: stopped by {signals.received}", EXIT_INTERRUPTED
+            "interrupted",
+            f"not started: stopped by {signals.received}",
+            exit_code(signals.received),
         )
     staging = rundir.staged()  # Hydra's files of this job, moved in once the run goes ahead
     try:
@@ -129,11 +130,12 @@ def _run(
             raise
         raise _fail(state, "failed", unwritable(err), EXIT_BAD_INPUT) from None
     except (Interrupted, SystemExit, KeyboardInterrupt) as err:
+        ctrl_c = "SIGINT" if isinstance(err, KeyboardInterrupt) else None
         problem = _fail(
             state,
             "interrupted",
             f"stopped by {signals.received or type(err).__name__}",
-            EXIT_INTERRUPTED,
+            exit_code(signals.received or ctrl_c),
             checkpoint=state.stop and state.stop.saved and str(state.stop.saved),
             signal=signals.received,
         )
@@ -148,10 +150,18 @@ def _run(
 
 
 def open_dir(state: Run) -> JobResult | None:
-    """Pick the run dir; a completed one (relaunched sweep) is not run again."""
+    """Pick the run dir; a completed one is never written again: skipped (a relaunched
+    sweep), or with ``skip_completed=false`` refused before anything is written."""
     s, hydra_dir = state.settings, state.run_dir
     previous = read_results(hydra_dir)
-    if previous and previous.get("status") == "completed" and s.skip_completed:
+    if previous and previous.get("status") == "completed":
+        if not s.skip_completed:
+            raise BadInput(
+                f"{hydra_dir} holds a completed run, and a completed run's files are never "
+                "rewritten: run it again in a new dir (another hydra.run.dir, or none), or "
+                f"train it further from its checkpoint in one "
+                f"(ckpt_path={rundir.last_ckpt(hydra_dir)} hydra.run.dir=<new dir>)"
+            )
         value = (previous.get("metrics") or {}).get(s.optimized_metric)
         print(f"skipping {hydra_dir}: results.json says completed")
         return JobResult("completed", value, "already completed")
@@ -400,8 +410,9 @@ def record(state: Run) -> JobResult:
     if RANK:
         return JobResult(status, value, reason)
     wandb = next((lg for lg in state.loggers if isinstance(lg, SafeWandbLogger)), None)
-    if wandb is not None:
+    if wandb is not None:  # the W&B run ends first, so the record says if it could not
         wandb.log_metrics({k: v for k, v in metrics.items() if v is not None})
+        wandb.finish()
     state.record.finish(
         status,
         metrics=metrics,

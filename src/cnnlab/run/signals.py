@@ -26,6 +26,18 @@ from types import FrameType
 from typing import Any
 
 
+def exit_code(received: str | None) -> int:
+    """128 + the stop signal's number, as a shell reports a process that signal ended: 130
+    for Ctrl-C (SIGINT), 143 for SIGTERM (and for a stop whose signal is not known)."""
+    from cnnlab.errors import EXIT_INTERRUPTED
+
+    name = (received or "").split(" ", 1)[0]
+    try:
+        return 128 + signal.Signals[name].value
+    except KeyError:
+        return EXIT_INTERRUPTED
+
+
 class Interrupted(Exception):
     """A stop signal that arrived outside a Lightning loop."""
 

@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnnlab import seeding
+from cnnlab.compat.lightning import hold_stop, release_stop
 
 
 class EpochSeed(Callback):
@@ -198,13 +199,13 @@ class CheckpointOnStop(Callback):
 
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking and trainer.received_sigterm:
-            # Lightning reads its own flag after this hook; there is no public way to hold it
-            trainer._signal_connector.received_sigterm = False
+            hold_stop(trainer)  # Lightning reads its flag after this hook (compat.lightning)
             self._held = True
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._held:  # the fit loop stops after this epoch-end (or mid-epoch) validation
-            trainer._signal_connector.received_sigterm, self._held = True, False
+            release_stop(trainer)
+            self._held = False
 
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
