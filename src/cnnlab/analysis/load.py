@@ -16,11 +16,11 @@ import numpy as np
 import yaml
 
 from cnnlab import files
-from cnnlab.analysis import arms as arm_names
-from cnnlab.analysis.arms import SEED_KEYS
+from cnnlab.config import arms as arm_names
+from cnnlab.config.arms import SEED_KEYS
 from cnnlab.config.overrides import as_dict
 from cnnlab.errors import BadInput
-from cnnlab.run.results import RESULTS, load_results
+from cnnlab.results import RESULTS, load_results
 
 GRAD_PREFIX = "grad_norm/"
 PREDICTIONS = "test_predictions.npz"  # written by the runner's test step

@@ -344,7 +344,7 @@ def factorial(
     cells = {tuple(r.overrides.get(k) for k in keys) for r in runs}
     if len(cells) != int(np.prod([len(v) + 1 for v in levels.values()])):
         return []  # not fully crossed
-    from cnnlab.analysis.arms import short_keys
+    from cnnlab.config.arms import short_keys
 
     short = short_keys(keys)
     cols = {

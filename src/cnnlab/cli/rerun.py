@@ -20,7 +20,7 @@ from cnnlab.config.overrides import merged, without
 from cnnlab.console import error, out
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
 from cnnlab.files import read_text, write_bytes
-from cnnlab.run.results import load_results, read_results
+from cnnlab.results import load_results, read_results
 from cnnlab.run.rundir import load_overrides
 from cnnlab.search.space import format_value
 

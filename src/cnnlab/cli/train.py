@@ -65,6 +65,7 @@ def task(cfg: DictConfig) -> JobResult:
             Path(hc.runtime.output_dir),
             list(hc.overrides.task),
             jobs=jobs if isinstance(jobs, int) else 1,
+            pruning_for=_pruning_callback,
         )
     except JobProblem as problem:
         if sweep:
@@ -75,6 +76,14 @@ def task(cfg: DictConfig) -> JobResult:
     if sweep:
         _job_done(hc, cfg, result.status, result.reason, result.value)
     return result
+
+
+def _pruning_callback(cfg: DictConfig) -> Any:
+    """A search job's pruning callback, given to the runner (search is the layer above run);
+    Optuna is imported only by a search job."""
+    from cnnlab.search.pruning import callback_for
+
+    return callback_for(cfg)
 
 
 def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None, value: Any = None) -> None:

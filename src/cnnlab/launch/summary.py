@@ -17,7 +17,7 @@ from rich.text import Text
 
 from cnnlab.compat.hydra import job_value
 from cnnlab.config.overrides import as_dict
-from cnnlab.run.results import write_json
+from cnnlab.results import write_json
 
 # outcomes that leave nothing for the user to do
 FINE = ("completed", "skipped", "pruned")  # a pruned trial is a search working as meant

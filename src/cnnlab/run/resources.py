@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.run.cpu_malloc import keep_freed_memory
+from cnnlab.cpu_malloc import keep_freed_memory
 
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 

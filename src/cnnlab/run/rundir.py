@@ -22,7 +22,7 @@ import yaml
 from cnnlab.config.overrides import without
 from cnnlab.errors import BadInput
 from cnnlab.files import read_text
-from cnnlab.run.results import read_results
+from cnnlab.results import read_results
 
 LOCK = "run.lock"
 _NOT_COMPARED = ("resume", "ckpt_path")  # how a run is continued, not what it is

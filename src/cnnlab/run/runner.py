@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,9 @@ from cnnlab.errors import (
     unwritable,
 )
 from cnnlab.launch.summary import JobProblem, JobResult
+from cnnlab.results import RESULTS, RunRecord, read_results
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
-from cnnlab.run.results import RESULTS, RunRecord, read_results
 from cnnlab.run.signals import Interrupted, StopSignals, watching
 from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
@@ -71,6 +72,7 @@ class Run:
     loggers: list = field(default_factory=list)
     history: cb.History = field(default_factory=cb.History)
     stop: cb.CheckpointOnStop | None = None
+    pruning_for: Callable[[DictConfig], Any] | None = None  # from the caller (search is above run)
     pruning: Any = None  # the search trial's pruning callback, in a search
     record: RunRecord | None = None
     ckpt_path: str | None = None
@@ -79,17 +81,30 @@ class Run:
     test_results: dict[str, Any] = field(default_factory=dict)
 
 
-def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -> JobResult:
+def run(
+    cfg: DictConfig,
+    hydra_dir: Path,
+    overrides: list[str],
+    jobs: int = 1,
+    pruning_for: Callable[[DictConfig], Any] | None = None,
+) -> JobResult:
     """The job: build, open, fit, test, record; every outcome leaves a record. Stop signals
-    are watched for it (or for the command running it) and no longer after it."""
+    are watched for it (or for the command running it) and no longer after it.
+    ``pruning_for(cfg)`` builds a search job's pruning callback (or None)."""
     with watching() as signals:
-        return _run(signals, cfg, hydra_dir, overrides, jobs)
+        return _run(signals, cfg, hydra_dir, overrides, jobs, pruning_for)
 
 
 def _run(
-    signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int
+    signals: StopSignals,
+    cfg: DictConfig,
+    hydra_dir: Path,
+    overrides: list[str],
+    jobs: int,
+    pruning_for: Callable[[DictConfig], Any] | None = None,
 ) -> JobResult:
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
+    state.pruning_for = pruning_for
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem(
             "interrupted", f"not started: stopped by {signals.received}", EXIT_INTERRUPTED
@@ -252,10 +267,9 @@ def build_all(state: Run) -> None:
         # to a file a bar is only its last frame at exit: EpochLog's lines say it all
         optional = [c for c in optional if not isinstance(c, ProgressBar)]
         bar = {"enable_progress_bar": False}
-    if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
-        from cnnlab.search.pruning import callback_for
-
-        state.pruning = callback_for(cfg)
+    if cfg.get("search") and state.pruning_for is not None:
+        # a job of an Optuna search: report to its trial, stop if pruned
+        state.pruning = state.pruning_for(cfg)
         required += [state.pruning] if state.pruning is not None else []
     state.trainer = build(
         cfg,
@@ -319,7 +333,7 @@ def test(state: Run) -> None:
     """Test the best checkpoint (or the last weights); the confusion matrix as a picture."""
     if not state.settings.test:
         return
-    from cnnlab.analysis.plots import save_confusion_matrix
+    from cnnlab.plots import save_confusion_matrix
 
     best = next(
         (
@@ -493,7 +507,7 @@ def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
     then shows."""
     if not cfg.get("logger") or not cfg.logger.get("wandb"):
         return
-    from cnnlab.analysis.arms import new_run_id
+    from cnnlab.config.arms import new_run_id
 
     path = run_dir / "wandb_id.txt"
     with open_dict(cfg):

@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.compat import optuna as optuna_ids
 from cnnlab.errors import ConfigError
-from cnnlab.run.results import write_json
+from cnnlab.results import write_json
 from cnnlab.run.signals import received
 from cnnlab.search.liveness import OWNER_ATTR, Heartbeat, Owner, is_stale
 from cnnlab.search.space import Space, format_value, parse, quote
