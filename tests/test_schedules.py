@@ -6,18 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 
 from cnnlab.cli.train import CONF_DIR
-from conftest import FAST, cnnlab, results, train_inprocess, wait_for
+from conftest import FAST, cnnlab, results, train_inprocess, train_paused, wait_for
 from idx_data import make_dataset
 
 QUIET = [
@@ -122,22 +121,24 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run_with_a_per_step_s
     proc = cnnlab([*args, f"hydra.run.dir={straight}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
-    killed = tmp_path / "logs" / "killed"
-    victim = subprocess.Popen(
-        [str(Path(sys.executable).parent / "cnnlab-train"), *args, f"hydra.run.dir={killed}"],
-        env=env,
+    killed, marker = tmp_path / "logs" / "killed", tmp_path / "at_batch"
+    victim = train_paused(
+        [*args, f"hydra.run.dir={killed}"],
+        env,
+        marker,
+        epoch=1,
+        batch=25,
+        until="kill",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:  # killed in its second epoch: last.ckpt is written at the end of each epoch
-        wait_for(killed / "checkpoints" / "last.ckpt", victim)
-        time.sleep(0.3)
-        assert victim.poll() is None, "the run finished before it could be killed"
-        os.kill(victim.pid, signal.SIGKILL)
+    try:  # killed in its second epoch, before batch 25 of 50
+        wait_for(marker, victim)
     finally:
-        victim.kill()  # a no-op after the SIGKILL; ends it if an assertion failed first
+        os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=60)
     assert results(killed)["status"] == "running"
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
     proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={killed}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
