@@ -93,7 +93,8 @@ def _hints(target: str) -> dict[str, Any]:
         cls = locate(target)
         if not target.startswith("cnnlab."):
             return _annotations(cls.__init__ if isinstance(cls, type) else cls)
-        own = inspect.signature(cls).parameters
+        # and not those it checks itself (cnnlab.training.trainer: strictly)
+        own = {*inspect.signature(cls).parameters, *getattr(cls, "checked_arguments", ())}
         base = next(
             (
                 b
