@@ -11,6 +11,9 @@ from typing import Any
 
 from cnnlab.analysis.verdict import ArmSummary, mean_curve
 
+# matplotlib (cnnlab.plots) is imported where a figure is drawn: cnnlab-compare --no-plots
+# and the text verdict start without it
+
 PLOTS = {
     "acc": "comparison_acc.png",
     "curves": "comparison_val_curves.png",

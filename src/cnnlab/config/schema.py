@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, cast
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -136,7 +136,9 @@ def settings(cfg: DictConfig) -> RunConfig:
         if k not in GROUPS
     }  # resolved in place: tags name arms
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), top))
+        return cast(
+            RunConfig, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), top))
+        )
     except ArgumentError as err:
         raise ConfigError(err.name, err.value, err.allowed) from None
     except OmegaConfBaseException as err:

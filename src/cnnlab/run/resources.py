@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from pathlib import Path
@@ -65,8 +66,6 @@ def skip_failing_nvml_probe() -> None:
     vain and falls back to the CUDA runtime's count, uncached: Adam asks at every step
     (~0.1-0.4 ms a step here, experiments/benchmark/README.md). Without NVML the fallback is
     the answer anyway, so ask it directly."""
-    import ctypes
-
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
         return
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -24,12 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from cnnlab import checkpoints
 from cnnlab.config import checks, schema
+from cnnlab.config.arms import new_run_id
 from cnnlab.config.build import build as build_from
 from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
@@ -52,6 +60,8 @@ from cnnlab.run.signals import Interrupted, StopSignals, watching
 from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
+
+# matplotlib (cnnlab.plots) is imported only when a test writes the confusion matrix
 
 # this process's global rank (Lightning's reading of RANK, LOCAL_RANK or SLURM_PROCID)
 RANK = rank_zero_only.rank
@@ -190,8 +200,6 @@ def open_dir(state: Run) -> JobResult | None:
 
 def configure(state: Run, jobs: int) -> None:
     """Threads and malloc for this job's share of the machine; seeds."""
-    import lightning as L
-
     s, trainer = state.settings, state.cfg.trainer
     ddp = "ddp" in str(trainer.get("strategy", "")) and isinstance(trainer.get("devices"), int)
     threads, why = resources.torch_threads(s.torch_threads, jobs, trainer.devices if ddp else 1)
@@ -365,8 +373,6 @@ def save_test_predictions(state: Run) -> None:
     """Each test image's predicted class and label (uint8, test-set order), so
     cnnlab-compare counts the test set's sampling error; a single process only (under DDP
     each rank saw a shard)."""
-    import numpy as np
-
     predicted = getattr(state.model, "test_predictions", None)
     if predicted is None or RANK or state.trainer.world_size > 1:
         return
@@ -379,8 +385,6 @@ def save_test_predictions(state: Run) -> None:
 def train_accuracy(state: Run) -> None:
     """Training accuracy for the gap as the test measures it: eval mode, no augmentation,
     the tested weights, on the first ``train_eval_images`` images of the training split."""
-    import torch
-
     n, dm = state.settings.train_eval_images, state.datamodule
     splits = getattr(dm, "splits", None) or {}
     if not n or "train" not in splits or not hasattr(dm, "prepare_batch"):
@@ -443,8 +447,6 @@ def record(state: Run) -> JobResult:
 
 
 def _gpu_memory_peak_mb() -> float | None:
-    import torch
-
     if not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return None
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -491,8 +493,6 @@ def _first_line(err: Any) -> str:
 
 def _one_log_stream() -> None:
     """Lightning prints through its own handler; Hydra's already shows and files them."""
-    import logging
-
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lg = logging.getLogger(name)
         for handler in list(lg.handlers):
@@ -507,8 +507,6 @@ def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
     then shows."""
     if not cfg.get("logger") or not cfg.logger.get("wandb"):
         return
-    from cnnlab.config.arms import new_run_id
-
     path = run_dir / "wandb_id.txt"
     with open_dict(cfg):
         cfg.logger.wandb.id = (
@@ -528,10 +526,6 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _print_summary(run_dir: Path, data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     console = Console(markup=False)
     # the path on a line of its own, never wrapped: a table title would fold it to its width
     console.print(Text(f"cnnlab run · {run_dir}", style="italic"), soft_wrap=True)

@@ -23,6 +23,9 @@ from typing import Any
 
 import yaml
 
+# Optuna and matplotlib are imported where used: Hydra imports the sweeper plugin on every
+# run (search/__init__.py)
+
 log = logging.getLogger(__name__)
 
 
