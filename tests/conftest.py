@@ -154,6 +154,26 @@ def train_paused(
     )
 
 
+def kill_paused(args: list[str], env: dict, marker: Path, epoch: int, batch: int) -> None:
+    """cnnlab-train ``args``, SIGKILLed where it pauses: before training batch ``batch`` of
+    epoch ``epoch`` (``marker`` says so), or at once if the wait for it fails."""
+    proc = train_paused(
+        args,
+        env,
+        marker,
+        epoch,
+        batch,
+        "kill",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(marker, proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+
+
 def run_dirs(log_dir: Path) -> list[Path]:
     return sorted(p.parent for p in log_dir.rglob("results.json"))
 

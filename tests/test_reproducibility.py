@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 
 import pytest
 import torch
 
-from conftest import FAST, cnnlab, results, train_paused, wait_for
+from conftest import FAST, cnnlab, kill_paused, results
 from idx_data import make_dataset
 
 # a run whose every source of randomness is in play: shuffling, per-sample augmentation,
@@ -128,21 +125,7 @@ def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     killed, marker = tmp_path / "logs" / "killed", tmp_path / "at_batch"
-    victim = train_paused(
-        [*args, f"hydra.run.dir={killed}"],
-        env,
-        marker,
-        epoch=1,
-        batch=50,
-        until="kill",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(marker, victim)  # paused before epoch 1's batch 50 of 100
-    finally:
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=60)
+    kill_paused([*args, f"hydra.run.dir={killed}"], env, marker, epoch=1, batch=50)  # of 100
     interrupted = results(killed)
     assert interrupted["status"] == "running"  # what a killed run leaves behind
     # the kill landed mid-epoch 1: its training had begun, its end-of-epoch checkpoint not

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 
 from cnnlab.cli.train import CONF_DIR
-from conftest import FAST, cnnlab, results, train_inprocess, train_paused, wait_for
+from conftest import FAST, cnnlab, kill_paused, results, train_inprocess
 from idx_data import make_dataset
 
 QUIET = [
@@ -122,21 +119,8 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run_with_a_per_step_s
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     killed, marker = tmp_path / "logs" / "killed", tmp_path / "at_batch"
-    victim = train_paused(
-        [*args, f"hydra.run.dir={killed}"],
-        env,
-        marker,
-        epoch=1,
-        batch=25,
-        until="kill",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:  # killed in its second epoch, before batch 25 of 50
-        wait_for(marker, victim)
-    finally:
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=60)
+    # killed in its second epoch, before batch 25 of 50
+    kill_paused([*args, f"hydra.run.dir={killed}"], env, marker, epoch=1, batch=25)
     assert results(killed)["status"] == "running"
     assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
