@@ -159,6 +159,60 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
+# A test-only hook: cnnlab-train that pauses before one training batch and says so in a
+# marker file, so a test signals a run at a known step instead of guessing with a sleep.
+# It waits (at most 300 s) until Lightning saw a SIGTERM or SIGINT ("signal"), or until it
+# is killed ("kill"); it touches no tensor and no random state.
+_PAUSE_AT_BATCH = """
+import sys, time
+from pathlib import Path
+from cnnlab.training.classifier import Classifier
+marker, epoch, batch, until = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+step = Classifier.training_step
+def paused(self, b, batch_idx):
+    if self.current_epoch == epoch and batch_idx == batch and not self.trainer.sanity_checking:
+        marker.write_text(f"{epoch} {batch_idx}")
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if until == "signal" and self.trainer.received_sigterm:
+                break
+            time.sleep(0.01)
+    return step(self, b, batch_idx)
+Classifier.training_step = paused
+from cnnlab.cli.train import main
+sys.argv = ["cnnlab-train", *sys.argv[5:]]
+main()
+"""
+
+
+def train_paused(
+    args: list[str],
+    env: dict,
+    marker: Path,
+    epoch: int,
+    batch: int,
+    until: str,
+    stderr: int = subprocess.PIPE,
+) -> subprocess.Popen:
+    """cnnlab-train ``args``, started (as ``start`` does); it pauses before training batch
+    ``batch`` of epoch ``epoch`` (``marker`` appears then) until a stop signal or a kill
+    (``until``)."""
+    assert until in ("signal", "kill")
+    command = [sys.executable, "-c", _PAUSE_AT_BATCH, str(marker), str(epoch), str(batch)]
+    return start([*command, until, *args], env, stderr=stderr)
+
+
+def kill_paused(args: list[str], env: dict, marker: Path, epoch: int, batch: int) -> None:
+    """cnnlab-train ``args``, SIGKILLed where it pauses: before training batch ``batch`` of
+    epoch ``epoch`` (``marker`` says so), or at once if the wait for it fails."""
+    proc = train_paused(args, env, marker, epoch, batch, "kill", stderr=subprocess.DEVNULL)
+    try:
+        wait_for(marker, proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+
+
 def run_dirs(log_dir: Path) -> list[Path]:
     return sorted(p.parent for p in log_dir.rglob("results.json"))
 

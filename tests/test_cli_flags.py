@@ -21,7 +21,7 @@ COMMANDS = {
     "cnnlab-eval": ("cnnlab.cli.evaluate", ["missing.ckpt"]),
     "cnnlab-show": ("cnnlab.cli.show", ["missing.ckpt"]),
     "cnnlab-rerun": ("cnnlab.cli.rerun", ["missing_run_dir"]),
-    "cnnlab-search-report": ("cnnlab.search.report", ["missing_sweep_dir"]),
+    "cnnlab-search-report": ("cnnlab.cli.search_report", ["missing_sweep_dir"]),
     "cnnlab-compare": ("cnnlab.cli.compare", ["missing_study_dir"]),
 }
 CASES = [

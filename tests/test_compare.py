@@ -329,7 +329,7 @@ def test_a_twelve_arm_study_reads_at_a_glance(tmp_path):
     summaries = summarize(group_arms(load_runs([tmp_path])))
     figs = comparison_figures(summaries, "test/acc")
     assert set(figs) == {"acc", "curves", "grad"}
-    from cnnlab.analysis.plots import plt
+    from cnnlab.plots import plt
 
     try:
         for name, fig in figs.items():
@@ -357,7 +357,7 @@ def test_a_twelve_arm_study_reads_at_a_glance(tmp_path):
 
 
 def test_the_overlap_check_sees_overlapping_labels():
-    from cnnlab.analysis.plots import plt
+    from cnnlab.plots import plt
 
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.bar(range(12), range(12))

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cnnlab.run import cpu_malloc
+from cnnlab import cpu_malloc
 
 
 def _glibc() -> bool:

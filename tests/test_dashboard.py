@@ -19,8 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from cnnlab.analysis import arms
 from cnnlab.cli.train import CONF_DIR
+from cnnlab.config import arms
 from conftest import FAST, cnnlab, results
 
 WANDB = Path(sys.executable).parent / "wandb"

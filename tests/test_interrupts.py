@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from cnnlab.run.rundir import STAGED, staging_dir
-from conftest import FAST, TRAIN, cnnlab, dead_pid, results, start, wait_for
+from conftest import FAST, TRAIN, cnnlab, dead_pid, results, start, train_paused, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
 
@@ -39,8 +39,7 @@ def stop(proc: subprocess.Popen, run: Path, signum: signal.Signals) -> dict:
 
 @pytest.fixture
 def long_epochs(cli_env, tmp_path):
-    """Epochs of ~2 s on this CPU: a signal a second after epoch 0's checkpoint lands
-    in the middle of epoch 1's training batches."""
+    """Epochs of 300 batches (~2 s on this CPU)."""
     data = make_dataset(tmp_path / "data", n_train=12000, n_test=200)
     env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
     args = [
@@ -58,13 +57,14 @@ def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_e
     proc = cnnlab([*args, f"hydra.run.dir={straight}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
-    stopped = tmp_path / "logs" / "stopped"
-    victim = start([TRAIN, *args, f"hydra.run.dir={stopped}"], env)
-    wait_for(stopped / "checkpoints" / "epoch_000.ckpt", victim)
-    time.sleep(1.0)
+    stopped, marker = tmp_path / "logs" / "stopped", tmp_path / "at_batch"
+    victim = train_paused(
+        [*args, f"hydra.run.dir={stopped}"], env, marker, epoch=1, batch=100, until="signal"
+    )
+    wait_for(marker, victim)  # paused before epoch 1's batch 100 of 300
     ckpt = stop(victim, stopped, signal.SIGTERM)
     progress = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["completed"]
-    assert ckpt["epoch"] == 1 and 0 < progress < 300, "the stop landed mid-epoch 1"
+    assert (ckpt["epoch"], progress) == (1, 101), "saved after the batch the stop came in"
 
     proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={stopped}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]

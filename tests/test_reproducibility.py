@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import FAST, cnnlab, results, wait_for
+from conftest import FAST, cnnlab, kill_paused, results
 from idx_data import make_dataset
 
 # a run whose every source of randomness is in play: shuffling, per-sample augmentation,
@@ -129,20 +124,13 @@ def test_sigkill_mid_epoch_then_resume_auto_matches_an_uninterrupted_run(cli_env
     proc = cnnlab([*args, f"hydra.run.dir={straight}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
-    killed = tmp_path / "logs" / "killed"
-    exe = Path(sys.executable).parent / "cnnlab-train"
-    victim = subprocess.Popen(
-        [str(exe), *args, f"hydra.run.dir={killed}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(killed / "checkpoints" / "last.ckpt", victim)
-    time.sleep(0.3)  # into the next epoch
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    killed, marker = tmp_path / "logs" / "killed", tmp_path / "at_batch"
+    kill_paused([*args, f"hydra.run.dir={killed}"], env, marker, epoch=1, batch=50)  # of 100
     interrupted = results(killed)
     assert interrupted["status"] == "running"  # what a killed run leaves behind
+    # the kill landed mid-epoch 1: its training had begun, its end-of-epoch checkpoint not
+    assert marker.read_text() == "1 50"
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
     proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={killed}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]

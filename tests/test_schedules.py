@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 
 from cnnlab.cli.train import CONF_DIR
-from conftest import FAST, cnnlab, results, train_inprocess, wait_for
+from conftest import FAST, cnnlab, kill_paused, results, train_inprocess
 from idx_data import make_dataset
 
 QUIET = [
@@ -122,22 +118,11 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run_with_a_per_step_s
     proc = cnnlab([*args, f"hydra.run.dir={straight}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
-    killed = tmp_path / "logs" / "killed"
-    victim = subprocess.Popen(
-        [str(Path(sys.executable).parent / "cnnlab-train"), *args, f"hydra.run.dir={killed}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:  # killed in its second epoch: last.ckpt is written at the end of each epoch
-        wait_for(killed / "checkpoints" / "last.ckpt", victim)
-        time.sleep(0.3)
-        assert victim.poll() is None, "the run finished before it could be killed"
-        os.kill(victim.pid, signal.SIGKILL)
-    finally:
-        victim.kill()  # a no-op after the SIGKILL; ends it if an assertion failed first
-        victim.wait(timeout=60)
+    killed, marker = tmp_path / "logs" / "killed", tmp_path / "at_batch"
+    # killed in its second epoch, before batch 25 of 50
+    kill_paused([*args, f"hydra.run.dir={killed}"], env, marker, epoch=1, batch=25)
     assert results(killed)["status"] == "running"
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
     proc = cnnlab([*args, "resume=auto", f"hydra.run.dir={killed}"], env)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -20,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from cnnlab.cli import search_report
 from cnnlab.errors import ConfigError
 from cnnlab.launch.summary import JobProblem, JobResult
 from cnnlab.search import report
@@ -522,15 +523,17 @@ def test_the_report_from_a_study(tmp_path):
 
 
 def test_search_report_command_bad_input_exits_2(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 2
+    assert search_report.main([str(tmp_path)]) == 2
     assert "not a search's sweep dir" in capsys.readouterr().err
-    assert report.main(["--storage", str(tmp_path / "none.journal"), "--study-name", "s"]) == 2
+    assert (
+        search_report.main(["--storage", str(tmp_path / "none.journal"), "--study-name", "s"]) == 2
+    )
     assert "no such file" in capsys.readouterr().err
     storage = parse_storage(f"sqlite:///{tmp_path}/r.db")
     open_study(open_storage(storage), storage, "there", "maximize")
-    assert report.main(["--storage", storage.url, "--study-name", "other"]) == 2
+    assert search_report.main(["--storage", storage.url, "--study-name", "other"]) == 2
     assert "no study 'other'" in capsys.readouterr().err
-    assert report.main(["--storage", storage.url]) == 2
+    assert search_report.main(["--storage", storage.url]) == 2
 
 
 # --- end to end: cnnlab-train -m hparams_search=optuna on tiny data ---------------------------
@@ -715,7 +718,7 @@ def test_parallel_jobs_through_the_joblib_launcher(cli_env, tmp_path):
     written = (tmp_path / "sweep" / "search" / "best.yaml").read_text()
     (tmp_path / "sweep" / "search" / "best.yaml").unlink()
     again = subprocess.run(
-        [sys.executable, "-m", "cnnlab.search.report", str(tmp_path / "sweep")],
+        [sys.executable, "-m", "cnnlab.cli.search_report", str(tmp_path / "sweep")],
         env=cli_env,
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ EVIL = {
     "a partial": lambda m: {"_target_": "pathlib.Path.touch", "_partial_": True, "self": str(m)},
     "a module outside cnnlab's": lambda m: {"_target_": "os.path.join", "_args_": [str(m)]},
     "a cnnlab function that is not a class": lambda m: {
-        "_target_": "cnnlab.run.results.write_json",
+        "_target_": "cnnlab.results.write_json",
         "path": str(m),
         "data": {},
     },

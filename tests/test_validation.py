@@ -98,6 +98,8 @@ CASES = [
     (["trainer.precision=17"], 2, "trainer.precision=17 is invalid"),
     (["data.mean=abc"], 2, "data.mean='abc' is invalid"),
     (["trainer.log_every_n_steps=-5"], 2, "trainer.log_every_n_steps=-5 is invalid"),
+    (["trainer.limit_train_batches=1.5"], 2, "trainer.limit_train_batches=1.5 is invalid: null,"),
+    (["+trainer.max_epoch=3"], 2, "trainer.max_epoch=3 is invalid: not an argument of Lightning"),
     (["seed=abc"], 2, "seed='abc' is invalid"),
     (["sed=3"], 2, "sed"),
 ]
@@ -185,3 +187,16 @@ def test_cli_unknown_net_lists_the_valid_ones(cli_env):
     assert proc.returncode == 2
     out = proc.stderr + proc.stdout
     assert "vgg99" in out and "mycnn" in out and "keras_cnn" in out and "Traceback" not in out
+
+
+def test_the_trainers_checks_name_arguments_lightnings_trainer_has():
+    """cnnlab's trainer rules and defaults sit on Lightning's own signature: after an
+    upgrade that renames or drops an argument, this fails instead of checking nothing."""
+    import inspect
+
+    import lightning as L
+
+    from cnnlab.training import trainer
+
+    lightnings = inspect.signature(L.Trainer.__init__).parameters
+    assert set(trainer.RULES) | set(trainer.DEFAULTS) <= set(lightnings)

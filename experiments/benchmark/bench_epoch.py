@@ -271,7 +271,7 @@ def main() -> int:
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no per-fit banners and tips
     if args.malloc == "tuned":
-        from cnnlab.run.cpu_malloc import keep_freed_memory
+        from cnnlab.cpu_malloc import keep_freed_memory
 
         keep_freed_memory(**compose_cnnlab([]).cpu_malloc)
     torch.manual_seed(0)

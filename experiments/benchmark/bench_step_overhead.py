@@ -89,7 +89,7 @@ def main() -> int:
     cfgs = {
         aug: compose_cnnlab(base + [f"data/augmentation={aug}"]) for aug in ("none", "rotation")
     }
-    from cnnlab.run.cpu_malloc import keep_freed_memory
+    from cnnlab.cpu_malloc import keep_freed_memory
 
     keep_freed_memory(**cfgs["none"].cpu_malloc)  # as cnnlab-train does
     dm = instantiate(cfgs["none"].data)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from rich.console import Console
 
 from cnnlab.errors import BadInput
 
@@ -73,8 +74,6 @@ def remove_stale_temps(folders: set[Path]) -> None:
 
 def resume_checkpoint(run_dir: Path) -> str | None:
     """last.ckpt, or the newest checkpoint that loads if last.ckpt cannot be read."""
-    from rich.console import Console
-
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():
         return None

@@ -24,7 +24,7 @@ MiB = 2**20
 LIMITS = {"overrides": 1 * MiB, "config": 4 * MiB, "record": 32 * MiB}
 
 
-def inside(path: Path, root: Path) -> bool:
+def inside(path: Path | str, root: Path | str) -> bool:
     """Whether ``path``, links resolved, is ``root`` or below it."""
     try:
         Path(path).resolve().relative_to(Path(root).resolve())

@@ -11,6 +11,9 @@ from typing import Any
 
 from cnnlab.analysis.verdict import ArmSummary, mean_curve
 
+# matplotlib (cnnlab.plots) is imported where a figure is drawn: cnnlab-compare --no-plots
+# and the text verdict start without it
+
 PLOTS = {
     "acc": "comparison_acc.png",
     "curves": "comparison_val_curves.png",
@@ -26,7 +29,7 @@ def forest(summaries: list[ArmSummary], metric: str):
     """One row per arm: each paired seed's difference (dots), the mean difference with its
     interval (thin) and its multiplicity-adjusted interval (thick), on an axis centred on 0;
     arms read as counts say so in words instead."""
-    from cnnlab.analysis.plots import ARM_COLOR, REFERENCE_COLOR, plt
+    from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt
 
     arms = [s for s in summaries if not s.is_reference and s.verdict is not None]
     ref = next((s for s in summaries if s.is_reference), None)
@@ -103,7 +106,7 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     """Small multiples: one panel per arm, its mean ± std over seeds over the reference's
     (grey), on one y range zoomed onto the second half of training; an arm whose seeds
     split (some stalled) shows each seed's curve on its own y range instead."""
-    from cnnlab.analysis.plots import ARM_COLOR, REFERENCE_COLOR, plt
+    from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt
 
     drawn = [(s, mean_curve(s.runs, key)) for s in summaries]
     drawn = [(s, c) for s, c in drawn if c[0]]
@@ -173,7 +176,7 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
 def gradient_norms(summaries: list[ArmSummary]):
     """Per-layer gradient norms (log scale), one panel per distinct set of layers, so an
     arm is drawn only over the layers its net has."""
-    from cnnlab.analysis.plots import arm_colors, plt
+    from cnnlab.plots import arm_colors, plt
 
     with_grads = [s for s in summaries if s.grad_norms]
     if not with_grads:
@@ -241,7 +244,7 @@ def comparison_figures(summaries: list[ArmSummary], metric: str) -> dict[str, An
 
 
 def write_plots(summaries: list[ArmSummary], out: Path, metric: str) -> list[Path]:
-    from cnnlab.analysis.plots import save
+    from cnnlab.plots import save
 
     return [
         save(fig, out / PLOTS[name]) for name, fig in comparison_figures(summaries, metric).items()

@@ -16,11 +16,13 @@ import numpy as np
 import yaml
 
 from cnnlab import files
-from cnnlab.analysis import arms as arm_names
-from cnnlab.analysis.arms import SEED_KEYS
+from cnnlab.config import arms as arm_names
+from cnnlab.config.arms import SEED_KEYS
 from cnnlab.config.overrides import as_dict
 from cnnlab.errors import BadInput
-from cnnlab.run.results import RESULTS, load_results
+from cnnlab.results import RESULTS, load_results
+
+# W&B (and Lightning, through run.loggers) are imported only for --wandb
 
 GRAD_PREFIX = "grad_norm/"
 PREDICTIONS = "test_predictions.npz"  # written by the runner's test step
@@ -106,6 +108,8 @@ def read_yaml(path: Path, study_root: Path | None = None) -> Any:
 def read_correct(path: Path, study_root: Path | None = None) -> np.ndarray | None:
     """Per-image correctness (uint8 0/1) from a run's saved test predictions."""
     raw = read_bytes(path, study_root)
+    if raw is None:
+        return None
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as saved:
             return (saved["pred"] == saved["target"]).astype(np.uint8)

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from cnnlab.analysis import stats
 from cnnlab.analysis.load import CompareError, Run, arm_keys, display_labels, group_arms
 from cnnlab.config import conf_dir
+from cnnlab.config.arms import short_keys
 
 SETTINGS = Path(conf_dir()) / "analysis" / "compare.yaml"
 METHODS = ("holm", "bonferroni", "none")
@@ -360,8 +361,6 @@ def factorial(
     cells = {tuple(r.overrides.get(k) for k in keys) for r in runs}
     if len(cells) != int(np.prod([len(v) + 1 for v in levels.values()])):
         return []  # not fully crossed
-    from cnnlab.analysis.arms import short_keys
-
     short = short_keys(keys)
     cols = {
         f"{short[k]}={lv}": np.array([float(r.overrides.get(k) == lv) for r in runs])

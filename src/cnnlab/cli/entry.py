@@ -13,11 +13,13 @@ from pathlib import Path
 
 from cnnlab.config import conf_dir
 
+# cli.train (Hydra, then torch) is imported after a bare --help is answered (docstring)
+
 CONF = Path(conf_dir())
 
 
 def quick_help(conf: Path = CONF) -> str:
-    groups = {}
+    groups: dict[str, list[str]] = {}
     for yaml in sorted(conf.rglob("*.yaml")):
         group = yaml.parent.relative_to(conf).as_posix()
         if group != "." and group.split("/")[0] != "hydra" and not yaml.stem.startswith("_"):

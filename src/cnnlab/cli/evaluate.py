@@ -22,6 +22,9 @@ from cnnlab.cli import flags
 from cnnlab.console import out, quiet
 from cnnlab.errors import ArgumentError, BadInput
 
+# Lightning and the config builder are imported after the flags are checked: a bad flag is
+# answered at once
+
 
 def build_from_checkpoint(
     ckpt_path: str, data_root: str | None = None, dataset: str | None = None, trust: bool = False

@@ -15,14 +15,17 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.cli import flags
-from cnnlab.config import targets
+from cnnlab.config import conf_dir, targets
 from cnnlab.config.overrides import merged, without
 from cnnlab.console import error, out
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
 from cnnlab.files import read_text, write_bytes
-from cnnlab.run.results import load_results, read_results
+from cnnlab.results import load_results, read_results
 from cnnlab.run.rundir import load_overrides
 from cnnlab.search.space import format_value
+
+# Hydra and the run schema are imported after the flags are checked: a bad flag is answered
+# at once
 
 NOT_RECORDED = "not recorded by the original"  # a field newer code writes; not a difference
 
@@ -232,7 +235,6 @@ def check_saved(
     from hydra.core.hydra_config import HydraConfig
 
     import cnnlab.config.schema  # noqa: F401  (registers run_schema, as cnnlab-train does)
-    from cnnlab.config import conf_dir
 
     source = f"the saved overrides of {run_dir}"
     targets.check_overrides(saved, source)

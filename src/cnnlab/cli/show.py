@@ -30,6 +30,9 @@ from cnnlab.cli import flags  # noqa: E402
 from cnnlab.files import output_dir, write_figure  # noqa: E402
 from cnnlab.nets.layers import FixedFilter2d  # noqa: E402
 
+# cli.evaluate (Lightning) is imported after the flags are checked: a bad flag is answered
+# at once
+
 MAX_CHANNELS = 16  # feature-map columns per picture: more would be too small to read
 
 

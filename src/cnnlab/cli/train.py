@@ -12,19 +12,32 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 import cnnlab.config.schema  # noqa: F401  (registers run_schema with Hydra's ConfigStore)
+from cnnlab.compat.hydra import hide_internal_options
 from cnnlab.config import conf_dir
 from cnnlab.console import error
-from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConfigError
+from cnnlab.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    UNWRITABLE,
+    ConfigError,
+    unwritable,
+)
 from cnnlab.launch.summary import JobProblem, JobResult, SweepIncomplete
 from cnnlab.run.rundir import staging_dir
+from cnnlab.run.signals import Interrupted, exit_code, watching
+
+# The runner (torch, Lightning) is imported when a job starts, so Hydra's --help and --cfg
+# answer without it; search.pruning (Optuna) only for a search's jobs
 
 CONF_DIR = conf_dir()
 
@@ -58,7 +71,7 @@ def task(cfg: DictConfig) -> JobResult:
     from cnnlab.run.runner import run
 
     hc = HydraConfig.get()
-    jobs = OmegaConf.select(hc, "launcher.n_jobs") if hc.mode == RunMode.MULTIRUN else 1
+    jobs = OmegaConf.select(cast(Any, hc), "launcher.n_jobs") if hc.mode == RunMode.MULTIRUN else 1
     sweep = hc.mode == RunMode.MULTIRUN
     try:
         result = run(
@@ -66,6 +79,7 @@ def task(cfg: DictConfig) -> JobResult:
             Path(hc.runtime.output_dir),
             list(hc.overrides.task),
             jobs=jobs if isinstance(jobs, int) else 1,
+            pruning_for=_pruning_callback,
         )
     except JobProblem as problem:
         if sweep:
@@ -76,6 +90,14 @@ def task(cfg: DictConfig) -> JobResult:
     if sweep:
         _job_done(hc, cfg, result.status, result.reason, result.value)
     return result
+
+
+def _pruning_callback(cfg: DictConfig) -> Any:
+    """A search job's pruning callback, given to the runner (search is the layer above run);
+    Optuna is imported only by a search job."""
+    from cnnlab.search.pruning import callback_for
+
+    return callback_for(cfg)
 
 
 def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None, value: Any = None) -> None:
@@ -90,20 +112,14 @@ def _job_done(hc: Any, cfg: DictConfig, status: str, reason: str | None, value: 
 
 def main() -> None:
     """The console script: Hydra's errors and a sweep's failures as one line, no traceback."""
-    from cnnlab.run.signals import watching
-
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
-        from cnnlab.compat.hydra import hide_internal_options
-
         hide_internal_options()
     with watching() as signals:  # SIGTERM or Ctrl-C ends the run (or sweep) in one line
         _main(signals)
 
 
 def _main(signals) -> None:
-    from cnnlab.run.signals import Interrupted, exit_code
-
     try:
         task()
     except Interrupted as err:
@@ -116,8 +132,6 @@ def _main(signals) -> None:
         error(str(err))
         sys.exit(EXIT_BAD_INPUT)
     except OSError as err:  # Hydra making the run (or sweep) dir where nothing can be written
-        from cnnlab.errors import UNWRITABLE, unwritable
-
         if _from_hydra(err):  # MissingConfigException is an IOError too (an unknown option)
             error(_hydra_message(err))
             sys.exit(EXIT_BAD_INPUT)
@@ -133,16 +147,11 @@ def _main(signals) -> None:
 
 
 def _from_hydra(err: BaseException) -> bool:
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     return isinstance(err, (HydraException, OmegaConfBaseException))
 
 
 def _hydra_message(err: BaseException) -> str:
     """Hydra's message, with the key and value of a type error put first."""
-    from omegaconf.errors import OmegaConfBaseException
-
     cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
     key, value = getattr(cause, "full_key", None), getattr(cause, "value", None)
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]

@@ -19,7 +19,11 @@ Tested with hydra-core 1.3.8.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# Each Hydra internal is imported where used: one that a Hydra upgrade drops fails only
+# its own use, and basic_sweeper must see the class after Hydra's plugin scan
 
 __all__ = ["basic_sweeper", "hide_internal_options", "job_value", "locate"]
 
@@ -46,8 +50,6 @@ def job_value(job_return: Any) -> Any:
 
 def hide_internal_options() -> None:
     """Wrap Hydra's group lister so that ``--help`` leaves out _-prefixed options."""
-    import re
-
     from hydra._internal.hydra import Hydra
 
     listed = Hydra.format_config_groups

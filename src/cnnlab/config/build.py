@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from cnnlab.compat.hydra import locate
 from cnnlab.errors import ArgumentError, BadInput, ConfigError
 
 # what a constructor raises when its arguments are wrong (rather than when it has a bug)
@@ -88,12 +89,11 @@ def _hints(target: str) -> dict[str, Any]:
     """The annotated constructor arguments of a third-party class; for a cnnlab class, those
     of the third-party class it passes its other arguments on to (``**kwargs``)."""
     try:
-        from cnnlab.compat.hydra import locate
-
         cls = locate(target)
         if not target.startswith("cnnlab."):
             return _annotations(cls.__init__ if isinstance(cls, type) else cls)
-        own = inspect.signature(cls).parameters
+        # and not those it checks itself (cnnlab.training.trainer: strictly)
+        own = {*inspect.signature(cls).parameters, *getattr(cls, "checked_arguments", ())}
         base = next(
             (
                 b

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -131,6 +132,7 @@ def check_step_budget(cfg: DictConfig) -> None:
     ]
     if not fills or not cfg.get("train", True):
         return
+    assert scheduler is not None  # it fills a key: there is one
     name = str(scheduler.get("_target_", "")).rsplit(".", 1)[-1]
     trainer = cfg.get("trainer") or {}
     for key in ("max_steps", "limit_train_batches"):
@@ -176,8 +178,6 @@ def check_batches(cfg: DictConfig, datamodule) -> None:
 def check_checkpoint_names(callbacks: list) -> None:
     """A checkpoint ``filename`` that cannot be formatted would fail at the first save,
     after an epoch of training: format it once now."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     for key, callback in callbacks:
         if isinstance(callback, ModelCheckpoint):
             try:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, cast
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cnnlab.analysis import arms
+from cnnlab.config import arms
+from cnnlab.cpu_malloc import MAX_MB as MALLOC_MAX_MB
 from cnnlab.errors import ArgumentError, ConfigError, require
-from cnnlab.run.cpu_malloc import MAX_MB as MALLOC_MAX_MB
-from cnnlab.run.results import RECORDED
+from cnnlab.results import RECORDED
 
 RESUME = ("never", "auto")
 TEST_CKPT = ("best", "last")
@@ -111,7 +111,7 @@ class RunConfig:
 
 ConfigStore.instance().store(name="run_schema", node=RunConfig)
 
-# What a run is called, from the job's overrides (cnnlab/analysis/arms.py): `arm` in
+# What a run is called, from the job's overrides (cnnlab/config/arms.py): `arm` in
 # conf/train.yaml, the W&B name, id folder and tags (conf/logger/wandb.yaml), the run dir
 # of a multirun job (conf/hydra/default.yaml), one W&B folder per study (conf/paths).
 for _name, _fn in (
@@ -136,7 +136,9 @@ def settings(cfg: DictConfig) -> RunConfig:
         if k not in GROUPS
     }  # resolved in place: tags name arms
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), top))
+        return cast(
+            RunConfig, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), top))
+        )
     except ArgumentError as err:
         raise ConfigError(err.name, err.value, err.allowed) from None
     except OmegaConfBaseException as err:

@@ -18,13 +18,19 @@ in a node the check did not see. Names and folders a file sets may not leave the
 from __future__ import annotations
 
 import re
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from cnnlab.compat.hydra import locate
+from cnnlab.config.overrides import key_of, value_of
 from cnnlab.errors import ConfigError
 from cnnlab.files import inside
+
+# torch, Lightning and torchmetrics are imported when a file's targets are checked, not
+# when cnnlab-rerun or cnnlab-search-report start
 
 MODULES = ("cnnlab.", "torch.optim.", "lightning.pytorch.", "torchmetrics.")
 ALLOWED = (
@@ -146,8 +152,6 @@ def extra_prefixes() -> tuple[str, ...]:
     """Module prefixes the user's own installed packages declare, e.g. in their pyproject
     ``[project.entry-points."cnnlab.targets"] mynets = "mynets"`` admits ``mynets.*`` (the
     same kinds of objects only). Declared by what is installed, never by the file checked."""
-    from importlib.metadata import entry_points
-
     return tuple(
         f"{ep.value.strip().rstrip('.')}."
         for ep in entry_points(group=ENTRY_POINTS)
@@ -165,8 +169,6 @@ def allowed(target: Any) -> bool:
         or not target.startswith(MODULES + extra_prefixes())
     ):
         return False
-    from cnnlab.compat.hydra import locate
-
     try:
         obj = locate(target)
     except Exception:  # noqa: BLE001 - not importable, or its import failed: not allowed
@@ -191,8 +193,6 @@ def check(cfg: Any, source: str) -> None:
 def check_overrides(overrides: list[str], source: str) -> None:
     """Refuse overrides from a file that choose where the run writes or how Hydra runs,
     call a resolver, or hold a path that climbs out ('..')."""
-    from cnnlab.config.overrides import key_of, value_of
-
     refuse_resolvers([(key_of(o), value_of(o)) for o in overrides], source)
     for o in overrides:
         key, value = key_of(o), value_of(o)

@@ -17,7 +17,10 @@ from rich.text import Text
 
 from cnnlab.compat.hydra import job_value
 from cnnlab.config.overrides import as_dict
-from cnnlab.run.results import write_json
+from cnnlab.results import write_json
+
+# Hydra is imported where a JobReturn is read: search.space and storage (cnnlab-search-report)
+# use this module without it
 
 # outcomes that leave nothing for the user to do
 FINE = ("completed", "skipped", "pruned")  # a pruned trial is a search working as meant

@@ -10,6 +10,7 @@ from torch import nn
 
 from cnnlab.errors import ArgumentError
 from cnnlab.nets.layers import CrossChannelPool2d, FixedFilter2d, StochasticPool2d, _is_int, _is_num
+from cnnlab.nets.mycnn import seed003_init
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 POOLS = ("max", "avg", "global_max", "global_avg", "stochastic", "cross_channel")
@@ -106,8 +107,6 @@ class ConvNet(nn.Module):
         # would train as they evaluate
         self.train()
         if init == "seed003":
-            from cnnlab.nets.mycnn import seed003_init
-
             seed003_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

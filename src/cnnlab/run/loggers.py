@@ -204,6 +204,8 @@ try:
 except ImportError:  # pragma: no cover
     _LiveRun = type(None)
 
+# wandb is imported only when a W&B logger is used (logger=none/csv runs start without it)
+
 
 def finish_wandb() -> None:
     """End the process's W&B run, so the next job of a multirun starts its own."""

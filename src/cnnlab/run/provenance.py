@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -109,8 +110,6 @@ def _md5_of(path: Path, size: int, mtime_ns: int) -> str:
 
 
 def to_json(prov: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(prov, indent=2) + "\n"
 
 

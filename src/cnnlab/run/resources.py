@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 from pathlib import Path
 
 import torch
 
-from cnnlab.run.cpu_malloc import keep_freed_memory
+from cnnlab.cpu_malloc import keep_freed_memory
 
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
@@ -65,8 +66,6 @@ def skip_failing_nvml_probe() -> None:
     vain and falls back to the CUDA runtime's count, uncached: Adam asks at every step
     (~0.1-0.4 ms a step here, experiments/benchmark/README.md). Without NVML the fallback is
     the answer anyway, so ask it directly."""
-    import ctypes
-
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
         return
     try:

@@ -8,24 +8,29 @@ dead process on this host, or by a SLURM job that is no longer running, is broke
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
 from cnnlab.config.overrides import without
 from cnnlab.errors import BadInput
 from cnnlab.files import read_text
-from cnnlab.run.results import read_results
+from cnnlab.results import read_results
+
+# Hydra is imported only inside a Hydra job: cnnlab-rerun reads run dirs without it
 
 LOCK = "run.lock"
 _NOT_COMPARED = ("resume", "ckpt_path")  # how a run is continued, not what it is
@@ -229,9 +234,6 @@ def staging_dir(output_dir: str, pid: int | None = None) -> str:
     is refused (dir in use) or skips (completed) leaves that dir as it was. ``pid``: another
     process's (for a test to watch it). A process's first one removes those of processes
     that died before their run took them (SIGKILL, out of memory)."""
-    import hashlib
-    import tempfile
-
     global _swept
     job = hashlib.sha1(str(output_dir).encode()).hexdigest()[:12]
     pid = pid or os.getpid()
@@ -279,7 +281,7 @@ def staged() -> Path | None:
 
     if not HydraConfig.initialized():
         return None
-    sub = HydraConfig.get().get("output_subdir")
+    sub = cast(Any, HydraConfig.get()).get("output_subdir")  # a DictConfig at run time
     return Path(sub) if sub and Path(sub).is_absolute() else None
 
 
@@ -319,8 +321,6 @@ def discard_staged(staging: Path | None) -> None:
 
 
 def _all_file_handlers() -> list:
-    import logging
-
     return [
         h
         for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]

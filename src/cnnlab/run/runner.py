@@ -17,18 +17,27 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from cnnlab import checkpoints
 from cnnlab.config import checks, schema
+from cnnlab.config.arms import new_run_id
 from cnnlab.config.build import build as build_from
 from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
@@ -43,13 +52,15 @@ from cnnlab.errors import (
     unwritable,
 )
 from cnnlab.launch.summary import JobProblem, JobResult
+from cnnlab.results import RESULTS, RunRecord, read_results
 from cnnlab.run import provenance, resources, rundir
 from cnnlab.run.loggers import SafeWandbLogger, finish_wandb
-from cnnlab.run.results import RESULTS, RunRecord, read_results
 from cnnlab.run.signals import Interrupted, StopSignals, exit_code, watching
 from cnnlab.training import callbacks as cb
 from cnnlab.training.classifier import LOGGED
 from cnnlab.training.feature_cache import fitting_on_features
+
+# matplotlib (cnnlab.plots) is imported only when a test writes the confusion matrix
 
 # this process's global rank (Lightning's reading of RANK, LOCAL_RANK or SLURM_PROCID)
 RANK = rank_zero_only.rank
@@ -70,6 +81,7 @@ class Run:
     loggers: list = field(default_factory=list)
     history: cb.History = field(default_factory=cb.History)
     stop: cb.CheckpointOnStop | None = None
+    pruning_for: Callable[[DictConfig], Any] | None = None  # from the caller (search is above run)
     pruning: Any = None  # the search trial's pruning callback, in a search
     record: RunRecord | None = None
     ckpt_path: str | None = None
@@ -78,17 +90,30 @@ class Run:
     test_results: dict[str, Any] = field(default_factory=dict)
 
 
-def run(cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int = 1) -> JobResult:
+def run(
+    cfg: DictConfig,
+    hydra_dir: Path,
+    overrides: list[str],
+    jobs: int = 1,
+    pruning_for: Callable[[DictConfig], Any] | None = None,
+) -> JobResult:
     """The job: build, open, fit, test, record; every outcome leaves a record. Stop signals
-    are watched for it (or for the command running it) and no longer after it."""
+    are watched for it (or for the command running it) and no longer after it.
+    ``pruning_for(cfg)`` builds a search job's pruning callback (or None)."""
     with watching() as signals:
-        return _run(signals, cfg, hydra_dir, overrides, jobs)
+        return _run(signals, cfg, hydra_dir, overrides, jobs, pruning_for)
 
 
 def _run(
-    signals: StopSignals, cfg: DictConfig, hydra_dir: Path, overrides: list[str], jobs: int
+    signals: StopSignals,
+    cfg: DictConfig,
+    hydra_dir: Path,
+    overrides: list[str],
+    jobs: int,
+    pruning_for: Callable[[DictConfig], Any] | None = None,
 ) -> JobResult:
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
+    state.pruning_for = pruning_for
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem(
             "interrupted",
@@ -185,8 +210,6 @@ def open_dir(state: Run) -> JobResult | None:
 
 def configure(state: Run, jobs: int) -> None:
     """Threads and malloc for this job's share of the machine; seeds."""
-    import lightning as L
-
     s, trainer = state.settings, state.cfg.trainer
     ddp = "ddp" in str(trainer.get("strategy", "")) and isinstance(trainer.get("devices"), int)
     threads, why = resources.torch_threads(s.torch_threads, jobs, trainer.devices if ddp else 1)
@@ -262,10 +285,9 @@ def build_all(state: Run) -> None:
         # to a file a bar is only its last frame at exit: EpochLog's lines say it all
         optional = [c for c in optional if not isinstance(c, ProgressBar)]
         bar = {"enable_progress_bar": False}
-    if cfg.get("search"):  # a job of an Optuna search: report to its trial, stop if pruned
-        from cnnlab.search.pruning import callback_for
-
-        state.pruning = callback_for(cfg)
+    if cfg.get("search") and state.pruning_for is not None:
+        # a job of an Optuna search: report to its trial, stop if pruned
+        state.pruning = state.pruning_for(cfg)
         required += [state.pruning] if state.pruning is not None else []
     state.trainer = build(
         cfg,
@@ -329,7 +351,7 @@ def test(state: Run) -> None:
     """Test the best checkpoint (or the last weights); the confusion matrix as a picture."""
     if not state.settings.test:
         return
-    from cnnlab.analysis.plots import save_confusion_matrix
+    from cnnlab.plots import save_confusion_matrix
 
     best = next(
         (
@@ -361,8 +383,6 @@ def save_test_predictions(state: Run) -> None:
     """Each test image's predicted class and label (uint8, test-set order), so
     cnnlab-compare counts the test set's sampling error; a single process only (under DDP
     each rank saw a shard)."""
-    import numpy as np
-
     predicted = getattr(state.model, "test_predictions", None)
     if predicted is None or RANK or state.trainer.world_size > 1:
         return
@@ -375,8 +395,6 @@ def save_test_predictions(state: Run) -> None:
 def train_accuracy(state: Run) -> None:
     """Training accuracy for the gap as the test measures it: eval mode, no augmentation,
     the tested weights, on the first ``train_eval_images`` images of the training split."""
-    import torch
-
     n, dm = state.settings.train_eval_images, state.datamodule
     splits = getattr(dm, "splits", None) or {}
     if not n or "train" not in splits or not hasattr(dm, "prepare_batch"):
@@ -440,8 +458,6 @@ def record(state: Run) -> JobResult:
 
 
 def _gpu_memory_peak_mb() -> float | None:
-    import torch
-
     if not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return None
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -488,8 +504,6 @@ def _first_line(err: Any) -> str:
 
 def _one_log_stream() -> None:
     """Lightning prints through its own handler; Hydra's already shows and files them."""
-    import logging
-
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lg = logging.getLogger(name)
         for handler in list(lg.handlers):
@@ -504,8 +518,6 @@ def _set_wandb_identity(cfg: DictConfig, run_dir: Path) -> None:
     then shows."""
     if not cfg.get("logger") or not cfg.logger.get("wandb"):
         return
-    from cnnlab.analysis.arms import new_run_id
-
     path = run_dir / "wandb_id.txt"
     with open_dict(cfg):
         cfg.logger.wandb.id = (
@@ -525,10 +537,6 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _print_summary(run_dir: Path, data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     console = Console(markup=False)
     # the path on a line of its own, never wrapped: a table title would fold it to its width
     console.print(Text(f"cnnlab run · {run_dir}", style="italic"), soft_wrap=True)

@@ -23,6 +23,9 @@ from lightning.pytorch.callbacks import Callback
 from cnnlab.compat import optuna as optuna_ids
 from cnnlab.search.storage import PRUNER_ATTR, in_process, load_study, make_pruner
 
+# Optuna is imported where used: Hydra imports the sweeper plugin on every run
+# (search/__init__.py)
+
 log = logging.getLogger(__name__)
 
 

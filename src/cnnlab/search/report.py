@@ -10,27 +10,21 @@ the storage by ``cnnlab-search-report``:
   fANOVA; from 2 completed trials on), ``curves.png`` (the monitored metric per epoch,
   when jobs reported it).
 
-Usage::
-
-    cnnlab-search-report logs/multiruns/<sweep dir>          # the study that dir ran
-    cnnlab-search-report --storage sqlite:///optuna.db --study-name cnnlab --out report/
+On demand: ``cnnlab-search-report`` (cnnlab/cli/search_report.py).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cnnlab.cli import flags
-from cnnlab.console import error
-from cnnlab.errors import EXIT_BAD_INPUT
+# Optuna and matplotlib are imported where used: Hydra imports the sweeper plugin on every
+# run (search/__init__.py)
 
 log = logging.getLogger(__name__)
 
@@ -168,54 +162,3 @@ def describe(info: dict[str, Any], out_dir: Path) -> str:
         f"search {info['study']!r}: {counts}; best trial {best['number']}: "
         f"{best['value']:.6g} with {' '.join(best['overrides'])}\nreport: {out_dir}"
     )
-
-
-@flags.command("cnnlab-search-report")
-def main(argv: list[str] | None = None) -> int:
-    """cnnlab-search-report: rewrite a search's report from its storage. Exit 2 on bad input."""
-    from cnnlab.errors import ConfigError
-    from cnnlab.search.storage import load_study, parse_storage
-
-    p = flags.Parser(prog="cnnlab-search-report", description=__doc__.split("\n")[0])
-    p.add_argument("sweep_dir", nargs="?", type=Path, help="a search's sweep dir")
-    p.add_argument("--storage", help="journal file or SQLAlchemy URL (instead of a sweep dir)")
-    p.add_argument("--study-name", help="the study's name (with --storage)")
-    p.add_argument("--out", type=Path, help="where to write (default: <sweep dir>/search)")
-    args = p.parse_args(argv)
-    flags.out_dir("--out", args.out)
-    flags.in_dir("sweep_dir", args.sweep_dir)
-
-    def fail(message: str) -> int:
-        error(message, "cnnlab-search-report")
-        return EXIT_BAD_INPUT
-
-    if args.sweep_dir is not None:
-        pointer = args.sweep_dir / "search" / "study.json"
-        try:
-            saved = json.loads(pointer.read_text())
-        except (OSError, ValueError):
-            return fail(f"{args.sweep_dir} holds no search/study.json: not a search's sweep dir")
-        setting = args.storage or saved.get("storage")
-        name = args.study_name or saved.get("study_name")
-        out = args.out or args.sweep_dir / "search"
-    else:
-        if not (args.storage and args.study_name):
-            return fail("give a sweep dir, or --storage and --study-name")
-        setting, name = args.storage, args.study_name
-        out = args.out or Path(f"{args.study_name}_report")
-    if not setting:
-        return fail("that search kept its study in memory; its report was written when it ended")
-    try:
-        storage = parse_storage(setting)
-        study = load_study(setting, name)
-    except ConfigError as err:
-        return fail(str(err))
-    except KeyError:
-        return fail(f"no study {name!r} in {parse_storage(setting).shown()}")
-    info = write(study, out, storage.shown())
-    print(describe(info, out))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnlab.errors import ConfigError
+from cnnlab.launch.summary import one_line
+
+# Optuna and Hydra's override parser are imported where used: Hydra imports the sweeper
+# plugin on every run (search/__init__.py)
 
 TAGS = {"log": "a log-scaled interval or range", "int": "an integer interval"}
 PLAIN = (str, int, float, bool, type(None))
@@ -218,8 +222,6 @@ def _parser() -> Any:
 
 def _parse_error(err: Exception) -> str:
     """Hydra's parser message in one line, without its 'while evaluating' preamble."""
-    from cnnlab.launch.summary import one_line
-
     text = one_line(str(err)) or type(err).__name__
     text = re.sub(r"^\w+ while evaluating '[^']*': ", "", text)
     return text

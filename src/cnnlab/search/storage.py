@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.config.targets import as_data, targets
 from cnnlab.errors import ConfigError
+from cnnlab.launch.summary import one_line
+
+# Optuna, SQLAlchemy and Hydra are imported where used: Hydra imports the sweeper plugin on
+# every run (search/__init__.py), and cnnlab-search-report starts without them
 
 KEY = "hydra.sweeper.storage"
 IN_MEMORY = (None, "", "inmemory", "in-memory", "memory")
@@ -197,9 +202,6 @@ def make_pruner(spec: dict[str, Any] | None) -> Any:
     import optuna
     from hydra.utils import instantiate
 
-    from cnnlab.config.targets import as_data, targets
-    from cnnlab.errors import ConfigError
-
     # the spec comes back from the study's storage, which other processes (or people) write:
     # it is resolved as data (no resolver runs), and nothing but Optuna's pruners is built
     spec = as_data(spec, "the pruner stored with the study") if spec else spec
@@ -230,6 +232,4 @@ def in_process(owner: str) -> Any:
 
 
 def _one_line(err: BaseException) -> str:
-    from cnnlab.launch.summary import one_line
-
     return one_line(str(err)) or type(err).__name__

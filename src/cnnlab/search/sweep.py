@@ -40,12 +40,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.compat import optuna as optuna_ids
+from cnnlab.config.build import build
 from cnnlab.errors import ConfigError
-from cnnlab.run.results import write_json
+from cnnlab.launch.summary import SweepIncomplete, finish, one_line, outcome_of
+from cnnlab.results import write_json
 from cnnlab.run.signals import received
+from cnnlab.search import report
 from cnnlab.search.liveness import OWNER_ATTR, Heartbeat, Owner, is_stale
 from cnnlab.search.space import Space, format_value, parse, quote
 from cnnlab.search.storage import (
@@ -58,6 +62,10 @@ from cnnlab.search.storage import (
     register_in_process,
     unregister_in_process,
 )
+from cnnlab.seeding import derive
+
+# Optuna is imported where used: Hydra imports the sweeper plugin on every run
+# (search/__init__.py)
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +171,6 @@ class PerTrialSeed:
         self._lock = threading.Lock()
 
     def _for(self, trial: Any) -> Any:
-        from cnnlab.seeding import derive
-
         with self._lock:
             sampler = self._samplers.get(trial.number)
             if sampler is None:
@@ -197,7 +203,6 @@ class PerTrialSeed:
 def make_sampler(spec: dict[str, Any] | None) -> Any:
     """The sampler a config names (default TPE); a seeded one is seeded per trial."""
     import optuna
-    from hydra.utils import instantiate
 
     spec = dict(spec or {"_target_": "optuna.samplers.TPESampler"})
     seed = spec.pop("seed", None)
@@ -288,8 +293,6 @@ class Search:
         (``model.net.dropout=interval(0.5,1.5)``) is one line now, not failed trials later.
         Only objects built whole from their node (not partials: an optimizer, a scheduler),
         and not those that would fetch pretrained weights."""
-        from cnnlab.config.build import build
-
         loader = getattr(getattr(self.host, "hydra_context", None), "config_loader", None)
         if loader is None:
             return
@@ -561,8 +564,6 @@ class Search:
     def _tell(self, trial: Any, result: Any, num: int) -> None:
         from optuna.trial import TrialState
 
-        from cnnlab.launch.summary import outcome_of
-
         outcome = outcome_of(num, result)
         attrs: dict[str, Any] = {
             "status": outcome.status,
@@ -619,9 +620,6 @@ def run_search(raw_settings: Any, host: Any, arguments: Sequence[str]) -> list[A
     Raises ConfigError before any trial for bad input, and
     :class:`~cnnlab.launch.summary.SweepIncomplete` at the end when a job did not complete.
     """
-    from cnnlab.launch.summary import SweepIncomplete, finish
-    from cnnlab.search import report
-
     _require_optuna()
     search = Search(Settings.from_config(raw_settings), host)
     search.prepare(arguments)
@@ -672,8 +670,6 @@ def _run_record(run_dir: Path | None) -> tuple[dict[str, Any], str | None]:
 
 
 def _one_line(err: BaseException) -> str:
-    from cnnlab.launch.summary import one_line
-
     return one_line(str(err)) or type(err).__name__
 
 

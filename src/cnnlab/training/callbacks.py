@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+import cnnlab
 from cnnlab import seeding
 from cnnlab.compat.lightning import hold_stop, release_stop
 
@@ -175,8 +176,6 @@ class ConfigInCheckpoint(Callback):
         self.config = config
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        import cnnlab
-
         checkpoint["cnnlab"] = {"config": self.config, "version": cnnlab.__version__}
 
 

@@ -16,6 +16,13 @@ from lightning.pytorch.callbacks import EarlyStopping as _EarlyStopping
 from cnnlab.errors import Count, Fraction, NonNegative, NonNegativeFloat, Positive, checked
 
 
+def _arguments(given: dict[str, Any]) -> dict[str, Any]:
+    """A checked ``__init__``'s ``locals()`` as the library class's keyword arguments, each
+    passed on unchanged (``**kwargs`` spread)."""
+    out = {k: v for k, v in given.items() if k not in ("self", "__class__", "kwargs")}
+    return {**out, **given.get("kwargs", {})}
+
+
 class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     @checked
     def __init__(
@@ -30,17 +37,7 @@ class ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
         min_lr: NonNegativeFloat = 0.0,
         eps: NonNegativeFloat = 1e-8,
     ) -> None:
-        super().__init__(
-            optimizer,
-            mode=mode,
-            factor=factor,
-            patience=patience,
-            threshold=threshold,
-            threshold_mode=threshold_mode,
-            cooldown=cooldown,
-            min_lr=min_lr,
-            eps=eps,
-        )
+        super().__init__(**_arguments(locals()))
 
 
 class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
@@ -52,7 +49,7 @@ class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
         eta_min: NonNegativeFloat = 0.0,
         last_epoch: int = -1,
     ) -> None:
-        super().__init__(optimizer, T_max=T_max, eta_min=eta_min, last_epoch=last_epoch)
+        super().__init__(**_arguments(locals()))
 
 
 class EarlyStopping(_EarlyStopping):
@@ -67,15 +64,7 @@ class EarlyStopping(_EarlyStopping):
         divergence_threshold: Optional[float] = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            monitor=monitor,
-            min_delta=min_delta,
-            patience=patience,
-            mode=mode,
-            stopping_threshold=stopping_threshold,
-            divergence_threshold=divergence_threshold,
-            **kwargs,
-        )
+        super().__init__(**_arguments(locals()))
 
 
 class OneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
@@ -99,19 +88,4 @@ class OneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
         three_phase: bool = False,
         last_epoch: int = -1,
     ) -> None:
-        super().__init__(
-            optimizer,
-            max_lr=max_lr,
-            total_steps=total_steps,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            pct_start=pct_start,
-            anneal_strategy=anneal_strategy,
-            cycle_momentum=cycle_momentum,
-            base_momentum=base_momentum,
-            max_momentum=max_momentum,
-            div_factor=div_factor,
-            final_div_factor=final_div_factor,
-            three_phase=three_phase,
-            last_epoch=last_epoch,
-        )
+        super().__init__(**_arguments(locals()))

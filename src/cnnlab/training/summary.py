@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
+from torchinfo import summary
 
 from cnnlab.errors import Count, checked
 
@@ -187,8 +188,6 @@ def _with_remainder(rows: list[Row], params) -> list[Row]:
 def _forward(net: nn.Module, input_size: tuple[int, ...]):
     """Every module call of one forward pass, in order, with its output shape (batch
     dimension dropped); and torchinfo's total and trainable parameter counts."""
-    from torchinfo import summary
-
     with torch.random.fork_rng(devices=[]):  # a forward pass draws nothing, but be sure
         stats = summary(
             net,

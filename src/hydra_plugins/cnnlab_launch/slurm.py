@@ -26,6 +26,8 @@ from cnnlab.launch.summary import JobProblem
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
+# submitit and cnnlab.run are imported where used: Hydra imports every plugin on every run
+
 log = logging.getLogger(__name__)
 
 # squeue's pending reasons that no amount of waiting clears

@@ -9,14 +9,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
 
 from cnnlab.files import write_figure  # noqa: E402
 
 
 def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
     """Row-normalised confusion matrix with counts, written to ``path`` (returned)."""
-    import numpy as np
-
     m = np.asarray(matrix, dtype=float)
     norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
@@ -28,7 +27,7 @@ def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
                 ax.text(
                     j,
                     i,
-                    int(m[i, j]),
+                    str(int(m[i, j])),
                     ha="center",
                     va="center",
                     fontsize=7,

@@ -20,9 +20,12 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cnnlab.config.overrides import as_dict
+
+# Hydra and OmegaConf are imported where a job's names are resolved: cnnlab-compare reads
+# arm names without them
 
 SEED_KEYS = ("seed",)
 W_AND_B_TAG_MAX = 64  # wandb refuses longer tags
@@ -159,7 +162,7 @@ def job_arm() -> str | None:
 
     params = hc.sweeper.get("params")
     params = OmegaConf.to_container(params) if params is not None else None
-    return _arm_of(tuple(hc.overrides.task), tuple(study_specs(params, hc.sweep.dir)))
+    return _arm_of(tuple(hc.overrides.task), tuple(study_specs(cast(Any, params), hc.sweep.dir)))
 
 
 @functools.lru_cache(maxsize=64)  # a pure function of its arguments, asked many times a job
