@@ -127,8 +127,12 @@ def test_comparison_json_keeps_seed_ids_and_the_verdict(tmp_path):
 
 
 def test_a_bad_statistics_flag_exits_2_before_reading(tmp_path, capsys):
-    assert main([str(tmp_path / "nowhere"), "--adjust", "fdr"]) == 2
-    assert "--adjust 'fdr': one of holm, bonferroni, none" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "nowhere"), "--adjust", "fdr"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--adjust: invalid choice: 'fdr' (choose from 'holm', 'bonferroni', 'none')" in err
+    assert "nowhere" not in err  # refused before the paths are read
 
 
 def test_holm_by_hand():
