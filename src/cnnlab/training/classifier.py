@@ -25,6 +25,8 @@ from cnnlab.training.summary import layer_names
 FILLED_FROM_TRAINER = ("total_steps", "T_max")
 # what the module logs once per epoch: what schedulers and callbacks may monitor
 LOGGED = ("val/loss", "val/acc", "train/loss", "train/acc")
+# torch.compile's modes; "default" is its mode=None, "reduce-overhead" adds CUDA graphs on a GPU
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class Classifier(L.LightningModule):
@@ -54,8 +56,18 @@ class Classifier(L.LightningModule):
             ),
         ] = 0.0,
         grad_norm_every: NonNegative = 50,
+        compile: Literal[COMPILE_MODES] = "none",  # type: ignore[valid-type]
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
+        # checked only when used: listing the backends imports torch._dynamo (seconds)
+        if compile != "none":
+            backends = torch.compiler.list_backends(exclude_tags=())
+            if compile_backend not in backends:
+                raise ArgumentError(
+                    "compile_backend", compile_backend, f"one of {', '.join(backends)}"
+                )
+        self.compile_mode, self.compile_backend = compile, compile_backend
         self.net = net
         if init_from:
             init_from_checkpoint(net, init_from)
@@ -82,6 +94,15 @@ class Classifier(L.LightningModule):
         self._grad_norms: list[torch.Tensor] = []
         self._test_predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.test_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def configure_model(self) -> None:
+        """torch.compile the net in place (``compile`` not ``none``): its parameters and
+        state_dict keys stay the eager net's, so checkpoints, resume, cnnlab-eval and
+        transfer read a compiled run's weights like any other. Lightning calls this hook
+        before fit, validate and test."""
+        if self.compile_mode != "none" and getattr(self.net, "_compiled_call_impl", None) is None:
+            mode = None if self.compile_mode == "default" else self.compile_mode
+            self.net.compile(mode=mode, backend=self.compile_backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
