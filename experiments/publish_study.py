@@ -43,9 +43,18 @@ def records(paths: list[Path]) -> list[dict]:
 
 def header(args: argparse.Namespace, runs: list[dict]) -> str:
     statuses = [r.get("status") for r in runs]
-    prov = next((r["provenance"] for r in runs if r.get("provenance")), {}) or {}
-    versions, device = prov.get("versions", {}), prov.get("device") or {}
-    cpu = " ".join(str(x) for x in (device.get("cpu_model"), device.get("cpu_capability")) if x)
+    provs = [r["provenance"] for r in runs if r.get("provenance")]
+    prov = provs[0] if provs else {}
+    versions = prov.get("versions", {})
+
+    def distinct(values) -> str:  # runs of one study may come from several sweeps
+        return ", ".join(dict.fromkeys(v for v in values if v))
+
+    cpu = distinct(
+        " ".join(str(x) for x in (d.get("cpu_model"), d.get("cpu_capability")) if x)
+        for d in (p.get("device") or {} for p in provs)
+    )
+    commits = distinct(str((p.get("git") or {}).get("commit"))[:10] for p in provs)
     commands = "\n".join(args.command)
     wall = (
         f"{args.wall_s / 60:.1f} min of wall time for the study's own runs; " if args.wall_s else ""
@@ -60,7 +69,7 @@ def header(args: argparse.Namespace, runs: list[dict]) -> str:
   no GPU; 2 jobs in parallel, 1 torch thread each.{(" " + args.notes) if args.notes else ""}
 - **Budget per run:** {args.budget or STUDY_BUDGET}
 - **Versions:** torch {versions.get("torch")}, lightning {versions.get("lightning")},
-  cnnlab {versions.get("cnnlab")} (git {str((prov.get("git") or {}).get("commit"))[:10]}).
+  cnnlab {versions.get("cnnlab")} (git {commits}).
 """
 
 
