@@ -67,3 +67,5 @@ def test_gpu_session_script_dry_runs_on_the_cpu(cli_env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = (tmp_path / "out" / "steps.txt").read_text()
     assert "warn-1 completed" in steps and "n_jobs=4: 4 runs" in steps, steps
+    for mode in ("none", "default", "reduce-overhead"):
+        assert f"compile={mode}: completed" in steps, steps

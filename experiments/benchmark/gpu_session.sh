@@ -5,6 +5,8 @@
 #   3. determinism: experiment=fast twice with trainer.deterministic=warn and twice with
 #      true; bf16-mixed once: fit time, test accuracy, whether reruns are bit-identical
 #   4. sweep throughput on one GPU: 4 runs of experiment=fast with joblib n_jobs 1 and 4
+#   5. model.compile: 3 epochs of experiment=fast eager, compiled (default) and with CUDA
+#      graphs (reduce-overhead): seconds per epoch (the first pays the compile), test accuracy
 # Every step writes its result at once, so a session cut short still returns what it did.
 # Locally (no GPU): DEVICE=cpu EXTRA=trainer.limit_train_batches=5 runs the same steps on
 # the CPU, as a dry run of the script.
@@ -81,4 +83,33 @@ print(f"n_jobs={n}: {len(done)} runs in {t1 - t0:.1f} s = {60 * len(done) / (t1 
       f"GPU MB per run {mem}; test/acc {[round(r['metrics']['test/acc'], 4) for r in done]}")
 EOF
 done
+step compile
+# inductor on the GPU; the CPU dry run traces with the eager backend (inductor's C++ kernels
+# take minutes to build on 2 cores)
+BACKEND=${COMPILE_BACKEND:-$([ "$DEVICE" = gpu ] && echo inductor || echo eager)}
+for mode in none default reduce-overhead; do
+  timeout 150 cnnlab-train "${RUN[@]}" trainer.max_epochs=3 "model.compile=$mode" \
+    "model.compile_backend=$BACKEND" "hydra.run.dir=/tmp/gpu_logs/compile_$mode" \
+    >"$OUT/compile_$mode.log" 2>&1
+  cp "/tmp/gpu_logs/compile_$mode/results.json" "$OUT/results_compile_$mode.json" 2>/dev/null
+done
+python3 - "$OUT" <<'EOF' >>"$OUT/steps.txt" 2>&1
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+base = None
+for mode in ("none", "default", "reduce-overhead"):
+    f = out / f"results_compile_{mode}.json"
+    if not f.exists():
+        print(f"compile={mode}: no result (see compile_{mode}.log)")
+        continue
+    r = json.loads(f.read_text())
+    epochs = [row.get("time_s") for row in r.get("history", [])]
+    last = epochs[-1] if epochs and epochs[-1] else None
+    base = last if mode == "none" else base
+    ratio = f"; last epoch {last / base:.2f}x eager" if last and base else ""
+    print(f"compile={mode}: {r['status']}, s per epoch {epochs}, test/acc "
+          f"{r['metrics'].get('test/acc')}{ratio}")
+EOF
+
 step done
