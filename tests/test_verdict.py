@@ -336,3 +336,15 @@ def test_a_run_keeps_its_test_predictions_and_an_eval_mode_training_accuracy(cli
     m = res["metrics"]
     assert m["gap/train_test"] == pytest.approx(m["train/acc_eval"] - m["test/acc"])
     assert int(round(m["train/acc_eval"] * 64)) == pytest.approx(m["train/acc_eval"] * 64)
+    assert res["test"]["train_eval_images"] == 64
+
+    # a run that tests one batch measures training accuracy on as many images, not 10,000
+    short = tmp_path / "short"
+    args = [*FAST, "logger=none", "++trainer.limit_test_batches=1", f"hydra.run.dir={short}"]
+    proc = cnnlab([*args, "data.eval_batch_size=16"], cli_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((short / "results.json").read_text())
+    assert res["test"]["train_eval_images"] == 16
+    assert int(round(res["metrics"]["train/acc_eval"] * 16)) == pytest.approx(
+        res["metrics"]["train/acc_eval"] * 16
+    )

@@ -394,12 +394,18 @@ def save_test_predictions(state: Run) -> None:
 
 def train_accuracy(state: Run) -> None:
     """Training accuracy for the gap as the test measures it: eval mode, no augmentation,
-    the tested weights, on the first ``train_eval_images`` images of the training split."""
+    the tested weights, on the first ``train_eval_images`` images of the training split, or
+    as many as the test saw when it saw fewer (a run limited to a few test batches, whose
+    gap is no finer than its test accuracy; on a one-batch run this was most of its time)."""
     n, dm = state.settings.train_eval_images, state.datamodule
     splits = getattr(dm, "splits", None) or {}
     if not n or "train" not in splits or not hasattr(dm, "prepare_batch"):
         return
+    tested = getattr(state.model, "test_predictions", None)
+    if tested is not None:
+        n = min(n, len(tested[1]))
     images, labels = (t[:n] for t in splits["train"])
+    state.test_results["train_eval_images"] = len(labels)
     device = state.model.device
     step = int(getattr(dm, "eval_batch_size", None) or 1000)
     batches = (
