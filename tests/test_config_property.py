@@ -82,6 +82,8 @@ ACCEPTED = {
     ("callbacks.model_checkpoint.dirpath", "no_such_value"): "any folder for the best one",
     ("callbacks.model_summary.save_to", "no_such_value"): "any file name for the table",
     ("model.net.layers", "[]"): "no hidden layers: a linear classifier on the pixels",
+    ("model.compile_backend", "no_such_value"): "unused with model.compile=none; checked "
+    "when compile is on (listing backends imports torch._dynamo, ~2.5 s): test_compile",
 }
 
 
