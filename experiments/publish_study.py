@@ -44,11 +44,12 @@ def records(paths: list[Path]) -> list[dict]:
 def header(args: argparse.Namespace, runs: list[dict]) -> str:
     statuses = [r.get("status") for r in runs]
     provs = [r["provenance"] for r in runs if r.get("provenance")]
-    prov = provs[0] if provs else {}
-    versions = prov.get("versions", {})
 
     def distinct(values) -> str:  # runs of one study may come from several sweeps
         return ", ".join(dict.fromkeys(v for v in values if v))
+
+    def version(package: str) -> str:
+        return distinct((p.get("versions") or {}).get(package) for p in provs) or "None"
 
     cpu = distinct(
         " ".join(str(x) for x in (d.get("cpu_model"), d.get("cpu_capability")) if x)
@@ -68,8 +69,8 @@ def header(args: argparse.Namespace, runs: list[dict]) -> str:
 - **Runs:** {len(runs)} ({", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))}); {wall}{cpu or "CPU"}, 2 cores,
   no GPU; 2 jobs in parallel, 1 torch thread each.{(" " + args.notes) if args.notes else ""}
 - **Budget per run:** {args.budget or STUDY_BUDGET}
-- **Versions:** torch {versions.get("torch")}, lightning {versions.get("lightning")},
-  cnnlab {versions.get("cnnlab")} (git {commits}).
+- **Versions:** torch {version("torch")}, lightning {version("lightning")},
+  cnnlab {version("cnnlab")} (git {commits}).
 """
 
 

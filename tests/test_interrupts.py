@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from cnnlab.run.rundir import STAGED, staging_dir
+from cnnlab.run.rundir import STAGED, STAGING, remove_stale_staging, staging_dir
 from conftest import FAST, TRAIN, cnnlab, dead_pid, results, start, train_paused, wait_for
 from idx_data import make_dataset
 from test_reproducibility import RANDOM_RUN
@@ -349,11 +351,6 @@ def a_live_process():
 def test_staging_dirs_of_dead_processes_go_and_those_of_live_ones_stay(
     tmp_path, monkeypatch, a_live_process
 ):
-    import socket
-    import tempfile
-
-    from cnnlab.run.rundir import STAGING, remove_stale_staging
-
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = dead_pid()
     host, live = socket.gethostname(), a_live_process.pid
@@ -384,10 +381,6 @@ def test_staging_dirs_of_dead_processes_go_and_those_of_live_ones_stay(
 def test_a_killed_process_staging_dir_goes_at_the_next_start(
     cli_env, tmp_path, monkeypatch, a_live_process
 ):
-    import tempfile
-
-    from cnnlab.run.rundir import STAGING
-
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))

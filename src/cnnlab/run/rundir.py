@@ -251,8 +251,6 @@ def remove_stale_staging() -> list[Path]:
     """Remove the staging dirs of dead processes: this user's, on this host, whose process
     (its PID and start time; PID alone for those named before the start time was) is gone.
     One whose owner cannot be told (another host, no /proc) is kept. Returns those removed."""
-    import tempfile
-
     if not Path("/proc/self/stat").exists():
         return []  # nothing to tell a live process from a dead one by
     removed = []

@@ -68,6 +68,7 @@ class Classifier(L.LightningModule):
                     "compile_backend", compile_backend, f"one of {', '.join(backends)}"
                 )
         self.compile_mode, self.compile_backend = compile, compile_backend
+        self._net_compiled = False  # configure_model runs before fit, validate and test
         self.net = net
         if init_from:
             init_from_checkpoint(net, init_from)
@@ -100,9 +101,10 @@ class Classifier(L.LightningModule):
         state_dict keys stay the eager net's, so checkpoints, resume, cnnlab-eval and
         transfer read a compiled run's weights like any other. Lightning calls this hook
         before fit, validate and test."""
-        if self.compile_mode != "none" and getattr(self.net, "_compiled_call_impl", None) is None:
+        if self.compile_mode != "none" and not self._net_compiled:
             mode = None if self.compile_mode == "default" else self.compile_mode
             self.net.compile(mode=mode, backend=self.compile_backend)
+            self._net_compiled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
