@@ -56,7 +56,7 @@ class MNISTDataModule(L.LightningDataModule):
         val_fraction: Fraction = 0.2,
         split_seed: NonNegative = 0,
         batch_size: Count = 64,
-        eval_batch_size: Count = 1000,
+        eval_batch_size: Count = 128,
         mean: float = 0.1307,
         std: Positive = 0.3081,
         num_classes: Classes = 10,

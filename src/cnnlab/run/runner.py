@@ -407,7 +407,7 @@ def train_accuracy(state: Run) -> None:
     images, labels = (t[:n] for t in splits["train"])
     state.test_results["train_eval_images"] = len(labels)
     device = state.model.device
-    step = int(getattr(dm, "eval_batch_size", None) or 1000)
+    step = int(getattr(dm, "eval_batch_size", None) or 128)
     batches = (
         (
             dm.prepare_batch(images[i : i + step].to(device), 0, training=False),
