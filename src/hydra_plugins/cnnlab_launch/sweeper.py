@@ -2,16 +2,55 @@
 
 import logging
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
-from omegaconf import OmegaConf
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.compat.hydra import basic_sweeper
 from cnnlab.launch import summary
 
 log = logging.getLogger(__name__)
+
+
+class ComposeOnce:
+    """Hydra's config loader, except that a job's config composed to check its batch is
+    handed to the launcher's identical request instead of being composed again (~0.4 s a
+    job on a 2-core CPU; experiments/benchmark/README.md §6). What runs is then exactly
+    what was checked. Pickled for joblib's or SLURM's job processes, it keeps nothing: a
+    job there composes its own config, as before."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+        self._kept: Dict[Tuple[str, ...], DictConfig] = {}
+
+    def check(self, master_config: DictConfig, batch: Sequence[Sequence[str]]) -> None:
+        """Compose each job of a batch (Hydra's error if one cannot be) and keep it."""
+        self._kept = {}  # a batch's leftovers (a job never launched) go with it
+        for overrides in batch:
+            self._kept[tuple(overrides)] = self._loader.load_sweep_config(
+                master_config=master_config, sweep_overrides=list(overrides)
+            )
+
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: List[str]
+    ) -> DictConfig:
+        kept = self._kept.pop(tuple(sweep_overrides), None)
+        if kept is not None:
+            return kept
+        return self._loader.load_sweep_config(
+            master_config=master_config, sweep_overrides=sweep_overrides
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_loader", "_kept"):  # unpickling, copying
+            raise AttributeError(name)
+        return getattr(self._loader, name)
+
+    def __reduce__(self) -> Any:
+        return (ComposeOnce, (self._loader,))
 
 
 class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see compat
@@ -21,6 +60,17 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
     Hydra's BasicSweeper reads each batch's results as it goes and raises on the first
     failed job, so the batches after it never run; this loop is its loop without that.
     """
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        loader: Any = ComposeOnce(hydra_context.config_loader)  # a ConfigLoader by delegation
+        context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
+        super().setup(hydra_context=context, task_function=task_function, config=config)
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        assert self.config is not None
+        self.hydra_context.config_loader.check(self.config, batch)
 
     def sweep(self, arguments: List[str]) -> Any:
         assert self.config is not None and self.launcher is not None
