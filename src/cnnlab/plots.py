@@ -41,7 +41,9 @@ def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
         title="test confusion matrix",
     )
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
+    # the margins tight_layout finds for this fixed layout, given: it measured every label
+    # again per run, ~0.1 s of a one-batch run's ~0.25 s picture
+    fig.subplots_adjust(left=0.06, right=0.93, bottom=0.1, top=0.94)
     return save(fig, path)
 
 
