@@ -200,3 +200,21 @@ def test_the_trainers_checks_name_arguments_lightnings_trainer_has():
 
     lightnings = inspect.signature(L.Trainer.__init__).parameters
     assert set(trainer.RULES) | set(trainer.DEFAULTS) <= set(lightnings)
+
+
+def test_a_nested_objects_refusal_is_named_by_the_key_hydra_1_4_notes():
+    """Hydra 1.4's instantiate raises a nested object's own error with its key in a note
+    (``full_key: model.net``) where 1.3 wrapped it in an InstantiationException: either way
+    the line names ``model.net.dropout``, not ``model.dropout``."""
+    from omegaconf import OmegaConf
+
+    from cnnlab.config.build import blame
+    from cnnlab.errors import ArgumentError
+
+    cfg = OmegaConf.create({"model": {"net": {"dropout": 1.5}}})
+    refused = ArgumentError("dropout", 1.5, "a probability in [0, 1)")
+    refused.add_note("full_key: model.net")
+    err = blame(cfg, "model", lambda node: None, refused)
+    assert str(err) == "model.net.dropout=1.5 is invalid: a probability in [0, 1)"
+    unnoted = ArgumentError("freeze", "all", "one of none, backbone")
+    assert str(blame(cfg, "model", lambda node: None, unnoted)).startswith("model.freeze='all'")

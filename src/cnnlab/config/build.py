@@ -164,6 +164,9 @@ def blame(
         if cause.__cause__ is None:
             break
         cause = cause.__cause__
+    # Hydra >= 1.4 raises a nested object's own error, its key in a note, not wrapped
+    noted = _FULL_KEY.findall("\n".join(getattr(cause, "__notes__", ())))
+    node_key = noted[-1] if noted else node_key
     if isinstance(cause, ArgumentError):
         return ConfigError(f"{node_key}.{cause.name}", cause.value, cause.allowed)
     if isinstance(cause, (BadInput, ConfigError)):
