@@ -51,7 +51,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
     return wall, proc
 
 
-def sweep(runs: int, out: Path, env: dict[str, str], profile: Path | None = None) -> float:
+def sweep(
+    runs: int, out: Path, env: dict[str, str], profile: Path | None = None, extra: tuple = ()
+) -> float:
     """Wall seconds of ``cnnlab-train -m`` over ``runs`` one-batch runs (seeds 1..runs)."""
     python = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
     cmd = [
@@ -60,6 +62,7 @@ def sweep(runs: int, out: Path, env: dict[str, str], profile: Path | None = None
         "cnnlab.cli.train",
         "-m",
         *ONE_BATCH,
+        *extra,
         f"seed=range(1,{runs + 1})",
         f"hydra.sweep.dir={out}",
     ]
@@ -87,6 +90,13 @@ def main() -> int:
         help="skip --help (an older checkout on PYTHONPATH, before its fast path)",
     )
     p.add_argument("--data-root", default=DATA_ROOT)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for both sweeps, e.g. data.eval_batch_size=1000 (repeatable)",
+    )
     args = p.parse_args()
     if args.runs < 2:
         p.error("--runs must be >= 2: the marginal cost is (N runs - 1 run) / (N - 1)")
@@ -106,8 +116,10 @@ def main() -> int:
         prof = args.profile if args.profile and rep == 0 else None
         if prof:
             prof.mkdir(parents=True, exist_ok=True)
-        one = sweep(1, tmp / f"one{rep}", env, prof and prof / "sweep_1.prof")
-        many = sweep(args.runs, tmp / f"many{rep}", env, prof and prof / f"sweep_{args.runs}.prof")
+        one = sweep(1, tmp / f"one{rep}", env, prof and prof / "sweep_1.prof", args.set)
+        many = sweep(
+            args.runs, tmp / f"many{rep}", env, prof and prof / f"sweep_{args.runs}.prof", args.set
+        )
         firsts.append(one)
         marginals.append((many - one) / (args.runs - 1))
         print(
@@ -139,7 +151,10 @@ def main() -> int:
         "marginal run s": statistics.median(marginals),
         "step overhead ms": over.get("cnnlab", float("nan")),
     }
-    print(f"\nmedians over {args.reps} reps; one-batch runs, default logger (W&B offline)")
+    print(
+        f"\nmedians over {args.reps} reps; one-batch runs, default logger (W&B offline)"
+        + (f"; {' '.join(args.set)}" if args.set else "")
+    )
     for name, value in figures.items():
         verdict = "met" if value <= TARGETS[name] else "MISSED"
         print(f"  {name:18s} {value:8.3f}   (target <= {TARGETS[name]}) {verdict}")
