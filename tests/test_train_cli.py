@@ -92,7 +92,7 @@ def test_online_wandb_without_credentials_fails_fast_instead_of_prompting(cli_en
     proc = cnnlab([*FAST], env, timeout=120)
     assert proc.returncode == 2
     assert "logger.wandb.mode='online'" in proc.stderr and "WANDB_API_KEY" in proc.stderr
-    assert results(run_dirs(tmp_path / "logs")[0])["status"] == "failed"
+    assert run_dirs(tmp_path / "logs") == []  # refused before it started: no run dir
 
 
 def test_transfer_from_a_fashion_mnist_checkpoint_with_frozen_backbone(cli_env, tmp_path):
@@ -262,3 +262,17 @@ def test_a_sweep_runs_the_config_it_checked_without_composing_it_again():
     shipped = pickle.loads(pickle.dumps(loader))  # to joblib's or SLURM's job processes
     shipped.load_sweep_config(master, ["seed=3"])  # kept nothing: the job composes its own
     assert shipped._loader.composed[-2:] == [("seed=3",), ("seed=3",)]
+
+
+def test_a_run_without_its_data_leaves_nothing_behind(cli_env, tmp_path):
+    """The first command of a newcomer with no data (offline, or the wrong folder): one
+    whole line naming the folder and CNNLAB_DATA_DIR, and no run dir or data dir left."""
+    empty = tmp_path / "nodata"
+    proc = cnnlab([*FAST, "logger=none", f"data.root={empty}", "data.download=false"], cli_env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab:")]
+    assert len(line) == 1 and str(empty) in line[0] and "CNNLAB_DATA_DIR" in line[0], line
+    assert "Traceback" not in proc.stderr
+    assert run_dirs(tmp_path / "logs") == [] and not empty.exists()
+    runs = tmp_path / "logs" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -123,10 +121,28 @@ def test_bad_input_is_refused_with_one_clear_line(
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("cnnlab:")]
     assert len(lines) == 1 and message in lines[0]
-    for d in run_dirs(logs):  # a run dir, where Hydra got that far, says failed
+    if code == 2:  # refused before it started: no run dir is left behind
+        assert not (logs / "runs").exists() or not any((logs / "runs").iterdir())
+    for d in run_dirs(logs):  # a run that started and failed says so
         res = results(d)
         assert res["status"] == "failed" and message in res["error"]
-        assert not (d / "checkpoints").exists() or code == 1
+
+
+def test_a_sweeps_refused_job_keeps_a_failed_record(tmp_path, tiny_data, monkeypatch, capsys):
+    """A sweep's job dir is the sweep's record of that job: refused, it says why, and the
+    sweep's other jobs run."""
+    logs = tmp_path / "logs"
+    got, _, err = train_inprocess(
+        ["-m", *FAST, "logger=none", "model.net.dropout=0.0,1.5"],
+        monkeypatch,
+        capsys,
+        tiny_data,
+        logs,
+    )
+    assert got == 1, err
+    records = {results(d)["status"]: results(d) for d in run_dirs(logs)}
+    assert set(records) == {"completed", "failed"}
+    assert "model.net.dropout=1.5 is invalid" in records["failed"]["error"]
 
 
 def test_nan_loss_names_the_step_and_a_hint(tmp_path, tiny_data, monkeypatch, capsys):
@@ -178,8 +194,8 @@ def test_cli_bad_value_exits_2_with_no_traceback(cli_env, tmp_path):
     proc = cnnlab(["model.net.dropout=1.5", *FAST], cli_env, timeout=120)
     assert proc.returncode == 2
     assert "model.net.dropout=1.5 is invalid" in proc.stderr and "Traceback" not in proc.stderr
-    (d,) = run_dirs(tmp_path / "logs")
-    assert json.loads((d / "results.json").read_text())["status"] == "failed"
+    runs = tmp_path / "logs" / "runs"  # refused before it started: it leaves no run dir
+    assert not runs.exists() or not any(runs.iterdir())
 
 
 def test_cli_unknown_net_lists_the_valid_ones(cli_env):

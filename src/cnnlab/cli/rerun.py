@@ -189,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     new = read_results(out_dir)
-    if new is None or new.get("status") != "completed":
+    if new is None:  # refused before it started: cnnlab-train's line above says why
+        error(f"the rerun did not start (exit {proc.returncode})", "cnnlab-rerun")
+        return EXIT_FAILED
+    if new.get("status") != "completed":
         error(
-            f"the rerun {'wrote no results.json' if new is None else new.get('status')}: "
-            f"{(new or {}).get('error') or f'exit {proc.returncode}'}",
+            f"the rerun {new.get('status')}: {new.get('error') or f'exit {proc.returncode}'}",
             "cnnlab-rerun",
         )
         return EXIT_FAILED

@@ -80,6 +80,7 @@ def task(cfg: DictConfig) -> JobResult:
             list(hc.overrides.task),
             jobs=jobs if isinstance(jobs, int) else 1,
             pruning_for=_pruning_callback,
+            sweep=sweep,
         )
     except JobProblem as problem:
         if sweep:

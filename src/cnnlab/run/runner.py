@@ -8,8 +8,9 @@
     test    test the best (or last) checkpoint
     record  results.json: metrics, best epoch, history, timings
 
-A failure at any step leaves a record saying so; ``run`` returns the job's result or raises
-``JobProblem`` with its one-line reason.
+A failure at any step leaves a record saying so, but a single run refused before it opened
+leaves no run dir; ``run`` returns the job's result or raises ``JobProblem`` with its
+one-line reason.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     threads: dict[str, Any] = field(default_factory=dict)  # torch's count and why
     test_results: dict[str, Any] = field(default_factory=dict)
+    # a refusal before the run opened leaves a `failed` record: a sweep's job dir is the
+    # sweep's record of that job; a single run refused before it started leaves no dir
+    record_refused: bool = True
 
 
 def run(
@@ -96,12 +100,14 @@ def run(
     overrides: list[str],
     jobs: int = 1,
     pruning_for: Callable[[DictConfig], Any] | None = None,
+    sweep: bool = True,
 ) -> JobResult:
-    """The job: build, open, fit, test, record; every outcome leaves a record. Stop signals
-    are watched for it (or for the command running it) and no longer after it.
+    """The job: build, open, fit, test, record; every outcome leaves a record, except a
+    single run (``sweep=False``) refused before it opened: it leaves no run dir. Stop
+    signals are watched for it (or for the command running it) and no longer after it.
     ``pruning_for(cfg)`` builds a search job's pruning callback (or None)."""
     with watching() as signals:
-        return _run(signals, cfg, hydra_dir, overrides, jobs, pruning_for)
+        return _run(signals, cfg, hydra_dir, overrides, jobs, pruning_for, sweep)
 
 
 def _run(
@@ -111,9 +117,10 @@ def _run(
     overrides: list[str],
     jobs: int,
     pruning_for: Callable[[DictConfig], Any] | None = None,
+    sweep: bool = True,
 ) -> JobResult:
     state = Run(cfg, None, Path(hydra_dir), overrides, Path(hydra_dir))  # type: ignore[arg-type]
-    state.pruning_for = pruning_for
+    state.pruning_for, state.record_refused = pruning_for, sweep
     if signals.received:  # a sweep told to stop: its remaining jobs do not start
         raise JobProblem(
             "interrupted",
@@ -172,6 +179,9 @@ def _run(
     finally:
         finish_wandb()
         rundir.discard_staged(staging)  # refused or skipped: the run dir keeps its own files
+        if not state.record_refused and state.record is None and RANK == 0:
+            with contextlib.suppress(OSError):  # only the empty dir Hydra made for it
+                state.hydra_dir.rmdir()
 
 
 def open_dir(state: Run) -> JobResult | None:
@@ -487,7 +497,7 @@ def _fail(state: Run, status: str, err: Any, code: int = EXIT_FAILED, **fields: 
     """Record a run that did not complete; the JobProblem to raise says why in one line."""
     message = _first_line(err)
     record = state.record
-    if record is None and RANK == 0:  # refused before this session opened its record:
+    if record is None and RANK == 0 and state.record_refused:  # refused before it opened:
         where = next(
             (
                 d
