@@ -228,6 +228,22 @@ class MNISTDataModule(L.LightningDataModule):
             x = self.augmentation(x, gen)
         return x.sub_(self.mean).div_(self.std)
 
+    def train_eval_batches(self, n: int, device: torch.device):
+        """The first ``n`` images of the training split as the test sees its images (no
+        augmentation, ``eval_batch_size`` at a time), with their count; None before setup."""
+        if "train" not in self.splits:
+            return None
+        images, labels = (t[:n] for t in self.splits["train"])
+        step = self.eval_batch_size
+        batches = (
+            (
+                self.prepare_batch(images[i : i + step].to(device), 0, training=False),
+                labels[i : i + step].to(device),
+            )
+            for i in range(0, len(labels), step)
+        )
+        return len(labels), batches
+
 
 def loader_for(dm: L.LightningDataModule, images: torch.Tensor, labels: torch.Tensor, train: bool):
     """The batch loader of one split of a DataModule holding ``batch_size``, ``seed``, ...:

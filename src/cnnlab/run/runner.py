@@ -407,24 +407,18 @@ def train_accuracy(state: Run) -> None:
     the tested weights, on the first ``train_eval_images`` images of the training split, or
     as many as the test saw when it saw fewer (a run limited to a few test batches, whose
     gap is no finer than its test accuracy; on a one-batch run this was most of its time)."""
-    n, dm = state.settings.train_eval_images, state.datamodule
-    splits = getattr(dm, "splits", None) or {}
-    if not n or "train" not in splits or not hasattr(dm, "prepare_batch"):
+    n = state.settings.train_eval_images
+    # a DataModule without them (backbone features) gives no gap
+    batches_of = getattr(state.datamodule, "train_eval_batches", None)
+    if not n or batches_of is None:
         return
     tested = getattr(state.model, "test_predictions", None)
     if tested is not None:
         n = min(n, len(tested[1]))
-    images, labels = (t[:n] for t in splits["train"])
-    state.test_results["train_eval_images"] = len(labels)
-    device = state.model.device
-    step = int(getattr(dm, "eval_batch_size", None) or 128)
-    batches = (
-        (
-            dm.prepare_batch(images[i : i + step].to(device), 0, training=False),
-            labels[i : i + step].to(device),
-        )
-        for i in range(0, len(labels), step)
-    )
+    found = batches_of(n, state.model.device)
+    if found is None:
+        return
+    state.test_results["train_eval_images"], batches = found
     with torch.inference_mode():
         state.metrics["train/acc_eval"] = state.model.eval_accuracy(batches)
 
