@@ -345,6 +345,9 @@ def test_a_twelve_arm_study_reads_at_a_glance(tmp_path):
         panels = [ax for ax in figs["curves"].axes if ax.get_visible()]
         assert len(panels) == 12  # small multiples: one panel per arm
         assert "(%)" in figs["curves"].get_supylabel()
+        for ax, arm in zip(panels, summaries):  # the zoom hides epoch 1: its mean is printed
+            first = sum(r.history[0]["val/acc"] for r in arm.runs) / arm.n * 100
+            assert f"↓{first:.1f}" in [t.get_text() for t in ax.texts]
         grad = figs["grad"].axes  # one panel per net: no arm drawn through a layer it lacks
         assert sorted([t.get_text() for t in ax.get_xticklabels()] for ax in grad) == [
             ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"],

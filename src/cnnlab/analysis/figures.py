@@ -104,7 +104,8 @@ def forest(summaries: list[ArmSummary], metric: str):
 
 def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     """Small multiples: one panel per arm, its mean ± std over seeds over the reference's
-    (grey), on one y range zoomed onto the second half of training; an arm whose seeds
+    (grey), on one y range zoomed onto the second half of training (a mean below it is
+    printed at the panel's bottom edge, ↓ and its value); an arm whose seeds
     split (some stalled) shows each seed's curve on its own y range instead."""
     from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt
 
@@ -152,6 +153,18 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
                 linewidth=0,
             )
             ax.set_ylim(lo - pad, min(100, hi + pad))
+            for xi, m in zip(x, mean):  # a mean below the zoomed range: its value, at the edge
+                if m * 100 < lo - pad:
+                    ax.annotate(
+                        f"↓{m * 100:.1f}",
+                        xy=(xi, lo - pad),
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                        fontsize=7,
+                        color=color,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"},
+                        zorder=5,
+                    )
         flag = " (still improving)" if s.still_improving else ""
         flag += (
             f" (split: {len(s.stalled)}/{s.n} stalled; each seed, own y range)" if s.mixed else ""
@@ -166,7 +179,7 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     fig.supxlabel("epoch", fontsize=9)
     label = (
         f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference; "
-        "y range: the later epochs"
+        "y range: the later epochs (↓: a mean below it)"
     )
     # wrapped to the figure's height (~12 characters an inch at 9 pt), never cut off
     fig.supylabel(textwrap.fill(label, int((2.3 * nrows + 0.8) * 12)), fontsize=9)
