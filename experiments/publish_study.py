@@ -4,11 +4,12 @@
         --reference model.net.dropout=0.0 --command "cnnlab-train -m experiment=ablation/dropout"
 
 The README is made of four parts, three of them by code:
-- the header (title, commands, machine, versions, budget), from the runs' own records;
+- the header: the title and commands as given, then the runs, machine, budget and versions,
+  generated from comparison.json's ``setup`` (the runs' own records);
 - the hand-written reading, kept as it is between the prose markers of the README already
   there (a new study starts with a placeholder): it interprets and quotes no number;
-- the generated block (tables and verdict sentences), from comparison.json alone, which
-  tests/test_verdict.py re-renders and compares on every published study;
+- the generated block (tables and verdict sentences), from comparison.json alone; this and
+  the header's facts are what tests/test_verdict.py re-renders on every published study;
 - the plots' links.
 `python experiments/publish_study.py --index` re-renders experiments/README.md's table of
 every study from their comparison.json files.
@@ -26,51 +27,19 @@ from cnnlab.cli.compare import main as compare
 
 HERE = Path(__file__).resolve().parent
 PROSE_BEGIN, PROSE_END = "<!-- prose:begin -->", "<!-- prose:end -->"
-STUDY_BUDGET = (
-    "the study default (`conf/experiment/ablation/_study.yaml`): 3 epochs over the 48,000-image\n"
-    "  training split, batch 256, Adam lr 1e-2 with betas (0.7, 0.9), OneCycleLR stepped every\n"
-    "  batch; the final weights are tested on the 10,000 MNIST test images."
-)
 
 
-def records(paths: list[Path]) -> list[dict]:
-    """Every run's results.json below the given sweep or run dirs."""
-    found = sorted(
-        {p for path in paths for p in path.rglob("results.json") if "wandb" not in p.parts}
-    )
-    return [json.loads(p.read_text()) for p in found]
-
-
-def header(args: argparse.Namespace, runs: list[dict]) -> str:
-    statuses = [r.get("status") for r in runs]
-    provs = [r["provenance"] for r in runs if r.get("provenance")]
-
-    def distinct(values) -> str:  # runs of one study may come from several sweeps
-        return ", ".join(dict.fromkeys(v for v in values if v))
-
-    def version(package: str) -> str:
-        return distinct((p.get("versions") or {}).get(package) for p in provs) or "None"
-
-    cpu = distinct(
-        " ".join(str(x) for x in (d.get("cpu_model"), d.get("cpu_capability")) if x)
-        for d in (p.get("device") or {} for p in provs)
-    )
-    commits = distinct(str((p.get("git") or {}).get("commit"))[:10] for p in provs)
+def header(args: argparse.Namespace, data: dict) -> str:
+    """The title and commands (as given), then the runs' facts from comparison.json."""
     commands = "\n".join(args.command)
-    wall = (
-        f"{args.wall_s / 60:.1f} min of wall time for the study's own runs; " if args.wall_s else ""
-    )
+    notes = f"\n\n{args.notes}" if args.notes else ""
     return f"""# {args.title}
 
 ```bash
 {commands}
 ```
 
-- **Runs:** {len(runs)} ({", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))}); {wall}{cpu or "CPU"}, 2 cores,
-  no GPU; 2 jobs in parallel, 1 torch thread each.{(" " + args.notes) if args.notes else ""}
-- **Budget per run:** {args.budget or STUDY_BUDGET}
-- **Versions:** torch {version("torch")}, lightning {version("lightning")},
-  cnnlab {version("cnnlab")} (git {commits}).
+{render.setup_block(data["setup"])}{notes}
 """
 
 
@@ -102,9 +71,7 @@ def main() -> int:
     p.add_argument("--title", required=True)
     p.add_argument("--reference")
     p.add_argument("--against", type=Path, nargs="+")
-    p.add_argument("--wall-s", type=float)
-    p.add_argument("--budget", help="the per-run budget, when not the study default")
-    p.add_argument("--notes", default="")
+    p.add_argument("--notes", default="", help="prose after the header's facts (no numbers)")
     args = p.parse_args()
     out = HERE / args.study
     out.mkdir(exist_ok=True)
@@ -115,7 +82,7 @@ def main() -> int:
         return 1
     data = json.loads((out / "comparison.json").read_text())
     readme = out / "README.md"
-    text = f"""{header(args, records(args.paths))}
+    text = f"""{header(args, data)}
 {prose(readme)}
 
 ## The verdict

@@ -28,6 +28,6 @@ for study in "$@"; do
   echo "$study: $((t1 - t0)) s, exit $rc"
   cnnlab-compare "$sweep" --out "experiments/$study" --title "$(title "$study")" \
     >"logs/studies/$study.compare.log" 2>&1
-  python experiments/publish_study.py "$study" "$sweep" --wall-s $((t1 - t0)) \
+  python experiments/publish_study.py "$study" "$sweep" \
     --title "$(title "$study")" --command "cnnlab-train -m experiment=ablation/$study"
 done

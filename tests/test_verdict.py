@@ -241,6 +241,43 @@ def test_the_generated_readme_block_comes_from_the_json_and_drift_is_seen(tmp_pa
     assert (tmp_path / "README.md").read_text() == fresh
 
 
+def test_the_readme_header_says_how_the_runs_ran_from_their_records(tmp_path):
+    """The header's machine, launcher, budget and versions come from each run's own
+    provenance, .hydra/config.yaml and .hydra/hydra.yaml, through comparison.json."""
+    synthetic_study(tmp_path)
+    for i, d in enumerate(sorted(p for p in tmp_path.iterdir() if p.is_dir())):
+        record = json.loads((d / "results.json").read_text())
+        record["session_wall_time_s"] = 60.0
+        record["provenance"] = {
+            "versions": {"torch": "2.14.1", "lightning": "2.6.6", "cnnlab": "0.1.0"},
+            "git": {"commit": "abcdef0123456789" if i else "0123456789abcdef"},
+            "device": {"cpu_model": "Some CPU", "cpu_count": 2, "torch_threads": 1, "gpu": None},
+        }
+        (d / "results.json").write_text(json.dumps(record))
+        (d / ".hydra" / "config.yaml").write_text(
+            "study_budget: 2\ntest_ckpt: last\ndata: {batch_size: 256, val_fraction: 0.2}\n"
+            "model:\n  net: {_target_: cnnlab.nets.MyCNN}\n"
+            "  optimizer: {_target_: torch.optim.Adam, lr: 0.01, betas: [0.7, 0.9]}\n"
+            "  scheduler: {_target_: cnnlab.training.checked.OneCycleLR, max_lr: "
+            "'${model.optimizer.lr}'}\n"
+        )
+        (d / ".hydra" / "hydra.yaml").write_text("hydra:\n  launcher: {n_jobs: 2}\n")
+    assert main([str(tmp_path), "--reference", "arm=a_ref"]) == 0
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    block = render.setup_block(data["setup"])
+    assert (
+        "- **Runs:** 30 (30 completed); 30.0 min of run time in all (summed over runs); " in block
+    )
+    assert "Some CPU, 2 cores, no GPU; 2 jobs in parallel, 1 torch thread each." in block
+    assert (
+        "MyCNN, 3 epochs (study_budget=2), batch 256, 20% of the training images held out "
+        "for validation; Adam lr 0.01 with betas (0.7, 0.9), OneCycleLR; the last weights"
+    ) in block
+    assert "cnnlab 0.1.0 (git 0123456789, abcdef0123)" in block
+    readme = f"# Study\n\n{render.SETUP_BEGIN}\n- **Runs:** 29\n{render.SETUP_END}\n"
+    assert render.regenerate(readme, data) == f"# Study\n\n{block}\n"
+
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 GENERATED = sorted(p for p in EXPERIMENTS.glob("*/README.md") if render.BEGIN in p.read_text())
 
@@ -248,6 +285,7 @@ GENERATED = sorted(p for p in EXPERIMENTS.glob("*/README.md") if render.BEGIN in
 @pytest.mark.parametrize("readme", GENERATED, ids=[p.parent.name for p in GENERATED])
 def test_every_published_readme_matches_its_comparison_json(readme):
     data = json.loads((readme.parent / "comparison.json").read_text())
+    assert render.SETUP_BEGIN in readme.read_text(), f"{readme}: its header is not generated"
     assert render.regenerate(readme.read_text(), data) == readme.read_text(), (
         f"{readme} differs from its comparison.json: re-render it with cnnlab-compare --readme"
     )
@@ -302,6 +340,12 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert "Changed with the budget (not converged): arm=b" in block
     assert "converged (no change beyond ±0.1 pp): arm=a" in block
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
+    (tmp_path / "empty").mkdir()  # a folder with no runs: refused before a table or a file
+    capsys.readouterr()
+    out = tmp_path / "refused"
+    argv = [str(tmp_path / "x2"), "--against", str(tmp_path / "empty"), "--out", str(out)]
+    assert main(argv) == 2
+    assert not out.exists() and "holds no cnnlab runs" in capsys.readouterr().err
 
 
 def test_an_annealed_schedule_is_not_read_as_still_improving(tmp_path):

@@ -44,6 +44,7 @@ class Run:
     fit_time_s: float | None = None
     reference: str | None = None
     correct: np.ndarray | None = None  # per test image, 1 where the prediction was right
+    setup: dict[str, Any] = field(default_factory=dict)  # machine, versions, budget: run_setup
 
     @property
     def seed(self) -> str | None:
@@ -151,7 +152,69 @@ def load_run(path: Path, study_root: Path | None = None) -> Run:
         fit_time_s=res.get("fit_time_s"),
         reference=reference,
         correct=read_correct(path / PREDICTIONS, study_root),
+        setup=run_setup(res, config, read_yaml(path / ".hydra" / "hydra.yaml", study_root)),
     )
+
+
+def _plain(value: Any) -> Any:
+    """A config value as recorded, or None where it is an unresolved interpolation."""
+    return None if isinstance(value, str) and "${" in value else value
+
+
+def _dig(tree: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return _plain(tree)
+
+
+def run_setup(res: dict, config: Any, hydra: Any) -> dict[str, Any]:
+    """What a study's README says about how a run ran, from its own records: the machine
+    (provenance), the launcher (.hydra/hydra.yaml), the budget (.hydra/config.yaml and the
+    epochs it trained), the versions and the time it took."""
+    prov = res.get("provenance") or {}
+    device = prov.get("device") or {}
+    versions = prov.get("versions") or {}
+    target = _dig(config, "model.optimizer._target_")
+    scheduler = _dig(config, "model.scheduler._target_")
+    cpu = " ".join(str(x) for x in (device.get("cpu_model"), device.get("cpu_capability")) if x)
+    return {
+        "cpu": cpu or None,
+        "cpu_count": device.get("cpu_count"),
+        "gpu": device.get("gpu"),
+        "torch_threads": device.get("torch_threads"),
+        "jobs_in_parallel": _dig(hydra, "hydra.launcher.n_jobs"),
+        "torch": versions.get("torch"),
+        "lightning": versions.get("lightning"),
+        "cnnlab": versions.get("cnnlab"),
+        "commit": str((prov.get("git") or {}).get("commit") or "")[:10] or None,
+        "net": str(_dig(config, "model.net._target_") or "").rpartition(".")[2] or None,
+        "epochs": res.get("epochs"),
+        "study_budget": _dig(config, "study_budget"),
+        "batch_size": _dig(config, "data.batch_size"),
+        "val_fraction": _dig(config, "data.val_fraction"),
+        "optimizer": str(target).rpartition(".")[2] if target else None,
+        "lr": _dig(config, "model.optimizer.lr"),
+        "betas": _dig(config, "model.optimizer.betas"),
+        "scheduler": str(scheduler).rpartition(".")[2] if scheduler else None,
+        "test_ckpt": _dig(config, "test_ckpt"),
+        "run_time_s": res.get("session_wall_time_s"),
+    }
+
+
+def study_setup(runs: list[Run]) -> dict[str, Any]:
+    """The runs' setups together: each fact's distinct values in order of first appearance
+    (a study's runs may come from several sweeps), the run time summed, runs by status."""
+    statuses = [r.status for r in runs]
+    facts: dict[str, Any] = {
+        "runs": len(runs),
+        "status": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "run_time_s": sum(r.setup.get("run_time_s") or 0.0 for r in runs),
+    }
+    for key in dict.fromkeys(k for r in runs for k in r.setup):
+        if key != "run_time_s":
+            seen = [r.setup[key] for r in runs if r.setup.get(key) is not None]
+            facts[key] = list({json.dumps(v): v for v in seen}.values())
+    return facts
 
 
 def load_runs(paths: list[Path]) -> list[Run]:

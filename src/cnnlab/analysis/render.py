@@ -38,6 +38,7 @@ COLUMNS = [
 ]
 GRAD_COLUMN = "grad first/last"
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
+SETUP_BEGIN, SETUP_END = "<!-- setup:begin -->", "<!-- setup:end -->"
 
 
 def _fmt(v: float | None, spec: str = ".4f") -> str:
@@ -329,9 +330,11 @@ def comparison_data(
     relative_to: Path | None = None,
     pairs: list[ArmSummary] | None = None,
     against: list[Path] | None = None,
+    setup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """comparison.json: every number a report quotes, with the seed id of every value;
-    with ``pairs``, each arm against itself in the study ``against`` (another budget)."""
+    with ``pairs``, each arm against itself in the study ``against`` (another budget);
+    ``setup``: the runs' machine, budget and versions (load.study_setup)."""
 
     def verdict(s: ArmSummary, v: Verdict | None = None):
         v = v or s.verdict
@@ -394,6 +397,8 @@ def comparison_data(
         "arms": arms,
         "factorial": factorial or [],
     }
+    if setup is not None:
+        data["setup"] = setup
     if pairs is not None:
         data["against"] = {
             "study": " ".join(_where(d, relative_to) for d in against or []) or None,
@@ -605,16 +610,56 @@ def _compared(arms: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def setup_block(setup: dict[str, Any]) -> str:
+    """A study README's header facts (runs, machine, budget, versions), from comparison.json's
+    ``setup`` alone: nothing about how the runs ran is typed by hand."""
+
+    def one(key: str, fmt=str, none: str = "?") -> str:  # every distinct value, in order
+        return ", ".join(fmt(v) for v in setup.get(key) or []) or none
+
+    def seq(v) -> str:
+        return "(" + ", ".join(f"{x:g}" for x in v) + ")" if isinstance(v, list) else str(v)
+
+    statuses = ", ".join(f"{n} {s}" for s, n in setup["status"].items())
+    threads = one("torch_threads")
+    gpu = one("gpu", none="no GPU")
+    budget = setup.get("study_budget") or []
+    times = f" (study_budget={one('study_budget')})" if budget and budget != [1] else ""
+    optimizer = f"{one('optimizer')} lr {one('lr', lambda v: f'{v:g}')}"
+    if setup.get("betas"):
+        optimizer += f" with betas {one('betas', seq)}"
+    scheduler = f", {one('scheduler')}" if setup.get("scheduler") else ""
+    held = one("val_fraction", lambda v: f"{v:.0%}")
+    return "\n".join(
+        [
+            SETUP_BEGIN,
+            f"- **Runs:** {setup['runs']} ({statuses}); {setup['run_time_s'] / 60:.1f} min of "
+            f"run time in all (summed over runs); {one('cpu', none='CPU')}, "
+            f"{one('cpu_count')} cores, {gpu}; {one('jobs_in_parallel')} jobs in parallel, "
+            f"{threads} torch thread{'s' if threads != '1' else ''} each.",
+            f"- **Budget per run:** {one('net')}, {one('epochs')} epochs{times}, batch "
+            f"{one('batch_size')}, {held} of the training images held out for validation; "
+            f"{optimizer}{scheduler}; the {one('test_ckpt')} weights tested on the test images.",
+            f"- **Versions:** torch {one('torch')}, lightning {one('lightning')}, cnnlab "
+            f"{one('cnnlab')} (git {one('commit')}).",
+            SETUP_END,
+        ]
+    )
+
+
 def regenerate(readme: str, data: dict[str, Any]) -> str:
-    """The README with its generated block re-rendered (unchanged when it has none)."""
-    return _replace_block(readme, lambda: readme_block(data))
+    """The README with its generated blocks re-rendered (unchanged where it has none)."""
+    readme = _replace_block(readme, lambda: readme_block(data))
+    if "setup" in data:
+        readme = _replace_block(readme, lambda: setup_block(data["setup"]), SETUP_BEGIN, SETUP_END)
+    return readme
 
 
-def _replace_block(readme: str, block) -> str:
-    if BEGIN not in readme or END not in readme:
+def _replace_block(readme: str, block, begin: str = BEGIN, end: str = END) -> str:
+    if begin not in readme or end not in readme:
         return readme
-    head, rest = readme.split(BEGIN, 1)
-    return head + block() + rest.split(END, 1)[1]
+    head, rest = readme.split(begin, 1)
+    return head + block() + rest.split(end, 1)[1]
 
 
 # -- an index of several studies (experiments/README.md) -----------------------------------

@@ -22,7 +22,13 @@ from rich.text import Text
 
 from cnnlab.analysis import render
 from cnnlab.analysis.figures import write_plots
-from cnnlab.analysis.load import CompareError, group_arms, load_runs, runs_from_wandb
+from cnnlab.analysis.load import (
+    CompareError,
+    group_arms,
+    load_runs,
+    runs_from_wandb,
+    study_setup,
+)
 from cnnlab.analysis.verdict import METHODS, Settings, against, attach_budget, factorial, summarize
 from cnnlab.cli import flags
 from cnnlab.console import error, note
@@ -151,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise CompareError("give run or multirun dirs, or --wandb ENTITY/PROJECT")
         summaries = summarize(group_arms(runs), args.reference, args.metric, settings)
+        pairs = (  # each arm against itself at another budget: read before anything is written
+            against(group_arms(runs), group_arms(load_runs(args.against)), args.metric, settings)
+            if args.against
+            else None
+        )
     except CompareError as e:
         error(str(e), "cnnlab-compare")
         return 2
@@ -171,22 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         console.print(Text(line))
     for line in render.problem_lines(summaries):
         note(line, "not completed:", stderr=True)
-    pairs = None
-    if args.against:
-        try:
-            pairs = against(
-                group_arms(runs), group_arms(load_runs(args.against)), args.metric, settings
-            )
-        except CompareError as e:
-            error(str(e), "cnnlab-compare")
-            return 2
+    if pairs is not None:
         attach_budget(summaries, pairs)
     render.write_markdown(
         summaries, out / "comparison.md", title, args.metric, settings, terms, study
     )
     render.write_csv(summaries, out / "comparison.csv")
     data = render.comparison_data(
-        summaries, settings, args.metric, terms, study or out, pairs, args.against
+        summaries,
+        settings,
+        args.metric,
+        terms,
+        study or out,
+        pairs,
+        args.against,
+        study_setup(runs),
     )
     render.write_json(data, out / "comparison.json")
     written = write_plots(summaries, out, args.metric)
