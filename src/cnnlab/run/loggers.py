@@ -78,6 +78,9 @@ class SafeWandbLogger(WandbLogger):
         )
         import wandb
 
+        from cnnlab.compat.wandb import skip_unstaged_launch_inputs
+
+        skip_unstaged_launch_inputs()
         os.environ["WANDB_MODE"] = mode  # also covers wandb's service process
         os.environ.setdefault("WANDB_SILENT", "true")
         settings = wandb.Settings(init_timeout=init_timeout, console="off", silent=True)
