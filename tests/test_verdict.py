@@ -339,6 +339,15 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert "| arm=b | 5 | +0.40 pp" in block and "| no (budget test) |" in block
     assert "Changed with the budget (not converged): arm=b" in block
     assert "converged (no change beyond ±0.1 pp): arm=a" in block
+    assert render.budget_cell(data["against"]["arms"]) == (
+        "changed with the budget: arm=b (+0.40 pp); converged: arm=a (+0.00 pp)"
+    )
+    many = [
+        {"label": f"arm={i}", "verdict": {"reading": INCONCLUSIVE, "diff": 0.0}} for i in "cdefg"
+    ]
+    assert render.budget_cell(data["against"]["arms"] + many).endswith(
+        "; inconclusive at this power: 5 arms"
+    )
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
     (tmp_path / "empty").mkdir()  # a folder with no runs: refused before a table or a file
     capsys.readouterr()

@@ -701,16 +701,11 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
             key = v["reading"] if v["reading"] in cells else "inconclusive"
             cells[key].append(text)
         acc = "—" if ref["mean"] is None else f"{ref['mean'] * 100:.2f}% ± {ref['std'] * 100:.2f}"
-        budget = [
-            f"{a['label']}: {a['verdict']['reading'] if a['verdict'] else '—'}"
-            + (f" ({_pp(a['verdict']['diff'])} pp)" if a["verdict"] else "")
-            for a in (data.get("against") or {}).get("arms", [])
-        ]
         lines.append(
             f"| [{name}]({name}/) | {size} | "
             f"{ref['label'] or ref['arm']}: {acc} | "
             + " | ".join("; ".join(cells[k]) or "—" for k in cells)
-            + f" | {'; '.join(budget) or '—'} |"
+            + f" | {budget_cell((data.get('against') or {}).get('arms', []))} |"
         )
     lines += [
         "",
@@ -720,6 +715,33 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
         END,
     ]
     return "\n".join(lines)
+
+
+BUDGET_READINGS = {  # the budget test's readings, as the index names them
+    "effect": "changed with the budget",
+    "equivalent": "converged",
+    "inconclusive": "inconclusive at this power",
+}
+
+
+def budget_cell(pairs: list[dict[str, Any]], named_up_to: int = 4) -> str:
+    """A study's budget test in one cell: the arms that changed (with Δ) and those shown
+    converged by name, the inconclusive ones by name while there are few, else counted."""
+    groups: dict[str, list[str]] = {}
+    for a in pairs:
+        v = a["verdict"]
+        if v is None:
+            continue
+        key = v["reading"] if v["reading"] in BUDGET_READINGS else "inconclusive"
+        groups.setdefault(key, []).append(f"{a['label']} ({_pp(v['diff'])} pp)")
+    parts = []
+    for key, what in BUDGET_READINGS.items():
+        names = groups.get(key, [])
+        if names and key == "inconclusive" and len(names) > named_up_to:
+            parts.append(f"{what}: {len(names)} arms")
+        elif names:
+            parts.append(f"{what}: {', '.join(names)}")
+    return "; ".join(parts) or "—"
 
 
 def regenerate_index(readme: str, studies: dict[str, dict[str, Any]]) -> str:

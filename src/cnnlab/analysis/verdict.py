@@ -406,13 +406,14 @@ def against(
         )
 
     now, then = by_arm(arms), by_arm(before)
+    shown = display_labels(now)  # short keys (dropout=0.5), as the study's own table names arms
     summaries = []
     for label in [k for k in now if k in then]:
         mine = _summary(label, now[label], metric, settings)
         theirs = _summary(label, then[label], metric, settings)
         if mine.values and theirs.values:
             mine.verdict = compare_arm(mine, theirs, metric, settings)
-        mine.display = label
+        mine.display = shown[label]
         summaries.append(mine)
     adjust_family([s.verdict for s in summaries if s.verdict], settings)
     return summaries
