@@ -278,6 +278,29 @@ def test_the_readme_header_says_how_the_runs_ran_from_their_records(tmp_path):
     assert render.regenerate(readme, data) == f"# Study\n\n{block}\n"
 
 
+def test_the_header_says_unknown_where_no_record_says_and_reads_older_records():
+    from cnnlab.analysis.load import Run, run_setup, study_setup
+
+    old = {  # a record from before torch_threads: cpu_count held the thread count
+        "status": "completed",
+        "epochs": 15,
+        "provenance": {"device": {"cpu_model": "Old CPU", "cpu_count": 4}},
+    }
+    config = {"data": {"validation": False, "batch_size": 512}, "model": {"optimizer": {}}}
+    hydra = {"hydra": {"launcher": {"_target_": "hydra._internal.BasicLauncher"}}}
+    runs = [
+        Run(Path("a"), {}, "completed", setup=run_setup(old, config, hydra)),
+        Run(Path("b"), {}, "failed", setup=run_setup({"status": "failed", "epochs": 1}, {}, {})),
+        Run(Path("c"), {}, "missing"),
+    ]
+    block = render.setup_block(study_setup(runs))
+    assert "- **Runs:** 3 (1 completed, 1 failed, 1 missing); 0.0 min of run time in all " in block
+    assert "(summed over runs; not recorded by 3); Old CPU, ? cores, ?; 1 job at a time, " in block
+    assert "4 torch threads each." in block  # the old record's count, read as threads
+    assert "?, 15 epochs, batch 512, no validation split; ? lr ?; the ? weights" in block
+    assert render.setup_block({}).count("?") > 5  # an empty setup renders, all unknown
+
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 GENERATED = sorted(p for p in EXPERIMENTS.glob("*/README.md") if render.BEGIN in p.read_text())
 
@@ -348,6 +371,7 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert render.budget_cell(data["against"]["arms"] + many).endswith(
         "; inconclusive at this power: 5 arms"
     )
+    assert render.budget_cell([{"label": "arm=h", "verdict": None}]) == "not compared: 1 arm"
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
     (tmp_path / "empty").mkdir()  # a folder with no runs: refused before a table or a file
     capsys.readouterr()

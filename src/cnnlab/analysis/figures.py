@@ -104,8 +104,8 @@ def forest(summaries: list[ArmSummary], metric: str):
 
 def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     """Small multiples: one panel per arm, its mean ± std over seeds over the reference's
-    (grey), on one y range zoomed onto the second half of training (a mean below it is
-    printed at the panel's bottom edge, ↓ and its value); an arm whose seeds
+    (grey), on one y range zoomed onto the second half of training (a mean outside it is
+    printed at the panel's edge, ↓ or ↑ and its value); an arm whose seeds
     split (some stalled) shows each seed's curve on its own y range instead."""
     from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt
 
@@ -152,13 +152,15 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
                 alpha=0.2,
                 linewidth=0,
             )
-            ax.set_ylim(lo - pad, min(100, hi + pad))
-            for xi, m in zip(x, mean):  # a mean below the zoomed range: its value, at the edge
-                if m * 100 < lo - pad:
+            bottom, top = lo - pad, min(100, hi + pad)
+            ax.set_ylim(bottom, top)
+            for xi, m in zip(x, mean):  # a mean outside the zoomed range: its value, at the edge
+                if not bottom <= m * 100 <= top:
+                    below = m * 100 < bottom
                     ax.annotate(
-                        f"↓{m * 100:.1f}",
-                        xy=(xi, lo - pad),
-                        xytext=(3, 3),
+                        f"{'↓' if below else '↑'}{m * 100:.1f}",
+                        xy=(xi, bottom if below else top),
+                        xytext=(3, 3 if below else -11),
                         textcoords="offset points",
                         fontsize=7,
                         color=color,
@@ -179,7 +181,7 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     fig.supxlabel("epoch", fontsize=9)
     label = (
         f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference; "
-        "y range: the later epochs (↓: a mean below it)"
+        "y range: the later epochs (↓/↑: a mean outside it)"
     )
     # wrapped to the figure's height (~12 characters an inch at 9 pt), never cut off
     fig.supylabel(textwrap.fill(label, int((2.3 * nrows + 0.8) * 12)), fontsize=9)

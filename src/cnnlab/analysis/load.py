@@ -162,36 +162,65 @@ def _plain(value: Any) -> Any:
 
 
 def _dig(tree: Any, dotted: str) -> Any:
+    if isinstance(tree, dict) and dotted in tree:  # W&B's copy of a config: flat, dotted keys
+        return _plain(tree[dotted])
     for key in dotted.split("."):
         tree = tree.get(key) if isinstance(tree, dict) else None
     return _plain(tree)
 
 
+def _launcher(hydra: Any) -> str | None:
+    """How the sweep's jobs ran, from .hydra/hydra.yaml's launcher."""
+    target = str(_dig(hydra, "hydra.launcher._target_") or "")
+    n_jobs = _dig(hydra, "hydra.launcher.n_jobs")
+    if target.endswith("BasicLauncher"):
+        return "1 job at a time"
+    if "slurm" in target.lower():
+        limit = _dig(hydra, "hydra.launcher.array_parallelism")
+        return "SLURM jobs" + (f", up to {limit} at a time" if limit else "")
+    if isinstance(n_jobs, int) and n_jobs > 0:
+        return f"{n_jobs} job{'s' * (n_jobs > 1)} in parallel"
+    if isinstance(n_jobs, int) and n_jobs < 0:  # joblib: -1 is one a core
+        return f"joblib n_jobs={n_jobs} (jobs by cores)"
+    return None
+
+
 def run_setup(res: dict, config: Any, hydra: Any) -> dict[str, Any]:
     """What a study's README says about how a run ran, from its own records: the machine
-    (provenance), the launcher (.hydra/hydra.yaml), the budget (.hydra/config.yaml and the
-    epochs it trained), the versions and the time it took."""
+    (provenance), the launcher (.hydra/hydra.yaml), the budget (.hydra/config.yaml and, for
+    a completed run, the epochs it trained), the versions and the time it took. A fact a
+    record does not hold is None (unknown), never a default."""
     prov = res.get("provenance") or {}
     device = prov.get("device") or {}
     versions = prov.get("versions") or {}
     target = _dig(config, "model.optimizer._target_")
     scheduler = _dig(config, "model.scheduler._target_")
     cpu = " ".join(str(x) for x in (device.get("cpu_model"), device.get("cpu_capability")) if x)
+    # records from before torch_threads held the thread count in cpu_count (cli/rerun.py)
+    threads = device.get("torch_threads", device.get("cpu_count"))
+    cores = device.get("cpu_count") if "torch_threads" in device else None
+    validation = _dig(config, "data.validation")
     return {
         "cpu": cpu or None,
-        "cpu_count": device.get("cpu_count"),
-        "gpu": device.get("gpu"),
-        "torch_threads": device.get("torch_threads"),
-        "jobs_in_parallel": _dig(hydra, "hydra.launcher.n_jobs"),
+        "cpu_count": cores,
+        "gpu": (device.get("gpu") or "no GPU") if "gpu" in device else None,
+        "torch_threads": threads,
+        "launcher": _launcher(hydra),
         "torch": versions.get("torch"),
         "lightning": versions.get("lightning"),
         "cnnlab": versions.get("cnnlab"),
         "commit": str((prov.get("git") or {}).get("commit") or "")[:10] or None,
         "net": str(_dig(config, "model.net._target_") or "").rpartition(".")[2] or None,
-        "epochs": res.get("epochs"),
+        "epochs": res.get("epochs") if res.get("status") == "completed" else None,
         "study_budget": _dig(config, "study_budget"),
         "batch_size": _dig(config, "data.batch_size"),
-        "val_fraction": _dig(config, "data.val_fraction"),
+        "held_out": (
+            None
+            if validation is None and _dig(config, "data.val_fraction") is None
+            else "none"
+            if validation is False
+            else _dig(config, "data.val_fraction")
+        ),
         "optimizer": str(target).rpartition(".")[2] if target else None,
         "lr": _dig(config, "model.optimizer.lr"),
         "betas": _dig(config, "model.optimizer.betas"),
@@ -203,12 +232,15 @@ def run_setup(res: dict, config: Any, hydra: Any) -> dict[str, Any]:
 
 def study_setup(runs: list[Run]) -> dict[str, Any]:
     """The runs' setups together: each fact's distinct values in order of first appearance
-    (a study's runs may come from several sweeps), the run time summed, runs by status."""
+    (a study's runs may come from several sweeps), the run time summed over the runs that
+    recorded one (and how many did not), runs by status."""
     statuses = [r.status for r in runs]
+    times = [r.setup.get("run_time_s") for r in runs]
     facts: dict[str, Any] = {
         "runs": len(runs),
         "status": {s: statuses.count(s) for s in sorted(set(statuses))},
-        "run_time_s": sum(r.setup.get("run_time_s") or 0.0 for r in runs),
+        "run_time_s": sum(t for t in times if t is not None),
+        "run_time_missing": sum(t is None for t in times),
     }
     for key in dict.fromkeys(k for r in runs for k in r.setup):
         if key != "run_time_s":
@@ -312,6 +344,11 @@ def runs_from_wandb(path: str, group: str | None) -> list[Run]:
                         if k in summary
                     },
                     reference=cfg.get("study_reference"),
+                    setup=run_setup(
+                        {"provenance": cfg.get("provenance")},  # no epochs: W&B has none
+                        cfg,
+                        None,
+                    ),
                 )
             )
     except Exception as err:

@@ -612,34 +612,45 @@ def _compared(arms: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
 
 def setup_block(setup: dict[str, Any]) -> str:
     """A study README's header facts (runs, machine, budget, versions), from comparison.json's
-    ``setup`` alone: nothing about how the runs ran is typed by hand."""
+    ``setup`` alone: nothing about how the runs ran is typed by hand; "?" where no run's
+    record says."""
+
+    def num(v: Any, spec: str = "g") -> str:  # a recorded value that is not a number: as is
+        return (
+            format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+        )
 
     def one(key: str, fmt=str, none: str = "?") -> str:  # every distinct value, in order
         return ", ".join(fmt(v) for v in setup.get(key) or []) or none
 
-    def seq(v) -> str:
-        return "(" + ", ".join(f"{x:g}" for x in v) + ")" if isinstance(v, list) else str(v)
+    def seq(v: Any) -> str:
+        return "(" + ", ".join(num(x) for x in v) + ")" if isinstance(v, list) else str(v)
 
-    statuses = ", ".join(f"{n} {s}" for s, n in setup["status"].items())
-    threads = one("torch_threads")
-    gpu = one("gpu", none="no GPU")
+    def plural(values: str, word: str) -> str:
+        return f"{values} {word}{'' if values == '1' else 's'}"
+
+    statuses = ", ".join(f"{n} {s}" for s, n in (setup.get("status") or {}).items())
+    missing = setup.get("run_time_missing") or 0
+    time = f"{setup.get('run_time_s', 0) / 60:.1f} min of run time in all (summed over runs"
+    time += f"; not recorded by {missing})" if missing else ")"
     budget = setup.get("study_budget") or []
     times = f" (study_budget={one('study_budget')})" if budget and budget != [1] else ""
-    optimizer = f"{one('optimizer')} lr {one('lr', lambda v: f'{v:g}')}"
+    optimizer = f"{one('optimizer')} lr {one('lr', num)}"
     if setup.get("betas"):
         optimizer += f" with betas {one('betas', seq)}"
     scheduler = f", {one('scheduler')}" if setup.get("scheduler") else ""
-    held = one("val_fraction", lambda v: f"{v:.0%}")
+    held = one("held_out", lambda v: "no validation split" if v == "none" else num(v, ".0%"))
+    if held != "no validation split":
+        held += " of the training images held out for validation"
     return "\n".join(
         [
             SETUP_BEGIN,
-            f"- **Runs:** {setup['runs']} ({statuses}); {setup['run_time_s'] / 60:.1f} min of "
-            f"run time in all (summed over runs); {one('cpu', none='CPU')}, "
-            f"{one('cpu_count')} cores, {gpu}; {one('jobs_in_parallel')} jobs in parallel, "
-            f"{threads} torch thread{'s' if threads != '1' else ''} each.",
-            f"- **Budget per run:** {one('net')}, {one('epochs')} epochs{times}, batch "
-            f"{one('batch_size')}, {held} of the training images held out for validation; "
-            f"{optimizer}{scheduler}; the {one('test_ckpt')} weights tested on the test images.",
+            f"- **Runs:** {setup.get('runs', 0)} ({statuses or 'none'}); {time}; "
+            f"{one('cpu', none='CPU')}, {plural(one('cpu_count'), 'core')}, {one('gpu')}; "
+            f"{one('launcher')}, {plural(one('torch_threads'), 'torch thread')} each.",
+            f"- **Budget per run:** {one('net')}, {plural(one('epochs'), 'epoch')}{times}, "
+            f"batch {one('batch_size')}, {held}; {optimizer}{scheduler}; the "
+            f"{one('test_ckpt')} weights tested on the test images.",
             f"- **Versions:** torch {one('torch')}, lightning {one('lightning')}, cnnlab "
             f"{one('cnnlab')} (git {one('commit')}).",
             SETUP_END,
@@ -728,9 +739,11 @@ def budget_cell(pairs: list[dict[str, Any]], named_up_to: int = 4) -> str:
     """A study's budget test in one cell: the arms that changed (with Δ) and those shown
     converged by name, the inconclusive ones by name while there are few, else counted."""
     groups: dict[str, list[str]] = {}
+    untested = 0  # an arm with no completed run on one side
     for a in pairs:
         v = a["verdict"]
         if v is None:
+            untested += 1
             continue
         key = v["reading"] if v["reading"] in BUDGET_READINGS else "inconclusive"
         groups.setdefault(key, []).append(f"{a['label']} ({_pp(v['diff'])} pp)")
@@ -741,6 +754,8 @@ def budget_cell(pairs: list[dict[str, Any]], named_up_to: int = 4) -> str:
             parts.append(f"{what}: {len(names)} arms")
         elif names:
             parts.append(f"{what}: {', '.join(names)}")
+    if untested:
+        parts.append(f"not compared: {untested} arm{'s' * (untested > 1)}")
     return "; ".join(parts) or "—"
 
 
