@@ -71,6 +71,7 @@ def main() -> int:
     p.add_argument("--title", required=True)
     p.add_argument("--reference")
     p.add_argument("--against", type=Path, nargs="+")
+    p.add_argument("--ignore", nargs="+", help="cnnlab-compare --ignore: overrides not arms")
     p.add_argument("--notes", default="", help="prose after the header's facts (no numbers)")
     args = p.parse_args()
     out = HERE / args.study
@@ -78,6 +79,7 @@ def main() -> int:
     flags = [*map(str, args.paths), "--out", str(out), "--title", args.title]
     flags += ["--reference", args.reference] if args.reference else []
     flags += ["--against", *map(str, args.against)] if args.against else []
+    flags += ["--ignore", *args.ignore] if args.ignore else []
     if compare(flags) != 0:
         return 1
     data = json.loads((out / "comparison.json").read_text())

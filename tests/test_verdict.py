@@ -381,6 +381,21 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert not out.exists() and "holds no cnnlab runs" in capsys.readouterr().err
 
 
+def test_an_execution_override_given_to_one_sweep_is_not_an_arm_with_ignore(tmp_path, capsys):
+    for seed, r in zip(SEEDS, REF):
+        run(tmp_path, "a", seed, float(r))
+        run(tmp_path, "b", seed, float(r) + 0.001)
+        if seed > 3:  # these runs of arm b were relaunched with their thread count given
+            extra = tmp_path / f"b,{seed}" / ".hydra" / "overrides.yaml"
+            extra.write_text(extra.read_text() + "- torch_threads=1\n")
+    argv = [str(tmp_path), "--reference", "arm=a", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2  # the override is a key: every arm's label has it, b splits in two
+    assert "torch_threads=1" in capsys.readouterr().err
+    assert main([*argv, "--ignore", "torch_threads"]) == 0
+    data = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert [(a["arm"], a["n"]) for a in data["arms"]] == [("arm=a", 5), ("arm=b", 5)]
+
+
 def test_an_annealed_schedule_is_not_read_as_still_improving(tmp_path):
     # both arms gain 0.5 pp in their last epoch; one with a constant lr, one annealed to ~0
     for seed, r in zip(SEEDS, REF):

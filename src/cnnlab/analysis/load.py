@@ -178,8 +178,10 @@ def _launcher(hydra: Any) -> str | None:
     if "slurm" in target.lower():
         limit = _dig(hydra, "hydra.launcher.array_parallelism")
         return "SLURM jobs" + (f", up to {limit} at a time" if limit else "")
-    if isinstance(n_jobs, int) and n_jobs > 0:
-        return f"{n_jobs} job{'s' * (n_jobs > 1)} in parallel"
+    if n_jobs == 1:
+        return "1 job at a time"
+    if isinstance(n_jobs, int) and n_jobs > 1:
+        return f"{n_jobs} jobs in parallel"
     if isinstance(n_jobs, int) and n_jobs < 0:  # joblib: -1 is one a core
         return f"joblib n_jobs={n_jobs} (jobs by cores)"
     return None

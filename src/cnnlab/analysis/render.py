@@ -647,7 +647,8 @@ def setup_block(setup: dict[str, Any]) -> str:
             SETUP_BEGIN,
             f"- **Runs:** {setup.get('runs', 0)} ({statuses or 'none'}); {time}; "
             f"{one('cpu', none='CPU')}, {plural(one('cpu_count'), 'core')}, {one('gpu')}; "
-            f"{one('launcher')}, {plural(one('torch_threads'), 'torch thread')} each.",
+            f"{' or '.join(setup.get('launcher') or ['?'])}, "
+            f"{plural(one('torch_threads'), 'torch thread')} each.",
             f"- **Budget per run:** {one('net')}, {plural(one('epochs'), 'epoch')}{times}, "
             f"batch {one('batch_size')}, {held}; {optimizer}{scheduler}; the "
             f"{one('test_ckpt')} weights tested on the test images.",

@@ -14,6 +14,7 @@ Defaults: conf/analysis/compare.yaml.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from cnnlab.analysis import render
 from cnnlab.analysis.figures import write_plots
 from cnnlab.analysis.load import (
     CompareError,
+    Run,
     group_arms,
     load_runs,
     runs_from_wandb,
@@ -69,6 +71,16 @@ def leet_lines(paths: list[Path]) -> list[str]:
     )
 
 
+def without(runs: list[Run], ignore: list[str]) -> list[Run]:
+    """The runs with the ``--ignore`` overrides dropped: they do not make arms."""
+    if not ignore:
+        return runs
+    return [
+        dataclasses.replace(r, overrides={k: v for k, v in r.overrides.items() if k not in ignore})
+        for r in runs
+    ]
+
+
 def parser() -> argparse.ArgumentParser:
     p = flags.Parser(
         prog="cnnlab-compare",
@@ -94,6 +106,14 @@ def parser() -> argparse.ArgumentParser:
         "with the same arm of another run of the study (its sweep or run dirs; e.g. the 1x "
         "budget when PATHS ran with study_budget=2): the budget test, printed and kept in "
         "comparison.json",
+    )
+    p.add_argument(
+        "--ignore",
+        nargs="+",
+        default=[],
+        metavar="KEY",
+        help="overrides that are not arms: how some runs executed, not what they are (e.g. "
+        "torch_threads=1 given to one sweep that the others ran with by default)",
     )
     p.add_argument(
         "--readme",
@@ -156,9 +176,15 @@ def main(argv: list[str] | None = None) -> int:
             runs = load_runs(args.paths)
         else:
             raise CompareError("give run or multirun dirs, or --wandb ENTITY/PROJECT")
+        runs = without(runs, args.ignore)
         summaries = summarize(group_arms(runs), args.reference, args.metric, settings)
         pairs = (  # each arm against itself at another budget: read before anything is written
-            against(group_arms(runs), group_arms(load_runs(args.against)), args.metric, settings)
+            against(
+                group_arms(runs),
+                group_arms(without(load_runs(args.against), args.ignore)),
+                args.metric,
+                settings,
+            )
             if args.against
             else None
         )
