@@ -6,6 +6,7 @@ Every file is read through ``read_bytes``, the one place that touches a study's 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass, field
@@ -271,6 +272,15 @@ def load_runs(paths: list[Path]) -> list[Run]:
             )
         runs += [load_run(p, root) for p in found]
     return runs
+
+
+def without_keys(runs: list[Run], keys) -> list[Run]:
+    """Copies of the runs without the given overrides (the runs themselves keep theirs):
+    keys that do not make arms, e.g. a budget test's ``study_budget`` or ``--ignore``'s."""
+    return [
+        dataclasses.replace(r, overrides={k: v for k, v in r.overrides.items() if k not in keys})
+        for r in runs
+    ]
 
 
 def arm_keys(runs: list[Run]) -> list[str]:

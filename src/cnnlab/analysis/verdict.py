@@ -4,7 +4,6 @@ counts for arms that stalled, convergence per arm and a factorial study's linear
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import statistics
 from dataclasses import dataclass, field
@@ -14,7 +13,14 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from cnnlab.analysis import stats
-from cnnlab.analysis.load import CompareError, Run, arm_keys, display_labels, group_arms
+from cnnlab.analysis.load import (
+    CompareError,
+    Run,
+    arm_keys,
+    display_labels,
+    group_arms,
+    without_keys,
+)
 from cnnlab.config import conf_dir
 from cnnlab.config.arms import short_keys
 
@@ -395,15 +401,7 @@ def against(
     drop = {"study_budget", "trainer.max_epochs"}  # what the two runs of a study differ by
 
     def by_arm(groups):  # copies: the study's own runs keep their overrides
-        return group_arms(
-            [
-                dataclasses.replace(
-                    r, overrides={k: v for k, v in r.overrides.items() if k not in drop}
-                )
-                for rs in groups.values()
-                for r in rs
-            ]
-        )
+        return group_arms(without_keys([r for rs in groups.values() for r in rs], drop))
 
     now, then = by_arm(arms), by_arm(before)
     shown = display_labels(now)  # short keys (dropout=0.5), as the study's own table names arms

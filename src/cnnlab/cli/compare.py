@@ -14,7 +14,6 @@ Defaults: conf/analysis/compare.yaml.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -25,11 +24,11 @@ from cnnlab.analysis import render
 from cnnlab.analysis.figures import write_plots
 from cnnlab.analysis.load import (
     CompareError,
-    Run,
     group_arms,
     load_runs,
     runs_from_wandb,
     study_setup,
+    without_keys,
 )
 from cnnlab.analysis.verdict import METHODS, Settings, against, attach_budget, factorial, summarize
 from cnnlab.cli import flags
@@ -69,16 +68,6 @@ def leet_lines(paths: list[Path]) -> list[str]:
         + [f"  wandb leet {d}" for d in dirs[:3]]
         + (["  ..."] if len(dirs) > 3 else [])
     )
-
-
-def without(runs: list[Run], ignore: list[str]) -> list[Run]:
-    """The runs with the ``--ignore`` overrides dropped: they do not make arms."""
-    if not ignore:
-        return runs
-    return [
-        dataclasses.replace(r, overrides={k: v for k, v in r.overrides.items() if k not in ignore})
-        for r in runs
-    ]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -176,12 +165,12 @@ def main(argv: list[str] | None = None) -> int:
             runs = load_runs(args.paths)
         else:
             raise CompareError("give run or multirun dirs, or --wandb ENTITY/PROJECT")
-        runs = without(runs, args.ignore)
+        runs = without_keys(runs, args.ignore)
         summaries = summarize(group_arms(runs), args.reference, args.metric, settings)
         pairs = (  # each arm against itself at another budget: read before anything is written
             against(
                 group_arms(runs),
-                group_arms(without(load_runs(args.against), args.ignore)),
+                group_arms(without_keys(load_runs(args.against), args.ignore)),
                 args.metric,
                 settings,
             )
