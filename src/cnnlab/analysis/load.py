@@ -217,13 +217,7 @@ def run_setup(res: dict, config: Any, hydra: Any) -> dict[str, Any]:
         "epochs": res.get("epochs") if res.get("status") == "completed" else None,
         "study_budget": _dig(config, "study_budget"),
         "batch_size": _dig(config, "data.batch_size"),
-        "held_out": (
-            None
-            if validation is None and _dig(config, "data.val_fraction") is None
-            else "none"
-            if validation is False
-            else _dig(config, "data.val_fraction")
-        ),
+        "held_out": "none" if validation is False else _dig(config, "data.val_fraction"),
         "optimizer": str(target).rpartition(".")[2] if target else None,
         "lr": _dig(config, "model.optimizer.lr"),
         "betas": _dig(config, "model.optimizer.betas"),
