@@ -22,7 +22,7 @@ SMALLEST = {
     "bench_sweep.py": ["--runs", "1", "--train-fraction", "0.5"],
     "bench_feature_cache.py": ["--epochs", "1", "--input-size", "32"],
     "bench_time_to_acc.py": ["--quick", "--batches", "2", "--recipes", "fast"],
-    "bench_fixed_cost.py": ["--reps", "1", "--runs", "2", "--steps", "5"],
+    "bench_fixed_cost.py": ["--reps", "1", "--runs", "2", "--steps", "5", "--ratio"],
 }
 
 
@@ -53,6 +53,8 @@ def test_gpu_session_script_dry_runs_on_the_cpu(cli_env, tmp_path):
         "DEVICE": "cpu",
         "EXTRA": "trainer.limit_train_batches=2 trainer.limit_val_batches=1"
         " trainer.limit_test_batches=1 trainer.max_epochs=1",
+        "STUDY_RUNS": "2",
+        "JOBS": "2",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     proc = subprocess.run(
@@ -66,6 +68,8 @@ def test_gpu_session_script_dry_runs_on_the_cpu(cli_env, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = (tmp_path / "out" / "steps.txt").read_text()
-    assert "warn-1 completed" in steps and "n_jobs=4: 4 runs" in steps, steps
+    assert "compiled vs plain (cpu, 1 reps): compiled " in steps, steps
+    assert "study, n_jobs=2: 2 runs in " in steps, steps
     for mode in ("none", "default", "reduce-overhead"):
         assert f"compile={mode}: completed" in steps, steps
+    assert "rerun bit-identical" in steps, steps  # eager on the CPU reruns exactly
