@@ -84,6 +84,11 @@ def main() -> int:
         return 1
     data = json.loads((out / "comparison.json").read_text())
     readme = out / "README.md"
+    budget = (
+        "\n![each arm against itself at the other budget](comparison_budget.png)\n"
+        if (out / "comparison_budget.png").exists() and args.against
+        else ""
+    )
     text = f"""{header(args, data)}
 {prose(readme)}
 
@@ -92,7 +97,7 @@ def main() -> int:
 {render.readme_block(data)}
 
 ![each arm against the reference](comparison_acc.png)
-
+{budget}
 ![validation accuracy per epoch](comparison_val_curves.png)
 
 ![per-layer gradient norms](comparison_grad_norms.png)

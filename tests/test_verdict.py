@@ -206,10 +206,51 @@ def test_factorial_main_effects_and_interaction_with_seed_blocks(tmp_path):
                 )
     summaries = summarize(group_arms(load_runs([tmp_path])))
     terms = {t["term"]: t for t in factorial(summaries)}
-    assert terms["dropout=0.5"]["estimate"] == pytest.approx(-0.003, abs=2e-4)
-    assert terms["batchnorm=true"]["estimate"] == pytest.approx(0.002, abs=2e-4)
+    # main effects averaged over the other factor's levels: -0.3 + 0.1/2, 0.2 + 0.1/2
+    assert terms["dropout=0.5"]["estimate"] == pytest.approx(-0.0025, abs=2e-4)
+    assert terms["batchnorm=true"]["estimate"] == pytest.approx(0.0025, abs=2e-4)
     assert terms["batchnorm=true × dropout=0.5"]["estimate"] == pytest.approx(0.001, abs=3e-4)
     assert all(t["p_adjusted"] < 0.05 for t in terms.values())
+    for t in terms.values():  # the adjusted interval is never narrower, and agrees with p
+        assert t["ci_adjusted"][0] <= t["ci"][0] and t["ci_adjusted"][1] >= t["ci"][1]
+        assert (t["ci_adjusted"][0] > 0 or t["ci_adjusted"][1] < 0) == (t["p_adjusted"] < 0.05)
+
+
+def test_adjusted_intervals_agree_with_the_adjusted_p_values():
+    rng = np.random.default_rng(3)
+    for method in ("holm", "bonferroni", "none"):
+        for _ in range(200):
+            m = int(rng.integers(1, 12))
+            ests = [
+                stats.Estimate(float(d), float(se), float(dof), "paired t")
+                for d, se, dof in zip(
+                    rng.normal(0, 0.002, m), rng.uniform(0.0004, 0.002, m), rng.integers(3, 30, m)
+                )
+            ]
+            ps = [e.p_value() for e in ests]
+            for e, p, level in zip(
+                ests, stats.adjust(ps, method), stats.adjusted_levels(ps, 0.95, method)
+            ):
+                lo, hi = e.interval(level)
+                assert (lo > 0 or hi < 0) == (p < 0.05), (method, m, p, level)
+    # Holm's levels: its own step for the rejected, the first failed step's for the rest
+    ps = [0.001, 0.02, 0.03, 0.5]  # steps 4 x .001 = .004 < .05; 3 x .02 = .06: stops
+    assert stats.adjusted_levels(ps, 0.95, "holm") == pytest.approx(
+        [1 - 0.05 / 4, 1 - 0.05 / 3, 1 - 0.05 / 3, 1 - 0.05 / 3]
+    )
+
+
+def test_the_mde_and_the_seeds_needed_agree_at_the_seeds_there_were():
+    rng = np.random.default_rng(5)
+    for image_part in (False, True):
+        for _ in range(50):
+            arm, ref = simulate(rng, image_effects=image_part)
+            d = list((arm.astype(float) - ref).mean(axis=1))
+            est = stats.seed_image_estimate(arm, ref) if image_part else stats.paired_estimate(d)
+            mde = stats.minimum_detectable(est.se, est.dof, 0.01)
+            # an effect just above the MDE needs no more seeds than there are; just below, more
+            assert stats.seeds_needed(mde * 1.001, est, 0.01) <= est.n
+            assert stats.seeds_needed(mde * 0.999, est, 0.01) > est.n
 
 
 def test_the_generated_readme_block_comes_from_the_json_and_drift_is_seen(tmp_path):
@@ -301,6 +342,28 @@ def test_the_header_says_unknown_where_no_record_says_and_reads_older_records():
     assert render.setup_block({}).count("?") > 5  # an empty setup renders, all unknown
 
 
+def test_runs_from_several_sweeps_say_their_fit_times_are_no_cost_comparison():
+    from cnnlab.analysis.load import Run, run_setup, study_setup
+
+    def run(name: str, hydra: dict) -> Run:
+        return Run(Path(name), {}, "completed", setup=run_setup({"status": "completed"}, {}, hydra))
+
+    def swept(d: str) -> dict:
+        return {"hydra": {"mode": "MULTIRUN", "sweep": {"dir": d}}}
+
+    single = {"hydra": {"mode": "RUN", "runtime": {"output_dir": "/r/single"}}}
+    one = study_setup([run("a", swept("/s/1")), run("b", swept("/s/1"))])
+    three = study_setup([run("a", swept("/s/1")), run("b", swept("/s/2")), run("c", single)])
+    assert (one["sweeps"], three["sweeps"]) == (1, 3)
+    assert "sweep" not in three  # counted, not published: the paths are the publisher's
+    assert "- **Runs:** 3 (3 completed) from 3 sweeps; " in render.setup_block(three)
+    assert "- **Runs:** 2 (2 completed); " in render.setup_block(one)
+    arm = {"label": "x", "arm": "x", "test_loss": 0.1, "gap_train_test": None}
+    arm |= {"gap_eval_mode": True, "grad_ratio_first_last": None, "epochs": 3, "not_completed": []}
+    assert "not a cost comparison" in "\n".join(render.measures_block([arm], 3))
+    assert "not a cost comparison" not in "\n".join(render.measures_block([arm], 1))
+
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 GENERATED = sorted(p for p in EXPERIMENTS.glob("*/README.md") if render.BEGIN in p.read_text())
 
@@ -362,16 +425,30 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert "| arm=b | 5 | +0.40 pp" in block and "| no (budget test) |" in block
     assert "Changed with the budget (not converged): arm=b" in block
     assert "converged (no change beyond ±0.1 pp): arm=a" in block
-    assert render.budget_cell(data["against"]["arms"]) == (
+    assert render.budget_cell(data["against"]) == (
         "changed with the budget: arm=b (+0.40 pp); converged: arm=a (+0.00 pp)"
+    )
+    # the index reads every budget test as the larger budget minus the smaller: published
+    # by the study with the smaller budget (x1 against x2), the sign turns
+    smaller = {**data["against"], "setup": {"epochs": [6]}}
+    assert render.budget_cell(smaller, {"epochs": [3]}).startswith(
+        "changed with the budget: arm=b (-0.40 pp)"
+    )
+    assert render.budget_cell(smaller, {"epochs": [12]}).startswith(
+        "changed with the budget: arm=b (+0.40 pp)"
+    )
+    assert "Δ is this study's runs (3 epochs) minus those (6 epochs)" in "\n".join(
+        render.against_block(smaller, data["settings"], {"epochs": [3]})
     )
     many = [
         {"label": f"arm={i}", "verdict": {"reading": INCONCLUSIVE, "diff": 0.0}} for i in "cdefg"
     ]
-    assert render.budget_cell(data["against"]["arms"] + many).endswith(
+    assert render.budget_cell({"arms": data["against"]["arms"] + many}).endswith(
         "; inconclusive at this power: 5 arms"
     )
-    assert render.budget_cell([{"label": "arm=h", "verdict": None}]) == "not compared: 1 arm"
+    assert render.budget_cell({"arms": [{"label": "arm=h", "verdict": None}]}) == (
+        "not compared: 1 arm"
+    )
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
     (tmp_path / "empty").mkdir()  # a folder with no runs: refused before a table or a file
     capsys.readouterr()

@@ -4,6 +4,7 @@ that cnnlab-compare's figures (analysis/figures.py) share."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -50,10 +51,11 @@ def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
 REFERENCE_COLOR, ARM_COLOR = "#555555", "#3a78c2"
 
 
-def arm_colors(n: int) -> list:
-    """n colours that stay apart: tab10 up to 10 arms, tab20 beyond (then cycled)."""
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
+def arm_styles(n: int) -> list[tuple[Any, str]]:
+    """n (colour, line style) pairs that stay apart: tab10's colours, solid for the first
+    ten arms, then dashed, then dotted (tab20's light/dark pairs read as one colour)."""
+    cmap = plt.get_cmap("tab10")
+    return [(cmap(i % 10), ("-", "--", ":")[(i // 10) % 3]) for i in range(n)]
 
 
 def save(fig, path: Path, dpi: int = 110) -> Path:

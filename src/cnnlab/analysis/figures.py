@@ -9,13 +9,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from cnnlab.analysis.verdict import ArmSummary, mean_curve
+from cnnlab.analysis.verdict import ArmSummary, layer_stats, mean_curve
 
 # matplotlib (cnnlab.plots) is imported where a figure is drawn: cnnlab-compare --no-plots
 # and the text verdict start without it
 
 PLOTS = {
     "acc": "comparison_acc.png",
+    "budget": "comparison_budget.png",
     "curves": "comparison_val_curves.png",
     "grad": "comparison_grad_norms.png",
 }
@@ -25,35 +26,42 @@ def _name(s: ArmSummary) -> str:
     return s.display or s.label
 
 
-def forest(summaries: list[ArmSummary], metric: str):
-    """One row per arm: each paired seed's difference (dots), the mean difference with its
-    interval (thin) and its multiplicity-adjusted interval (thick), on an axis centred on 0;
-    arms read as counts say so in words instead."""
+def forest(
+    summaries: list[ArmSummary],
+    metric: str,
+    title: str | None = None,
+    xlabel: str = "against the reference",
+):
+    """One row per arm: the mean difference with its interval (thin) and its
+    multiplicity-adjusted interval (thick), each paired seed's difference as a dot just
+    below it (spread vertically, so seeds at the same value stay apart), on an axis
+    centred on 0. An arm far beyond the others (more than 4× their reach) is written at
+    the axis edge with its numbers instead of squeezing the rest to a point; arms read as
+    counts say so in words."""
     from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt
 
     arms = [s for s in summaries if not s.is_reference and s.verdict is not None]
     ref = next((s for s in summaries if s.is_reference), None)
     n = max(len(arms), 1)
-    fig, ax = plt.subplots(figsize=(8.4, max(2.4, 0.42 * n + 1.6)), layout="constrained")
-    reach = []
+    fig, ax = plt.subplots(figsize=(8.4, max(2.4, 0.5 * n + 1.6)), layout="constrained")
+    seeds: dict[int, list[float]] = {}
+    reach: dict[int, float] = {}
     for y, s in enumerate(arms):
         v = s.verdict
         if v.counts:
             continue
-        xs = [d * 100 for d in v.diffs] or [x * 100 - ref.mean * 100 for x in s.values]
-        reach += [abs(x) for x in xs] + [
-            abs(c * 100) for c in (v.ci_adjusted or v.ci or ()) if c is not None
-        ]
-        ax.scatter(
-            xs,
-            [y] * len(xs),
-            s=12,
-            color="black",
-            alpha=0.55,
-            zorder=3,
-            label="a seed (paired by seed id)" if y == 0 else None,
+        seeds[y] = [d * 100 for d in v.diffs] or (
+            [x * 100 - ref.mean * 100 for x in s.values] if ref and ref.mean is not None else []
         )
-    reach = max([*reach, 0.01]) * 1.15  # a zero-width axis when every difference is 0
+        bounds = [c * 100 for c in (v.ci_adjusted or v.ci or ()) if c is not None]
+        reach[y] = max(abs(x) for x in [*seeds[y], *bounds, v.diff * 100])
+    order = sorted(reach, key=reach.get, reverse=True)
+    off = set()
+    while len(order) - len(off) >= 2 and reach[order[len(off)]] > 4 * reach[order[len(off) + 1]]:
+        off.add(order[len(off)])
+    shown = [reach[y] for y in reach if y not in off]
+    edge = max([*shown, 0.01]) * 1.15  # a zero-width axis when every difference is 0
+    method = None
     for y, s in enumerate(arms):
         v = s.verdict
         if v.counts:
@@ -70,6 +78,31 @@ def forest(summaries: list[ArmSummary], metric: str):
             )
             continue
         color = ARM_COLOR if v.reading == "effect" else REFERENCE_COLOR
+        if y in off:
+            side = -1 if v.diff < 0 else 1
+            adj = v.ci_adjusted or v.ci
+            ax.annotate(
+                f"{v.diff * 100:+.2f} pp"
+                + (f", adjusted [{adj[0] * 100:+.2f}, {adj[1] * 100:+.2f}]" if adj else "")
+                + " (off this axis)",
+                xy=(side * edge, y),
+                xytext=(side * edge * 0.35, y),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=color,
+                arrowprops={"arrowstyle": "->", "color": color},
+            )
+            continue
+        ys = [y + 0.3 * (i + 1) / (len(seeds[y]) + 1) for i in range(len(seeds[y]))]
+        ax.scatter(
+            seeds[y],
+            ys,
+            s=10,
+            color="black",
+            alpha=0.6,
+            zorder=3,
+        )
         if v.ci_adjusted:
             ax.plot(
                 [c * 100 for c in v.ci_adjusted],
@@ -78,7 +111,6 @@ def forest(summaries: list[ArmSummary], metric: str):
                 linewidth=4,
                 alpha=0.35,
                 solid_capstyle="butt",
-                label="adjusted interval" if y == 0 else None,
             )
         if v.ci:
             ax.plot(
@@ -86,19 +118,44 @@ def forest(summaries: list[ArmSummary], metric: str):
                 [y, y],
                 color=color,
                 linewidth=1.4,
-                label=f"raw interval ({v.method})" if y == 0 else None,
             )
+        method = method or v.method
         ax.plot([v.diff * 100], [y], marker="D", color=color, markersize=6, zorder=4)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlim(-reach, reach)
+    ax.set_xlim(-edge, edge)
     ax.set_yticks(range(len(arms)), [f"{_name(s)}\n{s.verdict.reading}" for s in arms], fontsize=7)
     ax.set_ylim(max(len(arms), 1) - 0.5, -0.5)
-    ax.set_xlabel(f"Δ {metric.replace('/', ' ')} against the reference (percentage points)")
-    ax.set_title(f"reference: {_name(ref) if ref else '—'}", fontsize=8)
+    ax.set_xlabel(f"Δ {metric.replace('/', ' ')} {xlabel} (percentage points)")
+    ax.set_title(title or f"reference: {_name(ref) if ref else '—'}", fontsize=8)
     ax.set_ylabel("arm (reading)")
     ax.grid(axis="x", alpha=0.3)
     if arms:
-        fig.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False)
+        from matplotlib.lines import Line2D
+
+        grey = REFERENCE_COLOR
+        handles = [
+            Line2D([], [], marker="D", linestyle="", color=ARM_COLOR, label="reading: an effect"),
+            Line2D([], [], marker="D", linestyle="", color=grey, label="reading: not an effect"),
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color="black",
+                alpha=0.6,
+                markersize=4,
+                label="a seed (paired by seed id), below its arm",
+            ),
+            Line2D([], [], color=grey, linewidth=4, alpha=0.35, label="adjusted interval"),
+            Line2D(
+                [],
+                [],
+                color=grey,
+                linewidth=1.4,
+                label=f"raw interval ({method})" if method else "raw interval",
+            ),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7, frameon=False)
     return fig
 
 
@@ -188,10 +245,30 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
     return fig
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def _grad_series(s: ArmSummary) -> list[tuple[str, dict[str, tuple[float, float]], str]]:
+    """What to draw of an arm: its geometric means over seeds, or, for an arm whose seeds
+    split (some stalled), the stalled and the trained seeds apart (one mean of both
+    describes neither)."""
+    name = _name(s)
+    if s.mixed:
+        stalled = [r for r in s.runs if str(r.seed) in s.stalled]
+        trained = [r for r in s.runs if str(r.seed) not in s.stalled]
+        return [
+            (f"{name}: {_seeds(len(stalled))} stalled", layer_stats(stalled), ":"),
+            (f"{name}: {_seeds(len(trained))} trained", layer_stats(trained), None),
+        ]
+    ratio = f" (first/last {s.grad_ratio:.3g})" if s.grad_ratio else ""
+    return [(name + ratio, s.grad_norms, None)]
+
+
 def gradient_norms(summaries: list[ArmSummary]):
     """Per-layer gradient norms (log scale), one panel per distinct set of layers, so an
     arm is drawn only over the layers its net has."""
-    from cnnlab.plots import arm_colors, plt
+    from cnnlab.plots import arm_styles, plt
 
     with_grads = [s for s in summaries if s.grad_norms]
     if not with_grads:
@@ -201,41 +278,40 @@ def gradient_norms(summaries: list[ArmSummary]):
         groups.setdefault(tuple(s.grad_norms), []).append(s)
     width = max(4.0, 0.5 * max(len(k) for k in groups) + 2.0) + 4.5  # + the legend
     fig, axes = plt.subplots(
-        len(groups), 1, figsize=(width, 4.2 * len(groups)), layout="constrained", squeeze=False
+        len(groups),
+        1,
+        figsize=(width, 4.2 * len(groups)),
+        layout="constrained",
+        squeeze=False,
+        sharey=True,  # one scale: panels (nets with other layers) compare by eye
     )
-    colors = dict(zip([s.label for s in with_grads], arm_colors(len(with_grads))))
+    styles = dict(zip([s.label for s in with_grads], arm_styles(len(with_grads))))
     for ax, (layers, arms) in zip(axes[:, 0], groups.items()):
         xs = list(range(len(layers)))
         for s in arms:
-            means = [s.grad_norms[k][0] for k in layers]
-            facs = [s.grad_norms[k][1] for k in layers]
-            pts = [(x, m, f) for x, m, f in zip(xs, means, facs) if m > 0]
-            if not pts:
-                continue
-            px, pm, pf = zip(*pts)
-            ratio = (
-                "split seeds"
-                if s.mixed
-                else f"first/last {s.grad_ratio:.3g}"
-                if s.grad_ratio
-                else ""
-            )
-            ax.plot(
-                px,
-                pm,
-                marker="o",
-                markersize=3,
-                color=colors[s.label],
-                label=f"{_name(s)} ({ratio})",
-            )
-            ax.fill_between(
-                px,
-                [m / f for m, f in zip(pm, pf)],
-                [m * f for m, f in zip(pm, pf)],
-                color=colors[s.label],
-                alpha=0.15,
-                linewidth=0,
-            )
+            color, dash = styles[s.label]
+            for label, norms, own_dash in _grad_series(s):
+                pts = [(x, *norms[k]) for x, k in zip(xs, layers) if k in norms and norms[k][0] > 0]
+                if not pts:
+                    continue
+                px, pm, pf = zip(*pts)
+                ax.plot(
+                    px,
+                    pm,
+                    marker="o",
+                    markersize=3,
+                    color=color,
+                    linestyle=own_dash or dash,
+                    label=label,
+                )
+                ax.fill_between(
+                    px,
+                    [m / f for m, f in zip(pm, pf)],
+                    [m * f for m, f in zip(pm, pf)],
+                    color=color,
+                    alpha=0.12,
+                    linewidth=0,
+                )
         ax.set_yscale("log")
         ax.set_xticks(xs, layers, rotation=90, fontsize=7)
         ax.set_xlabel("layer (network order)")
@@ -248,19 +324,33 @@ def gradient_norms(summaries: list[ArmSummary]):
     return fig
 
 
-def comparison_figures(summaries: list[ArmSummary], metric: str) -> dict[str, Any]:
-    """The comparison's figures by name (``PLOTS``). The caller saves or closes them."""
+def comparison_figures(
+    summaries: list[ArmSummary], metric: str, pairs: list[ArmSummary] | None = None
+) -> dict[str, Any]:
+    """The comparison's figures by name (``PLOTS``); with ``pairs`` (--against), the
+    budget test as a forest plot too. The caller saves or closes them."""
     figs = {
         "acc": forest(summaries, metric),
+        "budget": forest(
+            pairs,
+            metric,
+            "budget test: each arm against itself at the other budget, paired by seed",
+            "(this study minus the other budget)",
+        )
+        if pairs
+        else None,
         "curves": curves(summaries),
         "grad": gradient_norms(summaries),
     }
     return {k: v for k, v in figs.items() if v is not None}
 
 
-def write_plots(summaries: list[ArmSummary], out: Path, metric: str) -> list[Path]:
+def write_plots(
+    summaries: list[ArmSummary], out: Path, metric: str, pairs: list[ArmSummary] | None = None
+) -> list[Path]:
     from cnnlab.plots import save
 
     return [
-        save(fig, out / PLOTS[name]) for name, fig in comparison_figures(summaries, metric).items()
+        save(fig, out / PLOTS[name])
+        for name, fig in comparison_figures(summaries, metric, pairs).items()
     ]

@@ -224,13 +224,21 @@ def run_setup(res: dict, config: Any, hydra: Any) -> dict[str, Any]:
         "scheduler": str(scheduler).rpartition(".")[2] if scheduler else None,
         "test_ckpt": _dig(config, "test_ckpt"),
         "run_time_s": res.get("session_wall_time_s"),
+        # which sweep the run came from (a run outside one is its own), counted by
+        # study_setup: fit times from different sweeps ran at different times
+        "sweep": (
+            _dig(hydra, "hydra.sweep.dir")
+            if _dig(hydra, "hydra.mode") == "MULTIRUN"
+            else _dig(hydra, "hydra.runtime.output_dir")
+        ),
     }
 
 
 def study_setup(runs: list[Run]) -> dict[str, Any]:
     """The runs' setups together: each fact's distinct values in order of first appearance
     (a study's runs may come from several sweeps), the run time summed over the runs that
-    recorded one (and how many did not), runs by status."""
+    recorded one (and how many did not), runs by status, how many sweeps they came from
+    (a count: the sweeps' paths are the publisher's own)."""
     statuses = [r.status for r in runs]
     times = [r.setup.get("run_time_s") for r in runs]
     facts: dict[str, Any] = {
@@ -238,9 +246,10 @@ def study_setup(runs: list[Run]) -> dict[str, Any]:
         "status": {s: statuses.count(s) for s in sorted(set(statuses))},
         "run_time_s": sum(t for t in times if t is not None),
         "run_time_missing": sum(t is None for t in times),
+        "sweeps": len({r.setup["sweep"] for r in runs if r.setup.get("sweep")}) or None,
     }
     for key in dict.fromkeys(k for r in runs for k in r.setup):
-        if key != "run_time_s":
+        if key not in ("run_time_s", "sweep"):
             seen = [r.setup[key] for r in runs if r.setup.get(key) is not None]
             facts[key] = list({json.dumps(v): v for v in seen}.values())
     return facts

@@ -249,14 +249,21 @@ def write_markdown(
 
 
 def factorial_table(terms: list[dict]) -> str:
-    rows = ["| term | estimate (pp) | 95% CI | p (raw / adj.) |", "|---|---|---|---|"]
+    rows = [
+        "| term | estimate (pp) | 95% CI | adjusted CI | p (raw / adj.) |",
+        "|---|---|---|---|---|",
+    ]
     rows += [
         f"| {t['term']} | {_pp(t['estimate'])} | {_interval(t['ci'])} | "
-        f"{_p(t['p'])} / {_p(t.get('p_adjusted'))} |"
+        f"{_interval(t.get('ci_adjusted'))} | {_p(t['p'])} / {_p(t.get('p_adjusted'))} |"
         for t in terms
     ]
-    return "Factorial reading (linear model with seed blocks, non-stalled runs):\n\n" + "\n".join(
-        rows
+    return (
+        "Factorial reading (linear model with seed blocks, non-stalled runs): a main effect "
+        "is a level against the reference's, averaged over the other factors' levels "
+        "(centred coding); an interaction is a difference of differences; intervals count "
+        "seed-to-seed error only (the test set's sampling error is not in this model); "
+        "adjusted across the terms as the arms are.\n\n" + "\n".join(rows)
     )
 
 
@@ -331,10 +338,12 @@ def comparison_data(
     pairs: list[ArmSummary] | None = None,
     against: list[Path] | None = None,
     setup: dict[str, Any] | None = None,
+    against_setup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """comparison.json: every number a report quotes, with the seed id of every value;
     with ``pairs``, each arm against itself in the study ``against`` (another budget);
-    ``setup``: the runs' machine, budget and versions (load.study_setup)."""
+    ``setup``: the runs' machine, budget and versions (load.study_setup), and
+    ``against_setup`` the other study's (its epochs give the budget test's direction)."""
 
     def verdict(s: ArmSummary, v: Verdict | None = None):
         v = v or s.verdict
@@ -345,12 +354,14 @@ def comparison_data(
             "diff": v.diff,
             "ci": v.ci,
             "ci_adjusted": v.ci_adjusted,
+            "ci_adjusted_level": v.ci_adjusted_level,
             "p": v.p,
             "p_adjusted": v.p_adjusted,
             "tost_p": v.tost_p,
             "tost_p_adjusted": v.tost_p_adjusted,
             "mde": v.mde,
             "seeds_needed": v.seeds_needed,
+            "power_alpha": v.power_alpha,
             "reading": v.reading,
             "test_error_counted": v.test_error,
             "counts": v.counts,
@@ -391,7 +402,7 @@ def comparison_data(
         }
         for s in summaries
     ]
-    data = {
+    data: dict[str, Any] = {
         "metric": metric,
         "settings": vars(settings),
         "arms": arms,
@@ -400,12 +411,15 @@ def comparison_data(
     if setup is not None:
         data["setup"] = setup
     if pairs is not None:
-        data["against"] = {
+        other: dict[str, Any] = {
             "study": " ".join(_where(d, relative_to) for d in against or []) or None,
             "arms": [
                 {"label": p.display or p.label, "n": p.n, "verdict": verdict(p)} for p in pairs
             ],
         }
+        if against_setup is not None:
+            other["setup"] = against_setup
+        data["against"] = other
     return data
 
 
@@ -463,8 +477,9 @@ def readme_block(data: dict[str, Any]) -> str:
     lines += [
         "",
         f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
-        f"adjusted by {s['adjust']} across {tested} comparisons; MDE at "
-        f"{s['power']:.0%} power; equivalence margin ±{s['margin_pp']} pp.",
+        f"adjusted by {s['adjust']} across {tested} comparisons; "
+        + family_note(s, arms)
+        + f" equivalence margin ±{s['margin_pp']} pp.",
         "",
     ]
     for name, v in _compared(arms):
@@ -506,20 +521,38 @@ def readme_block(data: dict[str, Any]) -> str:
         f"learning rate ended under {s.get('annealed_below', 0.1):g} of its peak, so its last "
         "epoch's gain is the schedule's annealing; only the budget test says whether it converged"
     )
-    if len(annealed) == len(arms):
+    if annealed and len(annealed) == sum(1 for a in arms if a["n"]):  # every arm with a run
         lines[-1] = f"Convergence is not read from the validation curves: every arm's {why}."
     elif annealed:
         lines[-1] += f" Not read from the curve for {len(annealed)} arms whose {why}."
-    lines += ["", *measures_block(arms)]
+    lines += ["", *measures_block(arms, (data.get("setup") or {}).get("sweeps"))]
     if data.get("against"):
-        lines += ["", *against_block(data["against"], s)]
+        lines += ["", *against_block(data["against"], s, data.get("setup"))]
     if data.get("factorial"):
         lines += ["", factorial_table(data["factorial"])]
     return "\n".join(lines + ["", END])
 
 
-def measures_block(arms: list[dict[str, Any]]) -> list[str]:
-    """The other measures of each arm: loss, gap, gradient ratio, time, runs not completed."""
+def family_note(s: dict[str, Any], arms: list[dict[str, Any]]) -> str:
+    """How the adjusted intervals and the MDE were had (from the verdicts themselves)."""
+    alphas = {v.get("power_alpha") for _, v in _compared(arms) if v.get("power_alpha")}
+    at = f" (alpha {_p(alphas.pop())})" if len(alphas) == 1 else ""
+    if s["adjust"] == "holm":
+        how = (
+            "each adjusted interval at the level of the Holm step that tested it, so it "
+            "excludes 0 exactly when the adjusted p is below alpha (Bonferroni's intervals "
+            "contain these); "
+        )
+    else:
+        how = ""
+    family = "the family's Bonferroni level" if s["adjust"] != "none" else "the raw level"
+    return f"{how}MDE at {s['power']:.0%} power at {family}{at};"
+
+
+def measures_block(arms: list[dict[str, Any]], sweeps: int | None = None) -> list[str]:
+    """The other measures of each arm: loss, gap, gradient ratio, time, runs not completed.
+    ``sweeps``: how many sweeps the runs came from (more than one: say fit times across
+    them are no cost comparison)."""
     lines = [
         "| arm | test loss | train − test | grad first/last | epochs | fit time (s) "
         "| not completed |",
@@ -545,7 +578,14 @@ def measures_block(arms: list[dict[str, Any]]) -> list[str]:
         "train − test: accuracy on the first training images in eval mode (no dropout, no "
         "augmentation) minus test accuracy. grad first/last: the first layer's gradient norm "
         "over the last layer's at the last epoch, geometric mean over seeds (seeds that "
-        "stalled and seeds that trained apart). fit time: mean seconds of training per run.",
+        "stalled and seeds that trained apart). fit time: mean seconds of training per run"
+        + (
+            f"; the runs come from {sweeps} sweeps run at different times, and other work may "
+            "have shared the machine, so fit times of arms from different sweeps are not a "
+            "cost comparison."
+            if sweeps and sweeps > 1
+            else "."
+        ),
     ]
     return lines
 
@@ -562,11 +602,34 @@ def converged_cell(conv: dict[str, Any]) -> str:
     return "—" if still is None else ("still improving" if still else "yes")
 
 
-def against_block(against: dict[str, Any], s: dict[str, Any]) -> list[str]:
+def budget_epochs(setup: dict[str, Any] | None, against: dict[str, Any]) -> tuple[str, str]:
+    """' (N epochs)' for this study and the other, where each trained one budget."""
+
+    def epochs(facts: dict[str, Any] | None) -> str:
+        values = (facts or {}).get("epochs") or []
+        return f" ({values[0]} epochs)" if len(values) == 1 else ""
+
+    return epochs(setup), epochs(against.get("setup"))
+
+
+def budget_sign(setup: dict[str, Any] | None, against: dict[str, Any]) -> int:
+    """+1 when this study had the larger budget, -1 when the other did (0: unknown), so a
+    budget test reads as the larger budget minus the smaller whichever side published it."""
+    mine = (setup or {}).get("epochs") or []
+    theirs = (against.get("setup") or {}).get("epochs") or []
+    if len(mine) != 1 or len(theirs) != 1 or mine == theirs:
+        return 0
+    return 1 if mine[0] > theirs[0] else -1
+
+
+def against_block(
+    against: dict[str, Any], s: dict[str, Any], s_setup: dict[str, Any] | None = None
+) -> list[str]:
     """The budget test: each arm against itself in the other study, and what it says."""
+    mine, theirs = budget_epochs(s_setup, against)
     lines = [
         "Each arm against itself in the runs given with `--against` (the budget test: "
-        "Δ is this study's runs minus those, paired by seed):",
+        f"Δ is this study's runs{mine} minus those{theirs}, paired by seed):",
         "",
         "| arm | n | Δ [CI] | adjusted CI | p (raw / adj.) | MDE | reading |",
         "|---|---|---|---|---|---|---|",
@@ -645,7 +708,8 @@ def setup_block(setup: dict[str, Any]) -> str:
     return "\n".join(
         [
             SETUP_BEGIN,
-            f"- **Runs:** {setup.get('runs', 0)} ({statuses or 'none'}); {time}; "
+            f"- **Runs:** {setup.get('runs', 0)} ({statuses or 'none'})"
+            f"{sweeps_from(setup.get('sweeps'))}; {time}; "
             f"{one('cpu', none='CPU')}, {plural(one('cpu_count'), 'core')}, {one('gpu')}; "
             f"{' or '.join(setup.get('launcher') or ['?'])}, "
             f"{plural(one('torch_threads'), 'torch thread')} each.",
@@ -657,6 +721,10 @@ def setup_block(setup: dict[str, Any]) -> str:
             SETUP_END,
         ]
     )
+
+
+def sweeps_from(sweeps: int | None) -> str:
+    return f" from {sweeps} sweeps" if sweeps and sweeps > 1 else ""
 
 
 def regenerate(readme: str, data: dict[str, Any]) -> str:
@@ -717,12 +785,14 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
             f"| [{name}]({name}/) | {size} | "
             f"{ref['label'] or ref['arm']}: {acc} | "
             + " | ".join("; ".join(cells[k]) or "—" for k in cells)
-            + f" | {budget_cell((data.get('against') or {}).get('arms', []))} |"
+            + f" | {budget_cell(data.get('against') or {}, data.get('setup'))} |"
         )
     lines += [
         "",
         "Readings as each study's README defines them: multiplicity-adjusted (Holm) within a "
-        "study, equivalence by TOST within the study's margin, and stalled arms as counts.",
+        "study, equivalence by TOST within the study's margin, and stalled arms as counts. "
+        "Budget test: Δ is the larger budget's accuracy minus the smaller's, whichever study "
+        "published it (a study compared with a larger budget shows its arms' gain from it).",
         "",
         END,
     ]
@@ -736,18 +806,22 @@ BUDGET_READINGS = {  # the budget test's readings, as the index names them
 }
 
 
-def budget_cell(pairs: list[dict[str, Any]], named_up_to: int = 4) -> str:
-    """A study's budget test in one cell: the arms that changed (with Δ) and those shown
-    converged by name, the inconclusive ones by name while there are few, else counted."""
+def budget_cell(
+    against: dict[str, Any], setup: dict[str, Any] | None = None, named_up_to: int = 4
+) -> str:
+    """A study's budget test in one cell: the arms that changed (with Δ, the larger budget
+    minus the smaller) and those shown converged by name, the inconclusive ones by name
+    while there are few, else counted."""
+    sign = budget_sign(setup, against) or 1
     groups: dict[str, list[str]] = {}
     untested = 0  # an arm with no completed run on one side
-    for a in pairs:
+    for a in against.get("arms", []):
         v = a["verdict"]
         if v is None:
             untested += 1
             continue
         key = v["reading"] if v["reading"] in BUDGET_READINGS else "inconclusive"
-        groups.setdefault(key, []).append(f"{a['label']} ({_pp(v['diff'])} pp)")
+        groups.setdefault(key, []).append(f"{a['label']} ({_pp(sign * v['diff'])} pp)")
     parts = []
     for key, what in BUDGET_READINGS.items():
         names = groups.get(key, [])

@@ -62,6 +62,24 @@ class Estimate:
     method: str  # "paired t" | "Welch t" | "two-level bootstrap"
     se_seed: float | None = None  # the seed-only part (for the seeds a target effect needs)
     n: int = 0
+    image_dof: float | None = None  # the test-image part's degrees of freedom, when counted
+
+    def with_seeds(self, n: int) -> Estimate:
+        """The same study with ``n`` seeds: the seed variance shrinks, the test set's does
+        not; degrees of freedom as this estimate has them (Satterthwaite's where both parts
+        count, else its own shifted by the seeds added). Itself at its own ``n``."""
+        if n == self.n:
+            return self
+        seed_se = self.se_seed if self.se_seed is not None else self.se
+        seed_var, image_var = seed_se**2 * self.n / n, max(self.se**2 - seed_se**2, 0.0)
+        total = seed_var + image_var
+        if self.image_dof and image_var:
+            dof = total**2 / (seed_var**2 / (n - 1) + image_var**2 / self.image_dof)
+        else:
+            dof = max(self.dof + n - self.n, 1.0)
+        return Estimate(
+            self.diff, math.sqrt(total), dof, self.method, math.sqrt(seed_var), n, self.image_dof
+        )
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         if self.se == 0:
@@ -137,6 +155,7 @@ def seed_image_estimate(arm: np.ndarray, ref: np.ndarray) -> Estimate:
         "seed × test-image variance components",
         se_seed=math.sqrt(seed_var),
         n=s,
+        image_dof=n - 1,
     )
 
 
@@ -156,10 +175,32 @@ def adjust(pvalues: Sequence[float], method: str) -> list[float]:
     return out.tolist()
 
 
-def adjusted_level(level: float, m: int, method: str) -> float:
-    """The confidence level of simultaneous intervals for m comparisons: Bonferroni's for
-    holm and bonferroni (Holm's step-down has no interval of its own; these contain it)."""
-    return level if method == "none" or m <= 1 else 1 - (1 - level) / m
+def adjusted_levels(pvalues: Sequence[float], level: float, method: str) -> list[float]:
+    """Each comparison's confidence level, compatible with its adjusted p-value: the
+    interval excludes 0 exactly when the adjusted p is below 1 − level.
+
+    bonferroni: 1 − α/m for all. holm: a comparison the step-down rejects gets the level of
+    its own step (1 − α/(m − k + 1)); the others get 1 − α/(m − r), r the number rejected
+    (Strassburger & Bretz's level for what Holm does not reject). Holm has no simultaneous
+    intervals of its own; Bonferroni's contain these. By hand: scipy has neither."""
+    p = np.asarray(pvalues, dtype=float)
+    m, alpha = len(p), 1 - level
+    if method == "none" or m <= 1:
+        return [level] * m
+    if method == "bonferroni":
+        return [1 - alpha / m] * m
+    order = np.argsort(p, kind="stable")
+    steps = np.maximum.accumulate((m - np.arange(m)) * p[order])  # Holm, uncapped
+    rejected = int(np.sum(steps < alpha))  # a prefix: the step-down stops at the first
+    out = np.empty(m)
+    for k, i in enumerate(order):
+        out[i] = 1 - alpha / (m - k if k < rejected else m - rejected)
+    return out.tolist()
+
+
+def t_quantile(level: float, dof: float) -> float:
+    """The two-sided t critical value of a ``level`` interval."""
+    return float(stats.t.ppf(0.5 + level / 2, dof))
 
 
 def power(effect: float, se: float, dof: float, alpha: float = 0.05) -> float:
@@ -187,13 +228,13 @@ def minimum_detectable(se: float, dof: float, alpha: float = 0.05, target: float
 def seeds_needed(
     effect: float, est: Estimate, alpha: float = 0.05, target: float = 0.8, most: int = 1000
 ) -> int | None:
-    """Seeds for ``target`` power at ``effect``: the seed variance shrinks with more seeds,
-    the test set's does not (None: no number of seeds reaches it)."""
-    seed_var = (est.se_seed or est.se) ** 2 * est.n
-    image_var = max(est.se**2 - (est.se_seed or est.se) ** 2, 0.0)
+    """Seeds for ``target`` power at ``effect`` (``Estimate.with_seeds``: the seed variance
+    shrinks with more seeds, the test set's does not; None: no number of seeds reaches it).
+    At ``est.n`` seeds it agrees with ``minimum_detectable``: same standard error and
+    degrees of freedom."""
     for n in range(2, most + 1):
-        se = math.sqrt(seed_var / n + image_var)
-        if se == 0 or power(effect, se, n - 1, alpha) >= target:
+        e = est.with_seeds(n)
+        if e.se == 0 or power(effect, e.se, e.dof, alpha) >= target:
             return n
     return None
 

@@ -72,12 +72,14 @@ class Verdict:
     diff: float | None = None
     ci: tuple[float, float] | None = None
     ci_adjusted: tuple[float, float] | None = None
+    ci_adjusted_level: float | None = None  # compatible with p_adjusted (stats.adjusted_levels)
     p: float | None = None
     p_adjusted: float | None = None
     tost_p: float | None = None
     tost_p_adjusted: float | None = None
     mde: float | None = None
     seeds_needed: int | None = None
+    power_alpha: float | None = None  # the alpha the MDE and seeds_needed were computed at
     reading: str = INCONCLUSIVE
     seeds: list[str] = field(default_factory=list)  # the seed ids paired
     diffs: list[float] = field(default_factory=list)  # per paired seed, same order
@@ -191,14 +193,14 @@ def _summary(label: str, runs: list[Run], metric: str, settings: Settings) -> Ar
         gap=avg(gaps),
         gap_std=stats.std(gaps) if gaps else None,
         gap_eval_mode=bool(done) and all(r.gap_in_eval_mode for r in done),
-        grad_norms=_layer_stats(done),
+        grad_norms=layer_stats(done),
         stalled=[str(r.seed) for r in stalled],
     )
     if s.mixed:
         trained = [r for r in done if r not in stalled]
         s.grad_ratio_groups = {
-            "stalled": _ratio(_layer_stats(stalled)),
-            "trained": _ratio(_layer_stats(trained)),
+            "stalled": _ratio(layer_stats(stalled)),
+            "trained": _ratio(layer_stats(trained)),
         }
     epochs, curve, _ = mean_curve(runs)
     s.still_improving, s.last_gain = (
@@ -216,7 +218,7 @@ def _annealed(run: Run, below: float) -> bool:
     return bool(lrs) and max(lrs) > 0 and lrs[-1] < below * max(lrs)
 
 
-def _layer_stats(runs: list[Run]) -> dict[str, tuple[float, float]]:
+def layer_stats(runs: list[Run]) -> dict[str, tuple[float, float]]:
     """Geometric mean and std over seeds of each layer's last-epoch gradient norm, in
     network order: a seed whose gradient vanished (1e-14) and one that trained (1e-2)
     average to 1e-8, not to half the second."""
@@ -296,15 +298,12 @@ def compare_arm(arm: ArmSummary, ref: ArmSummary, metric: str, settings: Setting
         est = stats.welch_estimate(arm.values, ref.values)
     if est is None:
         return Verdict("too few seeds", diff=arm.mean - ref.mean)
-    alpha = settings.alpha
     return Verdict(
         est.method,
         diff=est.diff,
         ci=est.interval(settings.level),
         p=est.p_value(),
         tost_p=est.tost_p(settings.margin_pp / 100),
-        mde=stats.minimum_detectable(est.se, est.dof, alpha, settings.power),
-        seeds_needed=stats.seeds_needed(settings.effect_pp / 100, est, alpha, settings.power),
         seeds=seeds,
         diffs=diffs,
         test_error=test_error,
@@ -313,19 +312,32 @@ def compare_arm(arm: ArmSummary, ref: ArmSummary, metric: str, settings: Setting
 
 
 def adjust_family(verdicts: list[Verdict], settings: Settings) -> None:
-    """Adjusted p-values and intervals across the study's comparisons, then each reading:
-    an effect (adjusted p below alpha: the adjusted interval excludes 0), equivalent (the
-    adjusted TOST p below alpha: within ±margin) or inconclusive at this power."""
+    """Adjusted p-values and intervals across the study's comparisons, the power each had,
+    then each reading: an effect (adjusted p below alpha; its adjusted interval, at the
+    level compatible with that p, excludes 0), equivalent (the adjusted TOST p below
+    alpha: within ±margin) or inconclusive at this power.
+
+    Power (the MDE and the seeds a stated effect needs) is computed at the family's
+    Bonferroni alpha (alpha / m): the level a comparison is tested at in the worst case,
+    so Holm detects at least what it says."""
     tested = [v for v in verdicts if v.p is not None]
     for v, p in zip(tested, stats.adjust([v.p for v in tested], settings.adjust)):
         v.p_adjusted = p
     with_tost = [v for v in tested if v.tost_p is not None]
     for v, p in zip(with_tost, stats.adjust([v.tost_p for v in with_tost], settings.adjust)):
         v.tost_p_adjusted = p
-    level = stats.adjusted_level(settings.level, len(tested), settings.adjust)
-    for v in tested:
+    levels = stats.adjusted_levels([v.p for v in tested], settings.level, settings.adjust)
+    family = len(tested) if settings.adjust != "none" else 1
+    alpha = settings.alpha / max(family, 1)
+    for v, level in zip(tested, levels):
         if v.estimate is not None:
-            v.ci_adjusted = v.estimate.interval(level)
+            est = v.estimate
+            v.ci_adjusted, v.ci_adjusted_level = est.interval(level), level
+            v.mde = stats.minimum_detectable(est.se, est.dof, alpha, settings.power)
+            v.seeds_needed = stats.seeds_needed(
+                settings.effect_pp / 100, est, alpha, settings.power
+            )
+            v.power_alpha = alpha
         if v.p_adjusted < settings.alpha:
             v.reading = EFFECT
         elif v.tost_p_adjusted is not None and v.tost_p_adjusted < settings.alpha:
@@ -354,9 +366,11 @@ def mean_curve(runs: list[Run], key: str = "val/acc") -> tuple[list[int], list[f
 def factorial(
     summaries: list[ArmSummary], metric: str = "test/acc", settings: Settings | None = None
 ) -> list[dict]:
-    """A study that crosses two or more keys: main effects (each key's level against the
-    reference arm's) and two-way interactions from a linear model with seed blocks, over
-    the runs that did not stall; [] when the study is not factorial."""
+    """A study that crosses two or more keys, as a linear model with seed blocks over the
+    runs that did not stall: main effects (each key's level against the reference arm's,
+    averaged over the other keys' levels: centred coding) and every interaction of two or
+    more keys (differences of differences); [] when the study is not fully crossed. Each
+    term's interval and p adjusted across the terms as the study's arms are."""
     settings = settings or Settings.load()
     runs = [r for s in summaries for r in _done(s.runs, metric) if str(r.seed) not in s.stalled]
     keys = arm_keys([r for s in summaries for r in s.runs])
@@ -368,23 +382,33 @@ def factorial(
     if len(cells) != int(np.prod([len(v) + 1 for v in levels.values()])):
         return []  # not fully crossed
     short = short_keys(keys)
-    cols = {
-        f"{short[k]}={lv}": np.array([float(r.overrides.get(k) == lv) for r in runs])
+    by_key = {
+        k: {
+            f"{short[k]}={lv}": (x := np.array([float(r.overrides.get(k) == lv) for r in runs]))
+            - x.mean()
+            for lv in levels[k]
+        }
         for k in keys
-        for lv in levels[k]
     }
-    mains = list(cols)
-    for a, b in itertools.combinations(mains, 2):
-        if a.split("=")[0] != b.split("=")[0]:
-            cols[f"{a} × {b}"] = cols[a] * cols[b]
+    cols = {name: c for k in keys for name, c in by_key[k].items()}
+    for order in range(2, len(keys) + 1):
+        for combo in itertools.combinations(keys, order):
+            for names in itertools.product(*(by_key[k] for k in combo)):
+                cols[" × ".join(names)] = np.prod([cols[n] for n in names], axis=0)
     terms = stats.linear_effects(
         np.array([r.metrics[metric] for r in runs]),
         cols,
         np.array([str(r.seed) for r in runs]),
         settings.level,
     )
-    for t, p in zip(terms, stats.adjust([t["p"] for t in terms], settings.adjust)):
+    levels_adj = stats.adjusted_levels([t["p"] for t in terms], settings.level, settings.adjust)
+    for t, p, level in zip(
+        terms, stats.adjust([t["p"] for t in terms], settings.adjust), levels_adj
+    ):
         t["p_adjusted"] = p
+        half = (t["ci"][1] - t["ci"][0]) / 2
+        wide = half * stats.t_quantile(level, t["dof"]) / stats.t_quantile(settings.level, t["dof"])
+        t["ci_adjusted"] = [t["estimate"] - wide, t["estimate"] + wide]
     return terms
 
 

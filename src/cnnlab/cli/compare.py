@@ -167,13 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             raise CompareError("give run or multirun dirs, or --wandb ENTITY/PROJECT")
         runs = without_keys(runs, args.ignore)
         summaries = summarize(group_arms(runs), args.reference, args.metric, settings)
-        pairs = (  # each arm against itself at another budget: read before anything is written
-            against(
-                group_arms(runs),
-                group_arms(without_keys(load_runs(args.against), args.ignore)),
-                args.metric,
-                settings,
-            )
+        # each arm against itself at another budget: read before anything is written
+        before = without_keys(load_runs(args.against), args.ignore) if args.against else []
+        pairs = (
+            against(group_arms(runs), group_arms(before), args.metric, settings)
             if args.against
             else None
         )
@@ -212,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         pairs,
         args.against,
         study_setup(runs),
+        study_setup(before) if args.against else None,
     )
     render.write_json(data, out / "comparison.json")
-    written = write_plots(summaries, out, args.metric)
+    written = write_plots(summaries, out, args.metric, pairs)
     plain = Console(soft_wrap=True, highlight=False)
     plain.print(
         Text(

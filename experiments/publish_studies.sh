@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Publish every study in experiments/ from the run dirs that experiments/run_studies.sh
+# leaves in one folder (the published ones: run on one machine, see each README's header):
+#   $S/full          cnnlab-train -m experiment=ablation/full
+#   $S/conv/*/       the same at twice the budget (study_budget=2), in parts of the grid
+#   $S/extra/d025    dropout 0.25 with the full study's config (no batchnorm, no augmentation)
+#   $S/extra/affine  affine augmentation likewise (no dropout, no batchnorm)
+#   $S/transfer      cnnlab-train -m experiment=ablation/transfer (after pretrain_fashion)
+#   $S/activation    cnnlab-train -m experiment=ablation/activation
+# The dropout, batchnorm and augmentation studies are slices of the full study's runs.
+#   bash experiments/publish_studies.sh /path/to/studies
+set -euo pipefail
+S=$(realpath "${1:?usage: publish_studies.sh STUDIES_DIR}")
+cd "$(dirname "$0")/.."
+P="python experiments/publish_study.py"
+F="cnnlab-train -m experiment=ablation/full"
+conv=("$S"/conv/*/)
+$P dropout "$S"/full/dropout=*,batchnorm=false,augmentation=none,* "$S/extra/d025" \
+  --reference model.net.dropout=0.0 \
+  --title "Ablation study: dropout after fc1 (seed 003 §4.2)" \
+  --command "$F   # this study is its slice: batchnorm off, no augmentation" \
+  --command "$F model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none" \
+  --against "$S"/conv/*/dropout=*,batchnorm=false,augmentation=none,* \
+  --notes "The runs are the full study's with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
+$P batchnorm "$S"/full/dropout=0.0,batchnorm=*,augmentation=none,* \
+  --reference model.net.batchnorm=false \
+  --title "Ablation study: BatchNorm2d after each conv (seed 003 §4.3)" \
+  --command "$F   # this study is its slice: no dropout, no augmentation" \
+  --against "$S"/conv/*/dropout=0.0,batchnorm=*,augmentation=none,* \
+  --notes "The runs are the full study's with no dropout and no augmentation."
+$P augmentation "$S"/full/dropout=0.0,batchnorm=false,augmentation=* "$S/extra/affine" \
+  --reference data/augmentation=none \
+  --title "Ablation study: augmentation (seed 003 §4.1)" \
+  --command "$F   # this study is its slice: no dropout, batchnorm off" \
+  --command "$F model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine" \
+  --against "$S"/conv/*/dropout=0.0,batchnorm=false,augmentation=* \
+  --notes "The runs are the full study's with no dropout and batchnorm off, and an affine arm run with the same config (second command)."
+$P transfer "$S/transfer" --title "Ablation study: transfer learning (seed 003 §4.4)" \
+  --command "cnnlab-train experiment=pretrain_fashion   # the Fashion-MNIST source model" \
+  --command "cnnlab-train -m experiment=ablation/transfer" \
+  --notes "The fashion arms start from the source model that the first command trains."
+$P activation "$S/activation" \
+  --title "Ablation study: ReLU vs sigmoid vs tanh in a six-conv stack (seed 002)" \
+  --command "cnnlab-train -m experiment=ablation/activation"
+$P full "$S/full" --ignore torch_threads \
+  --title "Ablation study: dropout × batchnorm × augmentation" \
+  --command "$F" --against "${conv[@]}"
+$P convergence "${conv[@]}" --against "$S/full" --ignore torch_threads \
+  --title "Convergence: every arm of the full study at twice its budget" \
+  --command "$F study_budget=2" \
+  --notes "The arms were run as sweeps of that command, each a part of the grid (e.g. \`model.net.dropout=0.0,0.5 model.net.batchnorm=false data/augmentation=none\`); each arm is compared with its own runs in the full study, paired by seed. One sweep (dropout 0.5 with batchnorm, no augmentation) ran one job at a time with \`torch_threads=1\` given, the thread every other run got from its share of the cores; that override is not an arm (\`--ignore torch_threads\`)."
+$P --index
