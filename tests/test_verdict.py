@@ -269,6 +269,10 @@ def test_the_generated_readme_block_comes_from_the_json_and_drift_is_seen(tmp_pa
     assert fresh.startswith("# Study\n\nProse.\n\n") and fresh.endswith("\n\nMore.\n")
     assert "- **arm=b_effect**: an effect of -1.00 pp" in fresh
     assert "inconclusive at this power" in fresh and "stalled in 4 of 5 seeds" in fresh
+    # a split arm: each group's count and mean, no mean ± std or loss over both groups
+    row = next(line for line in fresh.splitlines() if line.startswith("| arm=f_bimodal | 5 |"))
+    assert "split: 4/5 stalled (11.35%), 1/5 trained (98.50%)" in row and "±" not in row
+    assert "| arm=f_bimodal | — (split seeds) | — (split seeds) |" in fresh
     assert "Still improving at the last epoch: arm=b_effect." in fresh
     assert render.regenerate(fresh, data) == fresh
     assert render.regenerate(fresh.replace("-1.00 pp", "-1.10 pp"), data) != fresh.replace(

@@ -444,9 +444,7 @@ def readme_block(data: dict[str, Any]) -> str:
     ]
     for a in arms:
         v = a["verdict"]
-        acc = "—" if a["mean"] is None else f"{a['mean'] * 100:.2f}% ± {a['std'] * 100:.2f}"
-        if a["stalled_seeds"]:
-            acc += f" ({len(a['stalled_seeds'])}/{a['n']} stalled)"
+        acc = acc_cell(a)
         conv = converged_cell(a["convergence"])
         if a["reference"]:
             cells = ["reference", "", "", "", ""]
@@ -533,6 +531,23 @@ def readme_block(data: dict[str, Any]) -> str:
     return "\n".join(lines + ["", END])
 
 
+def acc_cell(a: dict[str, Any]) -> str:
+    """An arm's accuracy: mean ± std, or for an arm whose seeds split (some stalled) each
+    group's count and mean apart (one mean ± std of both describes neither)."""
+    if a["mean"] is None:
+        return "—"
+    if not a["stalled_seeds"]:
+        return f"{a['mean'] * 100:.2f}% ± {a['std'] * 100:.2f}"
+    groups = {"stalled": [], "trained": []}
+    for v in a["values"]:
+        groups["stalled" if v["seed"] in a["stalled_seeds"] else "trained"].append(v["value"])
+    return "split: " + ", ".join(
+        f"{len(xs)}/{a['n']} {name} ({sum(xs) / len(xs) * 100:.2f}%)"
+        for name, xs in groups.items()
+        if xs
+    )
+
+
 def family_note(s: dict[str, Any], arms: list[dict[str, Any]]) -> str:
     """How the adjusted intervals and the MDE were had (from the verdicts themselves)."""
     alphas = {v.get("power_alpha") for _, v in _compared(arms) if v.get("power_alpha")}
@@ -562,6 +577,9 @@ def measures_block(arms: list[dict[str, Any]], sweeps: int | None = None) -> lis
         gap = _fmt(a["gap_train_test"], "+.4f")
         if a["gap_train_test"] is not None and not a["gap_eval_mode"]:
             gap += " (train mode)"
+        loss = _fmt(a["test_loss"])
+        if a.get("stalled_seeds"):  # a mean over stalled and trained seeds describes neither
+            gap = loss = "— (split seeds)"
         groups = a.get("grad_ratio_groups") or {}
         ratio = (
             " / ".join(f"{k} {_fmt(v, '.3g')}" for k, v in groups.items())
@@ -569,7 +587,7 @@ def measures_block(arms: list[dict[str, Any]], sweeps: int | None = None) -> lis
             else _fmt(a["grad_ratio_first_last"], ".3g")
         )
         lines.append(
-            f"| {a['label'] or a['arm']} | {_fmt(a['test_loss'])} | {gap} | {ratio} | "
+            f"| {a['label'] or a['arm']} | {loss} | {gap} | {ratio} | "
             f"{_fmt(a['epochs'], '.1f')} | {_fmt(a.get('fit_time_s'), '.0f')} | "
             f"{len(a['not_completed'])} |"
         )
