@@ -7,6 +7,7 @@
 #   $S/extra/affine  affine augmentation likewise (no dropout, no batchnorm)
 #   $S/transfer      cnnlab-train -m experiment=ablation/transfer (after pretrain_fashion)
 #   $S/activation    cnnlab-train -m experiment=ablation/activation
+#   $S/recipes/fast  cnnlab-train -m experiment=fast 'seed=range(1,6)' (a recipe's seeds)
 # The dropout, batchnorm and augmentation studies are slices of the full study's runs.
 #   bash experiments/publish_studies.sh /path/to/studies
 set -euo pipefail
@@ -49,4 +50,7 @@ $P convergence "${conv[@]}" --against "$S/full" --ignore torch_threads \
   --title "Convergence: every arm of the full study at twice its budget" \
   --command "$F study_budget=2" \
   --notes "The arms were run as sweeps of that command, each a part of the grid (e.g. \`model.net.dropout=0.0,0.5 model.net.batchnorm=false data/augmentation=none\`); each arm is compared with its own runs in the full study, paired by seed. One sweep (dropout 0.5 with batchnorm, no augmentation) ran one job at a time with \`torch_threads=1\` given, the thread every other run got from its share of the cores; that override is not an arm (\`--ignore torch_threads\`)."
+$P recipes/fast "$S/recipes/fast" \
+  --title "Recipe: fast (tuomaso/train_mnist_fast's recipe and net)" \
+  --command "cnnlab-train -m experiment=fast 'seed=range(1,6)'"
 $P --index

@@ -51,6 +51,26 @@ def prose(readme: Path) -> str:
     return f"{PROSE_BEGIN}\n**Reading it.** (to write: what the verdict means; no numbers)\n{PROSE_END}"
 
 
+def images(out: Path, budget: bool) -> str:
+    """The study's plots that compare wrote (one arm has no forest plot, a run with no
+    validation split no curves; the budget test's only with --against)."""
+    shown = [
+        ("each arm against the reference", "comparison_acc.png"),
+        *([("each arm against itself at the other budget", "comparison_budget.png")] * budget),
+        ("validation accuracy per epoch", "comparison_val_curves.png"),
+        ("per-layer gradient norms", "comparison_grad_norms.png"),
+    ]
+    return "\n\n".join(f"![{alt}]({name})" for alt, name in shown if (out / name).exists())
+
+
+def recipes() -> dict[str, dict]:
+    """Every published recipe's comparison.json (experiments/recipes/NAME/), by name."""
+    return {
+        p.parent.name: json.loads(p.read_text())
+        for p in sorted((HERE / "recipes").glob("*/comparison.json"))
+    }
+
+
 def published() -> dict[str, dict]:
     """Every published study's comparison.json, by folder name (alphabetical)."""
     return {
@@ -61,7 +81,7 @@ def published() -> dict[str, dict]:
 def main() -> int:
     if sys.argv[1:] == ["--index"]:  # experiments/README.md's table of every study
         index = HERE / "README.md"
-        index.write_text(render.regenerate_index(index.read_text(), published()))
+        index.write_text(render.regenerate_index(index.read_text(), published(), recipes()))
         print(f"wrote {index}")
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,7 +95,7 @@ def main() -> int:
     p.add_argument("--notes", default="", help="prose after the header's facts (no numbers)")
     args = p.parse_args()
     out = HERE / args.study
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     flags = [*map(str, args.paths), "--out", str(out), "--title", args.title]
     flags += ["--reference", args.reference] if args.reference else []
     flags += ["--against", *map(str, args.against)] if args.against else []
@@ -84,11 +104,7 @@ def main() -> int:
         return 1
     data = json.loads((out / "comparison.json").read_text())
     readme = out / "README.md"
-    budget = (
-        "\n![each arm against itself at the other budget](comparison_budget.png)\n"
-        if (out / "comparison_budget.png").exists() and args.against
-        else ""
-    )
+    budget = bool(args.against)
     text = f"""{header(args, data)}
 {prose(readme)}
 
@@ -96,11 +112,7 @@ def main() -> int:
 
 {render.readme_block(data)}
 
-![each arm against the reference](comparison_acc.png)
-{budget}
-![validation accuracy per epoch](comparison_val_curves.png)
-
-![per-layer gradient norms](comparison_grad_norms.png)
+{images(out, budget)}
 
 Every number above is generated from [comparison.json](comparison.json) (per seed, with
 seed ids; also [comparison.csv](comparison.csv) and [comparison.md](comparison.md)), by

@@ -1,33 +1,28 @@
 #!/usr/bin/env bash
-# Re-run and publish the ablation studies at the study budget (conf/experiment/ablation/
-# _study.yaml), one after another, each into experiments/<study>/. Real MNIST is read from
-# $CNNLAB_DATA_DIR. A failed or skipped job is in the study's table, never a stop.
-#   bash experiments/run_studies.sh dropout batchnorm augmentation transfer activation full
+# Re-run every published study into one folder and publish it into experiments/ (the same
+# sweeps as the published runs; ~6 h on a 2-core CPU, 2 jobs at a time). Real MNIST is read
+# from $CNNLAB_DATA_DIR. A failed or skipped job is in its study's table, never a stop.
+#   CNNLAB_DATA_DIR=... bash experiments/run_studies.sh [STUDIES_DIR]   # default logs/studies
+# Then experiments/publish_studies.sh STUDIES_DIR (run last here) makes every README.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-title() {
-  case $1 in
-    dropout) echo "Ablation study: dropout after fc1 (seed 003 §4.2)";;
-    batchnorm) echo "Ablation study: BatchNorm2d after each conv (seed 003 §4.3)";;
-    augmentation) echo "Ablation study: augmentation (seed 003 §4.1)";;
-    transfer) echo "Ablation study: transfer learning (seed 003 §4.4)";;
-    activation) echo "Ablation study: ReLU vs sigmoid vs tanh in a six-conv stack (seed 002)";;
-    full) echo "Ablation study: dropout × batchnorm × augmentation";;
-  esac
-}
-mkdir -p logs/studies
-for study in "$@"; do
-  sweep=logs/studies/$study
+S=${1:-logs/studies}
+mkdir -p "$S/extra" "$S/conv" "$S/recipes"
+F=(-m experiment=ablation/full)
+sweep() {  # sweep NAME ARGS...: one cnnlab-train into $S/NAME, its log beside it
+  local name=$1 t0 rc
+  shift
   t0=$(date +%s)
-  if [ "$study" = transfer ]; then
-    cnnlab-train experiment=pretrain_fashion >logs/studies/pretrain_fashion.log 2>&1
-  fi
-  cnnlab-train -m "experiment=ablation/$study" "hydra.sweep.dir=$sweep" >"logs/studies/$study.log" 2>&1
+  cnnlab-train "$@" "hydra.sweep.dir=$S/$name" >"$S/$name.log" 2>&1
   rc=$?
-  t1=$(date +%s)
-  echo "$study: $((t1 - t0)) s, exit $rc"
-  cnnlab-compare "$sweep" --out "experiments/$study" --title "$(title "$study")" \
-    >"logs/studies/$study.compare.log" 2>&1
-  python experiments/publish_study.py "$study" "$sweep" \
-    --title "$(title "$study")" --command "cnnlab-train -m experiment=ablation/$study"
-done
+  echo "$name: $(($(date +%s) - t0)) s, exit $rc"
+}
+sweep full "${F[@]}"
+sweep conv/all "${F[@]}" study_budget=2  # the budget test: every arm at twice the budget
+sweep extra/d025 "${F[@]}" model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none
+sweep extra/affine "${F[@]}" model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine
+cnnlab-train experiment=pretrain_fashion >"$S/pretrain_fashion.log" 2>&1  # transfer's source
+sweep transfer -m experiment=ablation/transfer
+sweep activation -m experiment=ablation/activation
+sweep recipes/fast -m experiment=fast 'seed=range(1,6)'
+bash experiments/publish_studies.sh "$S"

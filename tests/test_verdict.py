@@ -4,6 +4,8 @@ the seed × test-image interval's coverage on simulated data, and the README gen
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -233,11 +235,37 @@ def test_adjusted_intervals_agree_with_the_adjusted_p_values():
             ):
                 lo, hi = e.interval(level)
                 assert (lo > 0 or hi < 0) == (p < 0.05), (method, m, p, level)
+    # tied p-values share one level (the same adjusted p), a p of 0 keeps its step's
+    assert stats.adjusted_levels([0.01, 0.01], 0.95, "holm") == pytest.approx([0.975, 0.975])
+    assert stats.adjusted_levels([0.0, 0.3], 0.95, "holm")[0] == pytest.approx(0.975)
     # Holm's levels: its own step for the rejected, the first failed step's for the rest
     ps = [0.001, 0.02, 0.03, 0.5]  # steps 4 x .001 = .004 < .05; 3 x .02 = .06: stops
     assert stats.adjusted_levels(ps, 0.95, "holm") == pytest.approx(
         [1 - 0.05 / 4, 1 - 0.05 / 3, 1 - 0.05 / 3, 1 - 0.05 / 3]
     )
+
+
+def test_power_is_at_the_familys_level_and_welch_seeds_scale_each_arm(verdicts):
+    tested = [s.verdict for s in verdicts.values() if s.verdict and s.verdict.estimate]
+    assert tested and all(v.power_alpha == pytest.approx(0.05 / 5) for v in tested)
+    # Welch with 3 seeds against 10: at n seeds each, each arm's own variance over n
+    a, b = [0.990, 0.992, 0.994], [0.99 + 0.001 * i for i in range(10)]
+    est = stats.welch_estimate(a, b)
+    at10 = est.with_seeds(10)
+    assert at10.se == pytest.approx(
+        math.sqrt(statistics.variance(a) / 10 + statistics.variance(b) / 10)
+    )
+    assert est.with_seeds(est.n) is est
+
+
+def test_only_an_arm_far_beyond_the_rest_leaves_the_forest_plots_axis():
+    from cnnlab.analysis.figures import off_axis
+
+    assert off_axis({0: 0.14, 1: 10.1}) == {1}  # transfer: frozen far off, fine-tune kept
+    assert off_axis({0: 0.3, 1: 0.0}) == set()  # an arm of identical runs moves nothing
+    assert off_axis({0: 0.3, 1: 0.3, 2: 0.0}) == set()
+    assert off_axis({0: 8.0, 1: 1.0, 2: 0.9, 3: 0.2}) == {0}  # one split, at the widest gap
+    assert off_axis({0: 0.5, 1: 0.4, 2: 0.3}) == set()
 
 
 def test_the_mde_and_the_seeds_needed_agree_at_the_seeds_there_were():
@@ -352,8 +380,15 @@ def test_runs_from_several_sweeps_say_their_fit_times_are_no_cost_comparison():
     def run(name: str, hydra: dict) -> Run:
         return Run(Path(name), {}, "completed", setup=run_setup({"status": "completed"}, {}, hydra))
 
-    def swept(d: str) -> dict:
-        return {"hydra": {"mode": "MULTIRUN", "sweep": {"dir": d}}}
+    def swept(d: str) -> dict:  # as hydra.yaml has it: sweep.dir unresolved, the job's folder not
+        template = "${paths.log_dir}/multiruns/${now:%Y-%m-%d_%H-%M-%S}_${cnnlab_uid:}"
+        return {
+            "hydra": {
+                "mode": "MULTIRUN",
+                "sweep": {"dir": template},
+                "runtime": {"output_dir": f"{d}/seed={len(d)}"},
+            }
+        }
 
     single = {"hydra": {"mode": "RUN", "runtime": {"output_dir": "/r/single"}}}
     one = study_setup([run("a", swept("/s/1")), run("b", swept("/s/1"))])
@@ -368,8 +403,41 @@ def test_runs_from_several_sweeps_say_their_fit_times_are_no_cost_comparison():
     assert "not a cost comparison" not in "\n".join(render.measures_block([arm], 1))
 
 
+def test_a_recipe_row_lists_every_seed_by_id_with_its_budget_and_time():
+    data = {
+        "arms": [
+            {
+                "reference": True,
+                "mean": 0.99,
+                "std": 0.001,
+                "values": [{"seed": "2", "value": 0.991}, {"seed": "1", "value": 0.989}],
+            }
+        ],
+        "setup": {
+            "epochs": [1],
+            "runs": 3,
+            "run_time_s": 40.0,
+            "run_time_missing": 1,
+            "cpu": ["Some CPU"],
+            "gpu": ["no GPU"],
+            "launcher": ["1 job at a time"],
+        },
+    }
+    block = render.recipes_block({"fast": data})
+    assert (
+        "| [fast](recipes/fast/) | 1 | 1: 0.9890 2: 0.9910 | 0.9900 ± 0.0010 | 20 s | "
+        "Some CPU, no GPU, 1 job at a time |"
+    ) in block
+    readme = f"x\n{render.RECIPES_BEGIN}\nold\n{render.RECIPES_END}\ny\n"
+    assert render.regenerate_index(readme, {}, {"fast": data}) == f"x\n{block}\ny\n"
+
+
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-GENERATED = sorted(p for p in EXPERIMENTS.glob("*/README.md") if render.BEGIN in p.read_text())
+GENERATED = sorted(
+    p
+    for p in [*EXPERIMENTS.glob("*/README.md"), *EXPERIMENTS.glob("recipes/*/README.md")]
+    if render.BEGIN in p.read_text()
+)
 
 
 @pytest.mark.parametrize("readme", GENERATED, ids=[p.parent.name for p in GENERATED])
@@ -385,11 +453,11 @@ def test_the_index_of_studies_matches_every_comparison_json():
     index = EXPERIMENTS / "README.md"
     if render.BEGIN not in index.read_text():
         pytest.skip("experiments/README.md has no generated index block")
-    studies = {
-        p.parent.name: json.loads(p.read_text())
-        for p in sorted(EXPERIMENTS.glob("*/comparison.json"))
-    }
-    assert render.regenerate_index(index.read_text(), studies) == index.read_text(), (
+    studies, recipes = (
+        {p.parent.name: json.loads(p.read_text()) for p in sorted(EXPERIMENTS.glob(pattern))}
+        for pattern in ("*/comparison.json", "recipes/*/comparison.json")
+    )
+    assert render.regenerate_index(index.read_text(), studies, recipes) == index.read_text(), (
         "experiments/README.md differs from the studies' comparison.json: "
         "python experiments/publish_study.py --index"
     )
@@ -429,8 +497,14 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert "| arm=b | 5 | +0.40 pp" in block and "| no (budget test) |" in block
     assert "Changed with the budget (not converged): arm=b" in block
     assert "converged (no change beyond ±0.1 pp): arm=a" in block
-    assert render.budget_cell(data["against"]) == (
+    assert render.budget_cell(data["against"]) == (  # no epochs on record: says so
+        "Δ: this study minus the other (which budget is larger is not known); "
         "changed with the budget: arm=b (+0.40 pp); converged: arm=a (+0.00 pp)"
+    )
+    # the budget asked for, where the epochs trained do not tell (stopped early)
+    asked = {**data["against"], "setup": {"epochs": [4, 6], "study_budget": [2]}}
+    assert render.budget_cell(asked, {"epochs": [3], "study_budget": [1]}).startswith(
+        "changed with the budget: arm=b (-0.40 pp)"
     )
     # the index reads every budget test as the larger budget minus the smaller: published
     # by the study with the smaller budget (x1 against x2), the sign turns
@@ -450,8 +524,8 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert render.budget_cell({"arms": data["against"]["arms"] + many}).endswith(
         "; inconclusive at this power: 5 arms"
     )
-    assert render.budget_cell({"arms": [{"label": "arm=h", "verdict": None}]}) == (
-        "not compared: 1 arm"
+    assert render.budget_cell({"arms": [{"label": "arm=h", "verdict": None}]}).endswith(
+        "; not compared: 1 arm"
     )
     assert main([str(tmp_path / "x2"), "--against", str(tmp_path / "nope")]) == 2
     (tmp_path / "empty").mkdir()  # a folder with no runs: refused before a table or a file

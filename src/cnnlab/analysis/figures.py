@@ -26,6 +26,20 @@ def _name(s: ArmSummary) -> str:
     return s.display or s.label
 
 
+def off_axis(reach: dict[int, float], ratio: float = 4.0) -> set[int]:
+    """The arms to write at the axis edge: the top of the one widest gap between
+    neighbouring reaches (sorted), when it is wider than ``ratio`` and leaves at least half
+    the arms, none of reach 0, on the axis."""
+    order = sorted(reach, key=reach.get, reverse=True)
+    gaps = [
+        (reach[order[k]] / reach[order[k + 1]], k + 1)
+        for k in range(len(order) // 2)
+        if reach[order[k + 1]] > 0 and all(reach[y] > 0 for y in order[k + 1 :])
+    ]
+    widest, top = max(gaps, default=(0.0, 0))
+    return set(order[:top]) if widest > ratio else set()
+
+
 def forest(
     summaries: list[ArmSummary],
     metric: str,
@@ -42,7 +56,9 @@ def forest(
 
     arms = [s for s in summaries if not s.is_reference and s.verdict is not None]
     ref = next((s for s in summaries if s.is_reference), None)
-    n = max(len(arms), 1)
+    if not arms:  # one arm (a recipe's seeds): nothing to compare
+        return None
+    n = len(arms)
     fig, ax = plt.subplots(figsize=(8.4, max(2.4, 0.5 * n + 1.6)), layout="constrained")
     seeds: dict[int, list[float]] = {}
     reach: dict[int, float] = {}
@@ -55,10 +71,7 @@ def forest(
         )
         bounds = [c * 100 for c in (v.ci_adjusted or v.ci or ()) if c is not None]
         reach[y] = max(abs(x) for x in [*seeds[y], *bounds, v.diff * 100])
-    order = sorted(reach, key=reach.get, reverse=True)
-    off = set()
-    while len(order) - len(off) >= 2 and reach[order[len(off)]] > 4 * reach[order[len(off) + 1]]:
-        off.add(order[len(off)])
+    off = off_axis(reach)
     shown = [reach[y] for y in reach if y not in off]
     edge = max([*shown, 0.01]) * 1.15  # a zero-width axis when every difference is 0
     method = None
@@ -146,7 +159,14 @@ def forest(
                 markersize=4,
                 label="a seed (paired by seed id), below its arm",
             ),
-            Line2D([], [], color=grey, linewidth=4, alpha=0.35, label="adjusted interval"),
+            Line2D(
+                [],
+                [],
+                color=grey,
+                linewidth=4,
+                alpha=0.35,
+                label="adjusted interval (agrees with the adjusted p)",
+            ),
             Line2D(
                 [],
                 [],
@@ -254,9 +274,10 @@ def _grad_series(s: ArmSummary) -> list[tuple[str, dict[str, tuple[float, float]
     split (some stalled), the stalled and the trained seeds apart (one mean of both
     describes neither)."""
     name = _name(s)
-    if s.mixed:
-        stalled = [r for r in s.runs if str(r.seed) in s.stalled]
-        trained = [r for r in s.runs if str(r.seed) not in s.stalled]
+    if s.mixed:  # completed runs, as the table counts them
+        done = [r for r in s.runs if r.status == "completed"]
+        stalled = [r for r in done if str(r.seed) in s.stalled]
+        trained = [r for r in done if str(r.seed) not in s.stalled]
         return [
             (f"{name}: {_seeds(len(stalled))} stalled", layer_stats(stalled), ":"),
             (f"{name}: {_seeds(len(trained))} trained", layer_stats(trained), None),

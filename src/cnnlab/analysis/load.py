@@ -188,6 +188,13 @@ def _launcher(hydra: Any) -> str | None:
     return None
 
 
+def _sweep_of(hydra: Any) -> str | None:
+    out = _dig(hydra, "hydra.runtime.output_dir")
+    if not out:
+        return None
+    return str(Path(out).parent) if _dig(hydra, "hydra.mode") == "MULTIRUN" else str(out)
+
+
 def run_setup(res: dict, config: Any, hydra: Any) -> dict[str, Any]:
     """What a study's README says about how a run ran, from its own records: the machine
     (provenance), the launcher (.hydra/hydra.yaml), the budget (.hydra/config.yaml and, for
@@ -226,11 +233,9 @@ def run_setup(res: dict, config: Any, hydra: Any) -> dict[str, Any]:
         "run_time_s": res.get("session_wall_time_s"),
         # which sweep the run came from (a run outside one is its own), counted by
         # study_setup: fit times from different sweeps ran at different times
-        "sweep": (
-            _dig(hydra, "hydra.sweep.dir")
-            if _dig(hydra, "hydra.mode") == "MULTIRUN"
-            else _dig(hydra, "hydra.runtime.output_dir")
-        ),
+        # the job's own folder is resolved in hydra.yaml, hydra.sweep.dir is not (a template
+        # with ${now:...}): a multirun job's sweep is the folder its job folder is in
+        "sweep": _sweep_of(hydra),
     }
 
 

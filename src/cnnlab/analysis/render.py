@@ -355,6 +355,7 @@ def comparison_data(
             "ci": v.ci,
             "ci_adjusted": v.ci_adjusted,
             "ci_adjusted_level": v.ci_adjusted_level,
+            "ci_simultaneous": v.ci_simultaneous,
             "p": v.p,
             "p_adjusted": v.p_adjusted,
             "tost_p": v.tost_p,
@@ -472,14 +473,15 @@ def readme_block(data: dict[str, Any]) -> str:
         )
     # the family Holm adjusted over: arms with a test, not arms with no completed run
     tested = sum(1 for _, v in _compared(arms) if v["p"] is not None)
-    lines += [
-        "",
-        f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
-        f"adjusted by {s['adjust']} across {tested} comparisons; "
-        + family_note(s, arms)
-        + f" equivalence margin ±{s['margin_pp']} pp.",
-        "",
-    ]
+    if len(arms) > 1:  # one arm (a recipe's seeds) is compared with nothing
+        lines += [
+            "",
+            f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
+            f"adjusted by {s['adjust']} across {tested} comparisons; "
+            + family_note(s, arms)
+            + f" equivalence margin ±{s['margin_pp']} pp.",
+            "",
+        ]
     for name, v in _compared(arms):
         if v["counts"]:
             c = v["counts"]
@@ -510,10 +512,11 @@ def readme_block(data: dict[str, Any]) -> str:
             )
         lines.append(f"- **{name}**: {text}")
     still = [a["label"] or a["arm"] for a in arms if a["convergence"]["still_improving"]]
-    lines += [
-        "",
-        "Still improving at the last epoch: " + (", ".join(still) if still else "none") + ".",
-    ]
+    if any(a["convergence"].get("last_gain") is not None for a in arms):  # a curve was read
+        lines += [
+            "",
+            "Still improving at the last epoch: " + (", ".join(still) if still else "none") + ".",
+        ]
     annealed = [a for a in arms if a["convergence"].get("annealed")]
     why = (
         f"learning rate ended under {s.get('annealed_below', 0.1):g} of its peak, so its last "
@@ -538,7 +541,7 @@ def acc_cell(a: dict[str, Any]) -> str:
         return "—"
     if not a["stalled_seeds"]:
         return f"{a['mean'] * 100:.2f}% ± {a['std'] * 100:.2f}"
-    groups = {"stalled": [], "trained": []}
+    groups: dict[str, list[float]] = {"stalled": [], "trained": []}
     for v in a["values"]:
         groups["stalled" if v["seed"] in a["stalled_seeds"] else "trained"].append(v["value"])
     return "split: " + ", ".join(
@@ -554,9 +557,10 @@ def family_note(s: dict[str, Any], arms: list[dict[str, Any]]) -> str:
     at = f" (alpha {_p(alphas.pop())})" if len(alphas) == 1 else ""
     if s["adjust"] == "holm":
         how = (
-            "each adjusted interval at the level of the Holm step that tested it, so it "
-            "excludes 0 exactly when the adjusted p is below alpha (Bonferroni's intervals "
-            "contain these); "
+            "each adjusted interval at the level that agrees with Holm's decision for it, so "
+            "it excludes 0 exactly when the adjusted p is below alpha; these are not "
+            "simultaneous intervals (Bonferroni's, which are, are in comparison.json as "
+            "ci_simultaneous); "
         )
     else:
         how = ""
@@ -633,11 +637,12 @@ def budget_epochs(setup: dict[str, Any] | None, against: dict[str, Any]) -> tupl
 def budget_sign(setup: dict[str, Any] | None, against: dict[str, Any]) -> int:
     """+1 when this study had the larger budget, -1 when the other did (0: unknown), so a
     budget test reads as the larger budget minus the smaller whichever side published it."""
-    mine = (setup or {}).get("epochs") or []
-    theirs = (against.get("setup") or {}).get("epochs") or []
-    if len(mine) != 1 or len(theirs) != 1 or mine == theirs:
-        return 0
-    return 1 if mine[0] > theirs[0] else -1
+    for key in ("epochs", "study_budget"):  # the epochs trained, else the budget asked for
+        mine = (setup or {}).get(key) or []
+        theirs = (against.get("setup") or {}).get(key) or []
+        if len(mine) == 1 and len(theirs) == 1 and mine != theirs:
+            return 1 if mine[0] > theirs[0] else -1
+    return 0
 
 
 def against_block(
@@ -830,7 +835,7 @@ def budget_cell(
     """A study's budget test in one cell: the arms that changed (with Δ, the larger budget
     minus the smaller) and those shown converged by name, the inconclusive ones by name
     while there are few, else counted."""
-    sign = budget_sign(setup, against) or 1
+    sign = budget_sign(setup, against)
     groups: dict[str, list[str]] = {}
     untested = 0  # an arm with no completed run on one side
     for a in against.get("arms", []):
@@ -839,7 +844,7 @@ def budget_cell(
             untested += 1
             continue
         key = v["reading"] if v["reading"] in BUDGET_READINGS else "inconclusive"
-        groups.setdefault(key, []).append(f"{a['label']} ({_pp(sign * v['diff'])} pp)")
+        groups.setdefault(key, []).append(f"{a['label']} ({_pp((sign or 1) * v['diff'])} pp)")
     parts = []
     for key, what in BUDGET_READINGS.items():
         names = groups.get(key, [])
@@ -849,9 +854,68 @@ def budget_cell(
             parts.append(f"{what}: {', '.join(names)}")
     if untested:
         parts.append(f"not compared: {untested} arm{'s' * (untested > 1)}")
+    if parts and not sign:  # which budget is larger is not on record
+        parts.insert(0, "Δ: this study minus the other (which budget is larger is not known)")
     return "; ".join(parts) or "—"
 
 
-def regenerate_index(readme: str, studies: dict[str, dict[str, Any]]) -> str:
-    """experiments/README.md with its index block re-rendered."""
-    return _replace_block(readme, lambda: index_block(studies))
+RECIPES_BEGIN, RECIPES_END = "<!-- recipes:begin -->", "<!-- recipes:end -->"
+
+
+def recipes_block(recipes: dict[str, dict[str, Any]]) -> str:
+    """One row per published recipe (a sweep of seeds of one config, its comparison.json):
+    budget, each seed's test accuracy by seed id, mean ± std, run time and machine."""
+    lines = [
+        RECIPES_BEGIN,
+        "",
+        "| recipe | epochs | test acc by seed | mean ± std | run time per run | machine |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, data in recipes.items():
+        arm = next((a for a in data.get("arms", []) if a["reference"]), None)
+        if arm is None:
+            continue
+        setup = data.get("setup") or {}
+        by_seed = " ".join(
+            f"{v['seed']}: {v['value']:.4f}" for v in sorted(arm["values"], key=lambda v: v["seed"])
+        )
+        acc = "—" if arm["mean"] is None else f"{arm['mean']:.4f} ± {arm['std']:.4f}"
+        timed = setup.get("runs", 0) - setup.get("run_time_missing", 0)
+        per_run = (
+            f"{setup['run_time_s'] / timed:.0f} s" if timed and setup.get("run_time_s") else "—"
+        )
+        machine = ", ".join(
+            str(v)
+            for v in (
+                " / ".join(map(str, setup.get("cpu") or [])) or None,
+                " / ".join(map(str, setup.get("gpu") or [])) or None,
+                " or ".join(setup.get("launcher") or []) or None,
+            )
+            if v
+        )
+        epochs = " / ".join(map(str, setup.get("epochs") or [])) or "—"
+        lines.append(
+            f"| [{name}](recipes/{name}/) | {epochs} | {by_seed} | {acc} | {per_run} | "
+            f"{machine or '—'} |"
+        )
+    lines += [
+        "",
+        "Generated from each recipe's comparison.json (`python experiments/publish_study.py "
+        "--index`); run time per run is the whole run (start-up, training, test), on a "
+        "machine other work may have shared.",
+        "",
+        RECIPES_END,
+    ]
+    return "\n".join(lines)
+
+
+def regenerate_index(
+    readme: str,
+    studies: dict[str, dict[str, Any]],
+    recipes: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """experiments/README.md with its index block (and recipes block) re-rendered."""
+    readme = _replace_block(readme, lambda: index_block(studies))
+    if recipes is not None:
+        readme = _replace_block(readme, lambda: recipes_block(recipes), RECIPES_BEGIN, RECIPES_END)
+    return readme

@@ -63,20 +63,27 @@ class Estimate:
     se_seed: float | None = None  # the seed-only part (for the seeds a target effect needs)
     n: int = 0
     image_dof: float | None = None  # the test-image part's degrees of freedom, when counted
+    # Welch: each arm's variance of one seed's value, so more seeds scale each arm's part
+    arm_variances: tuple[float, float] | None = None
 
     def with_seeds(self, n: int) -> Estimate:
-        """The same study with ``n`` seeds: the seed variance shrinks, the test set's does
-        not; degrees of freedom as this estimate has them (Satterthwaite's where both parts
-        count, else its own shifted by the seeds added). Itself at its own ``n``."""
-        if n == self.n:
+        """The same study with ``n`` seeds (per arm): the seed variance shrinks, the test
+        set's does not; degrees of freedom as this estimate has them (Satterthwaite's where
+        both parts count, Welch's for unpaired arms, else n - 1). Itself at its own ``n``."""
+        if n == self.n or self.n < 1:
             return self
+        if self.arm_variances is not None:  # Welch: both arms at n seeds
+            va, vb = (v / n for v in self.arm_variances)
+            se = math.sqrt(va + vb)
+            dof = (va + vb) ** 2 / ((va**2 + vb**2) / (n - 1)) if se else n - 1.0
+            return Estimate(self.diff, se, dof, self.method, se, n, None, self.arm_variances)
         seed_se = self.se_seed if self.se_seed is not None else self.se
         seed_var, image_var = seed_se**2 * self.n / n, max(self.se**2 - seed_se**2, 0.0)
         total = seed_var + image_var
         if self.image_dof and image_var:
             dof = total**2 / (seed_var**2 / (n - 1) + image_var**2 / self.image_dof)
         else:
-            dof = max(self.dof + n - self.n, 1.0)
+            dof = n - 1.0
         return Estimate(
             self.diff, math.sqrt(total), dof, self.method, math.sqrt(seed_var), n, self.image_dof
         )
@@ -123,6 +130,7 @@ def welch_estimate(a: Sequence[float], b: Sequence[float]) -> Estimate | None:
         "Welch t",
         se_seed=se,
         n=min(len(a), len(b)),
+        arm_variances=(statistics.variance(a), statistics.variance(b)),
     )
 
 
@@ -179,10 +187,13 @@ def adjusted_levels(pvalues: Sequence[float], level: float, method: str) -> list
     """Each comparison's confidence level, compatible with its adjusted p-value: the
     interval excludes 0 exactly when the adjusted p is below 1 − level.
 
-    bonferroni: 1 − α/m for all. holm: a comparison the step-down rejects gets the level of
-    its own step (1 − α/(m − k + 1)); the others get 1 − α/(m − r), r the number rejected
-    (Strassburger & Bretz's level for what Holm does not reject). Holm has no simultaneous
-    intervals of its own; Bonferroni's contain these. By hand: scipy has neither."""
+    bonferroni: 1 − α/m for all (simultaneous intervals). holm: a comparison the step-down
+    rejects gets 1 − α/c, c its adjusted p over its raw p (its step's multiplier, or an
+    earlier step's where the step-down's monotonicity lifted it; tied p-values share one);
+    the others get 1 − α/(m − r), r the number rejected (Strassburger & Bretz's level for
+    what Holm does not reject). These agree with Holm's decisions but, unlike Bonferroni's,
+    are not simultaneous intervals: each covers at its own level. By hand: scipy has
+    neither."""
     p = np.asarray(pvalues, dtype=float)
     m, alpha = len(p), 1 - level
     if method == "none" or m <= 1:
@@ -194,7 +205,11 @@ def adjusted_levels(pvalues: Sequence[float], level: float, method: str) -> list
     rejected = int(np.sum(steps < alpha))  # a prefix: the step-down stops at the first
     out = np.empty(m)
     for k, i in enumerate(order):
-        out[i] = 1 - alpha / (m - k if k < rejected else m - rejected)
+        if k < rejected:
+            c = steps[k] / p[i] if p[i] > 0 else m - k
+            out[i] = 1 - alpha / max(c, m - k)
+        else:
+            out[i] = 1 - alpha / (m - rejected)
     return out.tolist()
 
 

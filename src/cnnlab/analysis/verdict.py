@@ -73,6 +73,7 @@ class Verdict:
     ci: tuple[float, float] | None = None
     ci_adjusted: tuple[float, float] | None = None
     ci_adjusted_level: float | None = None  # compatible with p_adjusted (stats.adjusted_levels)
+    ci_simultaneous: tuple[float, float] | None = None  # Bonferroni's, for the whole family
     p: float | None = None
     p_adjusted: float | None = None
     tost_p: float | None = None
@@ -327,12 +328,16 @@ def adjust_family(verdicts: list[Verdict], settings: Settings) -> None:
     for v, p in zip(with_tost, stats.adjust([v.tost_p for v in with_tost], settings.adjust)):
         v.tost_p_adjusted = p
     levels = stats.adjusted_levels([v.p for v in tested], settings.level, settings.adjust)
+    together = stats.adjusted_levels(
+        [v.p for v in tested], settings.level, "none" if settings.adjust == "none" else "bonferroni"
+    )
     family = len(tested) if settings.adjust != "none" else 1
     alpha = settings.alpha / max(family, 1)
-    for v, level in zip(tested, levels):
+    for v, level, simultaneous in zip(tested, levels, together):
         if v.estimate is not None:
             est = v.estimate
             v.ci_adjusted, v.ci_adjusted_level = est.interval(level), level
+            v.ci_simultaneous = est.interval(simultaneous)
             v.mde = stats.minimum_detectable(est.se, est.dof, alpha, settings.power)
             v.seeds_needed = stats.seeds_needed(
                 settings.effect_pp / 100, est, alpha, settings.power
@@ -382,10 +387,12 @@ def factorial(
     if len(cells) != int(np.prod([len(v) + 1 for v in levels.values()])):
         return []  # not fully crossed
     short = short_keys(keys)
+    # centred at 1/levels, not the sample mean: unweighted averages over the other keys'
+    # levels, also where a stalled run left a cell short
     by_key = {
         k: {
-            f"{short[k]}={lv}": (x := np.array([float(r.overrides.get(k) == lv) for r in runs]))
-            - x.mean()
+            f"{short[k]}={lv}": np.array([float(r.overrides.get(k) == lv) for r in runs])
+            - 1 / (len(levels[k]) + 1)
             for lv in levels[k]
         }
         for k in keys
