@@ -7,6 +7,8 @@
 #   $S/extra/affine  affine augmentation likewise (no dropout, no batchnorm)
 #   $S/transfer      cnnlab-train -m experiment=ablation/transfer (after pretrain_fashion)
 #   $S/activation    cnnlab-train -m experiment=ablation/activation
+#   $S/extra6/*, $S/activation6   the extra arms and the activation study at twice the
+#                    budget (study_budget=2): their budget tests, where they were run
 #   $S/recipes/fast  cnnlab-train -m experiment=fast 'seed=range(1,6)' (a recipe's seeds)
 # The dropout, batchnorm and augmentation studies are slices of the full study's runs.
 #   bash experiments/publish_studies.sh /path/to/studies
@@ -16,12 +18,14 @@ cd "$(dirname "$0")/.."
 P="python experiments/publish_study.py"
 F="cnnlab-train -m experiment=ablation/full"
 conv=("$S"/conv/*/)
+# an optional sweep, once it has finished (cnnlab-train writes sweep.json at a sweep's end)
+have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
 $P dropout "$S"/full/dropout=*,batchnorm=false,augmentation=none,* "$S/extra/d025" \
   --reference model.net.dropout=0.0 \
   --title "Ablation study: dropout after fc1 (seed 003 §4.2)" \
   --command "$F   # this study is its slice: batchnorm off, no augmentation" \
   --command "$F model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none" \
-  --against "$S"/conv/*/dropout=*,batchnorm=false,augmentation=none,* \
+  --against "$S"/conv/*/dropout=*,batchnorm=false,augmentation=none,* $(have "$S/extra6/d025") \
   --notes "The runs are the full study's with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
 $P batchnorm "$S"/full/dropout=0.0,batchnorm=*,augmentation=none,* \
   --reference model.net.batchnorm=false \
@@ -34,13 +38,14 @@ $P augmentation "$S"/full/dropout=0.0,batchnorm=false,augmentation=* "$S/extra/a
   --title "Ablation study: augmentation (seed 003 §4.1)" \
   --command "$F   # this study is its slice: no dropout, batchnorm off" \
   --command "$F model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine" \
-  --against "$S"/conv/*/dropout=0.0,batchnorm=false,augmentation=* \
+  --against "$S"/conv/*/dropout=0.0,batchnorm=false,augmentation=* $(have "$S/extra6/affine") \
   --notes "The runs are the full study's with no dropout and batchnorm off, and an affine arm run with the same config (second command)."
 $P transfer "$S/transfer" --title "Ablation study: transfer learning (seed 003 §4.4)" \
   --command "cnnlab-train experiment=pretrain_fashion   # the Fashion-MNIST source model" \
   --command "cnnlab-train -m experiment=ablation/transfer" \
   --notes "The fashion arms start from the source model that the first command trains."
-$P activation "$S/activation" \
+activation6=$(have "$S/activation6")
+$P activation "$S/activation" ${activation6:+--against "$activation6"} \
   --title "Ablation study: ReLU vs sigmoid vs tanh in a six-conv stack (seed 002)" \
   --command "cnnlab-train -m experiment=ablation/activation"
 $P full "$S/full" --ignore torch_threads \

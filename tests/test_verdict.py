@@ -497,9 +497,13 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     assert "| arm=b | 5 | +0.40 pp" in block and "| no (budget test) |" in block
     assert "Changed with the budget (not converged): arm=b" in block
     assert "converged (no change beyond ±0.1 pp): arm=a" in block
+    # every arm as one claim (intersection-union): arm=b changed, so not shown
+    assert data["against"]["every_arm"]["not_shown"] == ["arm=b"]
+    assert "**Not shown that every arm converged**" in block
     assert render.budget_cell(data["against"]) == (  # no epochs on record: says so
         "Δ: this study minus the other (which budget is larger is not known); "
-        "changed with the budget: arm=b (+0.40 pp); converged: arm=a (+0.00 pp)"
+        "changed with the budget: arm=b (+0.40 pp); converged: arm=a (+0.00 pp); "
+        "every arm converged: not shown"
     )
     # the budget asked for, where the epochs trained do not tell (stopped early)
     asked = {**data["against"], "setup": {"epochs": [4, 6], "study_budget": [2]}}
@@ -534,6 +538,26 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     argv = [str(tmp_path / "x2"), "--against", str(tmp_path / "empty"), "--out", str(out)]
     assert main(argv) == 2
     assert not out.exists() and "holds no cnnlab runs" in capsys.readouterr().err
+
+
+def test_every_arm_converged_is_one_claim_tested_without_correction():
+    from cnnlab.analysis.verdict import Settings, every_arm_converged
+
+    def pair(label: str, tost_p: float | None):
+        verdict = None if tost_p is None else type("V", (), {"tost_p": tost_p})()
+        return type("P", (), {"display": label, "label": label, "verdict": verdict})()
+
+    settings = Settings.load()
+    # each arm equivalent at 5% on its own: every arm converged, p the largest (Holm across
+    # the three would have said 3 x 0.02 = 0.06 for the smallest: not shown one by one)
+    every = every_arm_converged([pair("a", 0.02), pair("b", 0.04), pair("c", 0.01)], settings)
+    assert every["converged"] and every["p"] == 0.04 and every["not_shown"] == []
+    every = every_arm_converged([pair("a", 0.02), pair("b", 0.3)], settings)
+    assert not every["converged"] and every["not_shown"] == ["b"]
+    every = every_arm_converged([pair("a", 0.001), pair("b", None)], settings)
+    assert not every["converged"] and every["p"] is None and every["not_shown"] == ["b"]
+    line = render.every_arm_line({"converged": True, "p": 0.04, "alpha": 0.05}, {"margin_pp": 0.1})
+    assert line.startswith("**Every arm converged** (no change beyond ±0.1 pp with the budget)")
 
 
 def test_an_execution_override_given_to_one_sweep_is_not_an_arm_with_ignore(tmp_path, capsys):

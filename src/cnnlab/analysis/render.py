@@ -14,7 +14,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.analysis.verdict import ArmSummary, Settings, Verdict
+from cnnlab.analysis.verdict import ArmSummary, Settings, Verdict, every_arm_converged
 from cnnlab.files import write_bytes
 
 COLUMNS = [
@@ -420,6 +420,7 @@ def comparison_data(
         }
         if against_setup is not None:
             other["setup"] = against_setup
+        other["every_arm"] = every_arm_converged(pairs, settings)
         data["against"] = other
     return data
 
@@ -654,17 +655,19 @@ def against_block(
         "Each arm against itself in the runs given with `--against` (the budget test: "
         f"Δ is this study's runs{mine} minus those{theirs}, paired by seed):",
         "",
-        "| arm | n | Δ [CI] | adjusted CI | p (raw / adj.) | MDE | reading |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | n | Δ [CI] | adjusted CI | p (raw / adj.) | equivalence p (raw / adj.) "
+        "| MDE | reading |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for a in against["arms"]:
         v = a["verdict"]
         if v is None or v["diff"] is None:
-            lines.append(f"| {a['label']} | {a['n']} | — | — | — | — | — |")
+            lines.append(f"| {a['label']} | {a['n']} | — | — | — | — | — | — |")
             continue
         lines.append(
             f"| {a['label']} | {a['n']} | {_pp(v['diff'])} pp {_interval(v['ci'])} | "
             f"{_interval(v['ci_adjusted'])} | {_p(v['p'])} / {_p(v['p_adjusted'])} | "
+            f"{_p(v['tost_p'])} / {_p(v['tost_p_adjusted'])} | "
             + (f"{v['mde'] * 100:.2f} pp" if v["mde"] is not None else "—")
             + f" | {v['reading']} |"
         )
@@ -684,7 +687,28 @@ def against_block(
         )
         + ".",
     ]
+    every = against.get("every_arm")
+    if every:
+        lines += ["", every_arm_line(every, s)]
     return lines
+
+
+def every_arm_line(every: dict[str, Any], s: dict[str, Any]) -> str:
+    """The study's budget as one claim: every arm converged (intersection-union test)."""
+    how = (
+        f"each arm's equivalence test at {every['alpha']:g} with no correction, as a claim "
+        "about every arm needs (Berger's intersection-union test; the readings above are "
+        "corrected because they read arms one at a time)"
+    )
+    if every["converged"]:
+        return (
+            f"**Every arm converged** (no change beyond ±{s['margin_pp']} pp with the budget): "
+            f"{how}; p = {_p(every['p'])}, the largest arm's."
+        )
+    return (
+        f"**Not shown that every arm converged**: {how}; not shown for "
+        f"{', '.join(every['not_shown'])}."
+    )
 
 
 def _compared(arms: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -854,6 +878,13 @@ def budget_cell(
             parts.append(f"{what}: {', '.join(names)}")
     if untested:
         parts.append(f"not compared: {untested} arm{'s' * (untested > 1)}")
+    every = against.get("every_arm")
+    if parts and every:  # the claim about the whole budget (intersection-union test)
+        parts.append(
+            f"every arm converged (p = {_p(every['p'])})"
+            if every["converged"]
+            else "every arm converged: not shown"
+        )
     if parts and not sign:  # which budget is larger is not on record
         parts.insert(0, "Δ: this study minus the other (which budget is larger is not known)")
     return "; ".join(parts) or "—"

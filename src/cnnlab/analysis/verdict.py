@@ -8,6 +8,7 @@ import itertools
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -446,6 +447,22 @@ def against(
         summaries.append(mine)
     adjust_family([s.verdict for s in summaries if s.verdict], settings)
     return summaries
+
+
+def every_arm_converged(pairs: list[ArmSummary], settings: Settings) -> dict[str, Any]:
+    """Whether every arm converged, as one claim (Berger's intersection-union test): it
+    holds when each arm's own equivalence test (TOST, ±margin) rejects at alpha, with no
+    multiplicity correction, since the claim needs every arm and not any; its p-value is
+    the largest arm's. An arm with no test (no completed run on a side) leaves it unshown."""
+    tests = {(p.display or p.label): (p.verdict.tost_p if p.verdict else None) for p in pairs}
+    untested = sorted(k for k, v in tests.items() if v is None)
+    worst = max((v for v in tests.values() if v is not None), default=None)
+    return {
+        "p": None if untested or worst is None else worst,
+        "converged": not untested and worst is not None and worst < settings.alpha,
+        "not_shown": sorted(k for k, v in tests.items() if v is None or v >= settings.alpha),
+        "alpha": settings.alpha,
+    }
 
 
 def attach_budget(summaries: list[ArmSummary], pairs: list[ArmSummary]) -> None:
