@@ -264,7 +264,8 @@ def test_only_an_arm_far_beyond_the_rest_leaves_the_forest_plots_axis():
     assert off_axis({0: 0.14, 1: 10.1}) == {1}  # transfer: frozen far off, fine-tune kept
     assert off_axis({0: 0.3, 1: 0.0}) == set()  # an arm of identical runs moves nothing
     assert off_axis({0: 0.3, 1: 0.3, 2: 0.0}) == set()
-    assert off_axis({0: 8.0, 1: 1.0, 2: 0.9, 3: 0.2}) == {0}  # one split, at the widest gap
+    assert off_axis({0: 12.0, 1: 1.0, 2: 0.9, 3: 0.05}) == {0}  # one split, at the widest gap
+    assert off_axis({0: 0.30, 1: 0.06}) == set()  # 5x apart: both stay readable on one axis
     assert off_axis({0: 0.5, 1: 0.4, 2: 0.3}) == set()
 
 
@@ -538,6 +539,15 @@ def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys)
     argv = [str(tmp_path / "x2"), "--against", str(tmp_path / "empty"), "--out", str(out)]
     assert main(argv) == 2
     assert not out.exists() and "holds no cnnlab runs" in capsys.readouterr().err
+
+
+def test_a_budget_test_of_a_split_arm_is_counts():
+    counts = {"stalled": 4, "n": 5, "reference_stalled": 3, "reference_n": 5}
+    verdict = {"counts": counts, "diff": None, "p": 1.0, "p_adjusted": 1.0}
+    against = {"arms": [{"label": "act=sigmoid", "n": 5, "verdict": verdict | {"reading": "x"}}]}
+    block = "\n".join(render.against_block(against, {"margin_pp": 0.1}))
+    assert "| act=sigmoid | 5 | stalled 4/5 vs 3/5 | counts | 1 / 1 (Fisher) |" in block
+    assert "act=sigmoid (stalled 4/5 vs 3/5)" in render.budget_cell(against)
 
 
 def test_every_arm_converged_is_one_claim_tested_without_correction():

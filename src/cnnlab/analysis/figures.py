@@ -26,7 +26,7 @@ def _name(s: ArmSummary) -> str:
     return s.display or s.label
 
 
-def off_axis(reach: dict[int, float], ratio: float = 4.0) -> set[int]:
+def off_axis(reach: dict[int, float], ratio: float = 10.0) -> set[int]:
     """The arms to write at the axis edge: the top of the one widest gap between
     neighbouring reaches (sorted), when it is wider than ``ratio`` and leaves at least half
     the arms, none of reach 0, on the axis."""
@@ -49,7 +49,7 @@ def forest(
     """One row per arm: the mean difference with its interval (thin) and its
     multiplicity-adjusted interval (thick), each paired seed's difference as a dot just
     below it (spread vertically, so seeds at the same value stay apart), on an axis
-    centred on 0. An arm far beyond the others (more than 4× their reach) is written at
+    centred on 0. An arm far beyond the others (more than 10× their reach) is written at
     the axis edge with its numbers instead of squeezing the rest to a point; arms read as
     counts say so in words."""
     from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt

@@ -661,6 +661,12 @@ def against_block(
     ]
     for a in against["arms"]:
         v = a["verdict"]
+        if v is not None and v["counts"]:  # stalled runs on a side: counts, Fisher's test
+            lines.append(
+                f"| {a['label']} | {a['n']} | {_stalled(v['counts'])} | counts | "
+                f"{_p(v['p'])} / {_p(v['p_adjusted'])} (Fisher) | — | — | {v['reading']} |"
+            )
+            continue
         if v is None or v["diff"] is None:
             lines.append(f"| {a['label']} | {a['n']} | — | — | — | — | — | — |")
             continue
@@ -709,6 +715,10 @@ def every_arm_line(every: dict[str, Any], s: dict[str, Any]) -> str:
         f"**Not shown that every arm converged**: {how}; not shown for "
         f"{', '.join(every['not_shown'])}."
     )
+
+
+def _stalled(c: dict[str, Any]) -> str:
+    return f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/{c['reference_n']}"
 
 
 def _compared(arms: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -868,7 +878,8 @@ def budget_cell(
             untested += 1
             continue
         key = v["reading"] if v["reading"] in BUDGET_READINGS else "inconclusive"
-        groups.setdefault(key, []).append(f"{a['label']} ({_pp((sign or 1) * v['diff'])} pp)")
+        what = _stalled(v["counts"]) if v["diff"] is None else f"{_pp((sign or 1) * v['diff'])} pp"
+        groups.setdefault(key, []).append(f"{a['label']} ({what})")
     parts = []
     for key, what in BUDGET_READINGS.items():
         names = groups.get(key, [])
