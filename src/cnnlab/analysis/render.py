@@ -455,7 +455,7 @@ def readme_block(data: dict[str, Any]) -> str:
         elif v["counts"]:
             c = v["counts"]
             cells = [
-                f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/{c['reference_n']}",
+                _stalled(c),
                 "counts",
                 f"{_p(v['p'])} / {_p(v['p_adjusted'])} (Fisher)",
                 "—",

@@ -329,16 +329,13 @@ def adjust_family(verdicts: list[Verdict], settings: Settings) -> None:
     for v, p in zip(with_tost, stats.adjust([v.tost_p for v in with_tost], settings.adjust)):
         v.tost_p_adjusted = p
     levels = stats.adjusted_levels([v.p for v in tested], settings.level, settings.adjust)
-    together = stats.adjusted_levels(
-        [v.p for v in tested], settings.level, "none" if settings.adjust == "none" else "bonferroni"
-    )
-    family = len(tested) if settings.adjust != "none" else 1
-    alpha = settings.alpha / max(family, 1)
-    for v, level, simultaneous in zip(tested, levels, together):
+    # Bonferroni's alpha: the power's level and the simultaneous intervals'
+    alpha = settings.alpha / (max(len(tested), 1) if settings.adjust != "none" else 1)
+    for v, level in zip(tested, levels):
         if v.estimate is not None:
             est = v.estimate
             v.ci_adjusted, v.ci_adjusted_level = est.interval(level), level
-            v.ci_simultaneous = est.interval(simultaneous)
+            v.ci_simultaneous = est.interval(1 - alpha)
             v.mde = stats.minimum_detectable(est.se, est.dof, alpha, settings.power)
             v.seeds_needed = stats.seeds_needed(
                 settings.effect_pp / 100, est, alpha, settings.power
@@ -414,9 +411,8 @@ def factorial(
         terms, stats.adjust([t["p"] for t in terms], settings.adjust), levels_adj
     ):
         t["p_adjusted"] = p
-        half = (t["ci"][1] - t["ci"][0]) / 2
-        wide = half * stats.t_quantile(level, t["dof"]) / stats.t_quantile(settings.level, t["dof"])
-        t["ci_adjusted"] = [t["estimate"] - wide, t["estimate"] + wide]
+        half = stats.t_quantile(level, t["dof"]) * t["se"]
+        t["ci_adjusted"] = [t["estimate"] - half, t["estimate"] + half]
     return terms
 
 
