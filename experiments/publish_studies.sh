@@ -9,6 +9,8 @@
 #   $S/activation    cnnlab-train -m experiment=ablation/activation
 #   $S/extra6/*, $S/activation6   the extra arms and the activation study at twice the
 #                    budget (study_budget=2): their budget tests, where they were run
+#   $S/conv12/*/     arms at four times the budget (study_budget=4): once a slice study's
+#                    are all there, it is published at twice the budget against them
 #   $S/recipes/fast  cnnlab-train -m experiment=fast 'seed=range(1,6)' (a recipe's seeds)
 # The dropout, batchnorm and augmentation studies are slices of the full study's runs.
 #   bash experiments/publish_studies.sh /path/to/studies
@@ -20,25 +22,48 @@ F="cnnlab-train -m experiment=ablation/full"
 conv=("$S"/conv/*/)
 # an optional sweep, once it has finished (cnnlab-train writes sweep.json at a sweep's end)
 have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
-$P dropout "$S"/full/dropout=*,batchnorm=false,augmentation=none,* "$S/extra/d025" \
+# A slice study is published at twice the budget (study_budget=2, $S/conv, $S/extra6) with its
+# budget test at four times (study_budget=4, $S/conv12/*) once every 12-epoch sweep it needs
+# has finished; until then at the full study's budget with the test at twice it.
+done_all() { for d; do [ -e "$S/$d/sweep.json" ] || return 1; done; }
+budget() {  # budget SLICE EXTRA NEEDED...: sets runs, against, B for one slice study
+  local slice=$1 extra=$2
+  shift 2
+  if done_all "$@"; then
+    B=" study_budget=2"
+    runs=("$S"/conv/*/$slice)
+    [ -z "$extra" ] || runs+=("$S/extra6/$extra")
+    against=("$S"/conv12/*/$slice)
+  else
+    B=""
+    runs=("$S"/full/$slice)
+    [ -z "$extra" ] || runs+=("$S/extra/$extra")
+    against=("$S"/conv/*/$slice)
+    [ -z "$extra" ] || against+=($(have "$S/extra6/$extra"))
+  fi
+}
+budget 'dropout=*,batchnorm=false,augmentation=none,*' d025 extra6/d025 conv12/h conv12/d025
+$P dropout "${runs[@]}" \
   --reference model.net.dropout=0.0 \
   --title "Ablation study: dropout after fc1 (seed 003 §4.2)" \
-  --command "$F   # this study is its slice: batchnorm off, no augmentation" \
-  --command "$F model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none" \
-  --against "$S"/conv/*/dropout=*,batchnorm=false,augmentation=none,* $(have "$S/extra6/d025") \
+  --command "$F$B   # this study is its slice: batchnorm off, no augmentation" \
+  --command "$F$B model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none" \
+  --against "${against[@]}" \
   --notes "The runs are the full study's with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
-$P batchnorm "$S"/full/dropout=0.0,batchnorm=*,augmentation=none,* \
+budget 'dropout=0.0,batchnorm=*,augmentation=none,*' '' conv12/h conv12/k0
+$P batchnorm "${runs[@]}" \
   --reference model.net.batchnorm=false \
   --title "Ablation study: BatchNorm2d after each conv (seed 003 §4.3)" \
-  --command "$F   # this study is its slice: no dropout, no augmentation" \
-  --against "$S"/conv/*/dropout=0.0,batchnorm=*,augmentation=none,* \
+  --command "$F$B   # this study is its slice: no dropout, no augmentation" \
+  --against "${against[@]}" \
   --notes "The runs are the full study's with no dropout and no augmentation."
-$P augmentation "$S"/full/dropout=0.0,batchnorm=false,augmentation=* "$S/extra/affine" \
+budget 'dropout=0.0,batchnorm=false,augmentation=*' affine extra6/affine conv12/h conv12/affine conv12/i conv12/l
+$P augmentation "${runs[@]}" \
   --reference data/augmentation=none \
   --title "Ablation study: augmentation (seed 003 §4.1)" \
-  --command "$F   # this study is its slice: no dropout, batchnorm off" \
-  --command "$F model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine" \
-  --against "$S"/conv/*/dropout=0.0,batchnorm=false,augmentation=* $(have "$S/extra6/affine") \
+  --command "$F$B   # this study is its slice: no dropout, batchnorm off" \
+  --command "$F$B model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine" \
+  --against "${against[@]}" \
   --notes "The runs are the full study's with no dropout and batchnorm off, and an affine arm run with the same config (second command)."
 $P transfer "$S/transfer" --title "Ablation study: transfer learning (seed 003 §4.4)" \
   --command "cnnlab-train experiment=pretrain_fashion   # the Fashion-MNIST source model" \

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from cnnlab.analysis.verdict import ArmSummary, layer_stats, mean_curve
+from cnnlab.analysis.verdict import ArmSummary, layer_stats, mean_curve, stalled_counts
 
 # matplotlib (cnnlab.plots) is imported where a figure is drawn: cnnlab-compare --no-plots
 # and the text verdict start without it
@@ -78,12 +78,10 @@ def forest(
     for y, s in enumerate(arms):
         v = s.verdict
         if v.counts:
-            c = v.counts
             ax.text(
                 0,
                 y,
-                f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/"
-                f"{c['reference_n']} (Fisher p = {v.p:.2g}): counts, no mean",
+                f"{stalled_counts(v.counts)} (Fisher p = {v.p:.2g}): counts, no mean",
                 ha="center",
                 va="center",
                 fontsize=8,

@@ -14,7 +14,13 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from cnnlab.analysis.verdict import ArmSummary, Settings, Verdict, every_arm_converged
+from cnnlab.analysis.verdict import (
+    ArmSummary,
+    Settings,
+    Verdict,
+    every_arm_converged,
+    stalled_counts,
+)
 from cnnlab.files import write_bytes
 
 COLUMNS = [
@@ -69,8 +75,7 @@ def _row(s: ArmSummary, cols: list[str] = COLUMNS) -> list[str]:
     elif v is None:
         delta, adj, p, mde, reading = "—", "—", "—", "—", "—"
     elif v.counts:
-        c = v.counts
-        delta = f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/{c['reference_n']}"
+        delta = stalled_counts(v.counts)
         adj, mde = "counts", "—"
         p, reading = f"{_p(v.p)} / {_p(v.p_adjusted)} (Fisher)", v.reading
     else:
@@ -455,7 +460,7 @@ def readme_block(data: dict[str, Any]) -> str:
         elif v["counts"]:
             c = v["counts"]
             cells = [
-                _stalled(c),
+                stalled_counts(c),
                 "counts",
                 f"{_p(v['p'])} / {_p(v['p_adjusted'])} (Fisher)",
                 "—",
@@ -663,7 +668,7 @@ def against_block(
         v = a["verdict"]
         if v is not None and v["counts"]:  # stalled runs on a side: counts, Fisher's test
             lines.append(
-                f"| {a['label']} | {a['n']} | {_stalled(v['counts'])} | counts | "
+                f"| {a['label']} | {a['n']} | {stalled_counts(v['counts'])} | counts | "
                 f"{_p(v['p'])} / {_p(v['p_adjusted'])} (Fisher) | — | — | {v['reading']} |"
             )
             continue
@@ -715,10 +720,6 @@ def every_arm_line(every: dict[str, Any], s: dict[str, Any]) -> str:
         f"**Not shown that every arm converged**: {how}; not shown for "
         f"{', '.join(every['not_shown'])}."
     )
-
-
-def _stalled(c: dict[str, Any]) -> str:
-    return f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/{c['reference_n']}"
 
 
 def _compared(arms: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -878,7 +879,11 @@ def budget_cell(
             untested += 1
             continue
         key = v["reading"] if v["reading"] in BUDGET_READINGS else "inconclusive"
-        what = _stalled(v["counts"]) if v["diff"] is None else f"{_pp((sign or 1) * v['diff'])} pp"
+        what = (
+            stalled_counts(v["counts"])
+            if v["diff"] is None
+            else f"{_pp((sign or 1) * v['diff'])} pp"
+        )
         groups.setdefault(key, []).append(f"{a['label']} ({what})")
     parts = []
     for key, what in BUDGET_READINGS.items():

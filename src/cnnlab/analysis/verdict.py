@@ -30,6 +30,11 @@ METHODS = ("holm", "bonferroni", "none")
 EFFECT, EQUIVALENT, INCONCLUSIVE = "effect", "equivalent", "inconclusive at this power"
 
 
+def stalled_counts(c: dict) -> str:
+    """A counts comparison as the table, the budget test and the forest plot write it."""
+    return f"stalled {c['stalled']}/{c['n']} vs {c['reference_stalled']}/{c['reference_n']}"
+
+
 @dataclass
 class Settings:
     level: float = 0.95
