@@ -160,9 +160,10 @@ def _release_requeued(stop: threading.Event) -> None:
 def test_a_job_past_a_one_minute_time_limit_is_requeued_and_completes(medium, tmp_path):
     # The run's budget is 100 s of training (Lightning's max_time, whose clock a resumed run
     # restores from the checkpoint), more than one allocation (SLURM ends a one-minute job
-    # 60-90 s after its start) on any machine, so exactly two allocations are its work
-    # whatever the CPU. An epoch count was not: at 18 epochs this ran 2 to 5 allocations
-    # (~520 s), as the tiny data's loss reached zero and the steps slowed on subnormal floats.
+    # 60-90 s after its start) on any machine, so two allocations whatever the CPU (three
+    # where a slow start eats the second). An epoch count was not: at 18 epochs this ran 2
+    # to 5 allocations (~520 s), as the tiny data's loss reached zero and the steps slowed
+    # on subnormal floats.
     sweep = tmp_path / "logs" / "sweep"
     stop = threading.Event()
     releaser = threading.Thread(target=_release_requeued, args=(stop,), daemon=True)
@@ -196,7 +197,7 @@ def test_a_job_past_a_one_minute_time_limit_is_requeued_and_completes(medium, tm
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     res = results(sweep / "mycnn,seed=1")
     assert res["status"] == "completed", res
-    assert res["attempts"] == 2 and res["resumed_from"], res  # it ran past one allocation
+    assert res["attempts"] >= 2 and res["resumed_from"], res  # it ran past one allocation
     # the second allocation went on from the first one's epochs, not from scratch: the
     # history is one run, and more of the budget was trained than in this allocation
     assert [row["epoch"] for row in res["history"]] == list(range(res["epochs"])), res
