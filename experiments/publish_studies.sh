@@ -30,12 +30,12 @@ budget() {  # budget SLICE EXTRA NEEDED...: sets runs, against, B for one slice 
   local slice=$1 extra=$2
   shift 2
   if done_all "$@"; then
-    B=" study_budget=2"
+    B=" study_budget=2" W=" at twice its budget"
     runs=("$S"/conv/*/$slice)
     [ -z "$extra" ] || runs+=("$S/extra6/$extra")
     against=("$S"/conv12/*/$slice)
   else
-    B=""
+    B="" W=""
     runs=("$S"/full/$slice)
     [ -z "$extra" ] || runs+=("$S/extra/$extra")
     against=("$S"/conv/*/$slice)
@@ -49,14 +49,14 @@ $P dropout "${runs[@]}" \
   --command "$F$B   # this study is its slice: batchnorm off, no augmentation" \
   --command "$F$B model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none" \
   --against "${against[@]}" \
-  --notes "The runs are the full study's with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
+  --notes "The runs are the full study's$W with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
 budget 'dropout=0.0,batchnorm=*,augmentation=none,*' '' conv12/h conv12/k0
 $P batchnorm "${runs[@]}" \
   --reference model.net.batchnorm=false \
   --title "Ablation study: BatchNorm2d after each conv (seed 003 §4.3)" \
   --command "$F$B   # this study is its slice: no dropout, no augmentation" \
   --against "${against[@]}" \
-  --notes "The runs are the full study's with no dropout and no augmentation."
+  --notes "The runs are the full study's$W with no dropout and no augmentation."
 budget 'dropout=0.0,batchnorm=false,augmentation=*' affine extra6/affine conv12/h conv12/affine conv12/i conv12/l
 $P augmentation "${runs[@]}" \
   --reference data/augmentation=none \
@@ -64,7 +64,7 @@ $P augmentation "${runs[@]}" \
   --command "$F$B   # this study is its slice: no dropout, batchnorm off" \
   --command "$F$B model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine" \
   --against "${against[@]}" \
-  --notes "The runs are the full study's with no dropout and batchnorm off, and an affine arm run with the same config (second command)."
+  --notes "The runs are the full study's$W with no dropout and batchnorm off, and an affine arm run with the same config (second command)."
 $P transfer "$S/transfer" --title "Ablation study: transfer learning (seed 003 §4.4)" \
   --command "cnnlab-train experiment=pretrain_fashion   # the Fashion-MNIST source model" \
   --command "cnnlab-train -m experiment=ablation/transfer" \
