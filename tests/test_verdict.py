@@ -122,6 +122,9 @@ def test_comparison_json_keeps_seed_ids_and_the_verdict(tmp_path):
     assert data["settings"]["adjust"] == "holm"
     md = (tmp_path / "comparison.md").read_text()
     assert "inconclusive at this power" in md and "stalled 4/5 vs 0/5" in md
+    lo, hi = arms["arm=d_equiv"]["verdict"]["ci_equivalence"]  # what makes it equivalent
+    assert -0.001 < lo < hi < 0.001
+    assert f"equivalence interval [{lo * 100:+.2f}, {hi * 100:+.2f}]" in render.readme_block(data)
     # the method a flag: with no adjustment the raw reading stands
     assert main([str(tmp_path), "--reference", "arm=a_ref", "--adjust", "none"]) == 0
     data = json.loads((tmp_path / "comparison.json").read_text())
@@ -218,23 +221,31 @@ def test_factorial_main_effects_and_interaction_with_seed_blocks(tmp_path):
         assert (t["ci_adjusted"][0] > 0 or t["ci_adjusted"][1] < 0) == (t["p_adjusted"] < 0.05)
 
 
-def test_adjusted_intervals_agree_with_the_adjusted_p_values():
-    rng = np.random.default_rng(3)
+def families(seed: int, diff_sd: float, se_range: tuple[float, float]):
+    """Random families of 1-11 comparisons, 200 per adjustment method: (method, estimates)."""
+    rng = np.random.default_rng(seed)
     for method in ("holm", "bonferroni", "none"):
         for _ in range(200):
             m = int(rng.integers(1, 12))
-            ests = [
-                stats.Estimate(float(d), float(se), float(dof), "paired t")
-                for d, se, dof in zip(
-                    rng.normal(0, 0.002, m), rng.uniform(0.0004, 0.002, m), rng.integers(3, 30, m)
-                )
-            ]
-            ps = [e.p_value() for e in ests]
-            for e, p, level in zip(
-                ests, stats.adjust(ps, method), stats.adjusted_levels(ps, 0.95, method)
-            ):
-                lo, hi = e.interval(level)
-                assert (lo > 0 or hi < 0) == (p < 0.05), (method, m, p, level)
+            yield (
+                method,
+                [
+                    stats.Estimate(float(d), float(se), float(dof), "paired t")
+                    for d, se, dof in zip(
+                        rng.normal(0, diff_sd, m), rng.uniform(*se_range, m), rng.integers(3, 30, m)
+                    )
+                ],
+            )
+
+
+def test_adjusted_intervals_agree_with_the_adjusted_p_values():
+    for method, ests in families(3, 0.002, (0.0004, 0.002)):
+        ps = [e.p_value() for e in ests]
+        for e, p, level in zip(
+            ests, stats.adjust(ps, method), stats.adjusted_levels(ps, 0.95, method)
+        ):
+            lo, hi = e.interval(level)
+            assert (lo > 0 or hi < 0) == (p < 0.05), (method, len(ests), p, level)
     # tied p-values share one level (the same adjusted p), a p of 0 keeps its step's
     assert stats.adjusted_levels([0.01, 0.01], 0.95, "holm") == pytest.approx([0.975, 0.975])
     assert stats.adjusted_levels([0.0, 0.3], 0.95, "holm")[0] == pytest.approx(0.975)
@@ -243,6 +254,28 @@ def test_adjusted_intervals_agree_with_the_adjusted_p_values():
     assert stats.adjusted_levels(ps, 0.95, "holm") == pytest.approx(
         [1 - 0.05 / 4, 1 - 0.05 / 3, 1 - 0.05 / 3, 1 - 0.05 / 3]
     )
+
+
+def test_an_equivalent_arm_has_its_equivalence_interval_inside_the_margin_and_no_other():
+    margin = 0.001
+    for method, ests in families(5, 0.001, (0.0001, 0.001)):
+        ps = [e.tost_p(margin) for e in ests]
+        for e, p, level in zip(
+            ests, stats.adjust(ps, method), stats.adjusted_levels(ps, 0.95, method)
+        ):
+            lo, hi = e.equivalence_interval(1 - level)
+            assert (-margin < lo and hi < margin) == (p < 0.05), (method, len(ests), p, level)
+
+
+def test_each_verdict_carries_the_equivalence_interval_that_decides_it(verdicts):
+    for s in verdicts.values():
+        v = s.verdict
+        if v is None or v.ci_equivalence is None:
+            continue
+        inside = -v.margin < v.ci_equivalence[0] and v.ci_equivalence[1] < v.margin
+        assert inside == (v.tost_p_adjusted < 0.05)
+        assert (v.reading == "equivalent") <= inside
+    assert any(s.verdict and s.verdict.reading == "equivalent" for s in verdicts.values())
 
 
 def test_power_is_at_the_familys_level_and_welch_seeds_scale_each_arm(verdicts):

@@ -49,6 +49,7 @@ def save_confusion_matrix(matrix: list[list[int]], path: Path) -> Path:
 
 
 REFERENCE_COLOR, ARM_COLOR = "#555555", "#3a78c2"
+EQUIVALENT_COLOR = "#2e8b57"  # an arm read as equivalent, and the margin it is inside
 
 
 def arm_styles(n: int) -> list[tuple[Any, str]]:

@@ -49,10 +49,12 @@ def forest(
     """One row per arm: the mean difference with its interval (thin) and its
     multiplicity-adjusted interval (thick), each paired seed's difference as a dot just
     below it (spread vertically, so seeds at the same value stay apart), on an axis
-    centred on 0. An arm far beyond the others (more than 10× their reach) is written at
-    the axis edge with its numbers instead of squeezing the rest to a point; arms read as
-    counts say so in words."""
-    from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt
+    centred on 0, with the equivalence margin shaded. An arm read as equivalent shows the
+    interval that says so (the two one-sided tests', inside the margin) in place of the
+    adjusted one, so no interval crossing the margin reads "equivalent". An arm far beyond
+    the others (more than 10× their reach) is written at the axis edge with its numbers
+    instead of squeezing the rest to a point; arms read as counts say so in words."""
+    from cnnlab.plots import ARM_COLOR, EQUIVALENT_COLOR, REFERENCE_COLOR, plt
 
     arms = [s for s in summaries if not s.is_reference and s.verdict is not None]
     ref = next((s for s in summaries if s.is_reference), None)
@@ -73,7 +75,12 @@ def forest(
         reach[y] = max(abs(x) for x in [*seeds[y], *bounds, v.diff * 100])
     off = off_axis(reach)
     shown = [reach[y] for y in reach if y not in off]
-    edge = max([*shown, 0.01]) * 1.15  # a zero-width axis when every difference is 0
+    margin = next((v.margin * 100 for s in arms if (v := s.verdict).margin is not None), None)
+    # the margin's edges on the axis unless the arms' reach is far smaller (never: 0.1 pp)
+    edge = max([*shown, margin or 0.0, 0.01]) * 1.15  # a zero-width axis when all are 0
+    if margin is not None:
+        ax.axvspan(-margin, margin, color=EQUIVALENT_COLOR, alpha=0.08, linewidth=0)
+    colors = {"effect": ARM_COLOR, "equivalent": EQUIVALENT_COLOR}
     method = None
     for y, s in enumerate(arms):
         v = s.verdict
@@ -88,7 +95,7 @@ def forest(
                 color="#aa3333",
             )
             continue
-        color = ARM_COLOR if v.reading == "effect" else REFERENCE_COLOR
+        color = colors.get(v.reading, REFERENCE_COLOR)
         if y in off:
             side = -1 if v.diff < 0 else 1
             adj = v.ci_adjusted or v.ci
@@ -114,9 +121,10 @@ def forest(
             alpha=0.6,
             zorder=3,
         )
-        if v.ci_adjusted:
+        thick = v.ci_equivalence if v.reading == "equivalent" else v.ci_adjusted
+        if thick:
             ax.plot(
-                [c * 100 for c in v.ci_adjusted],
+                [c * 100 for c in thick],
                 [y, y],
                 color=color,
                 linewidth=4,
@@ -142,11 +150,17 @@ def forest(
     ax.grid(axis="x", alpha=0.3)
     if arms:
         from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
 
         grey = REFERENCE_COLOR
+        readings = [("an effect", ARM_COLOR), ("inconclusive at this power", grey)]
+        if any(s.verdict.reading == "equivalent" for s in arms):
+            readings.insert(1, ("equivalent", EQUIVALENT_COLOR))
         handles = [
-            Line2D([], [], marker="D", linestyle="", color=ARM_COLOR, label="reading: an effect"),
-            Line2D([], [], marker="D", linestyle="", color=grey, label="reading: not an effect"),
+            *(
+                Line2D([], [], marker="D", linestyle="", color=c, label=f"reading: {name}")
+                for name, c in readings
+            ),
             Line2D(
                 [],
                 [],
@@ -165,6 +179,20 @@ def forest(
                 alpha=0.35,
                 label="adjusted interval (agrees with the adjusted p)",
             ),
+            *(
+                [
+                    Line2D(
+                        [],
+                        [],
+                        color=EQUIVALENT_COLOR,
+                        linewidth=4,
+                        alpha=0.35,
+                        label="an equivalent arm's: the two one-sided tests' (adjusted)",
+                    )
+                ]
+                if "equivalent" in (s.verdict.reading for s in arms)
+                else []
+            ),
             Line2D(
                 [],
                 [],
@@ -172,8 +200,22 @@ def forest(
                 linewidth=1.4,
                 label=f"raw interval ({method})" if method else "raw interval",
             ),
+            *(
+                [
+                    Patch(
+                        color=EQUIVALENT_COLOR,
+                        alpha=0.08,
+                        label=f"equivalence margin ±{margin:g} pp",
+                    )
+                ]
+                if margin is not None
+                else []
+            ),
         ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7, frameon=False)
+        ncols = 3 if len(handles) <= 6 else 2  # eight entries in three columns overflow
+        fig.legend(
+            handles=handles, loc="outside lower center", ncols=ncols, fontsize=7, frameon=False
+        )
     return fig
 
 

@@ -365,6 +365,7 @@ def comparison_data(
             "p_adjusted": v.p_adjusted,
             "tost_p": v.tost_p,
             "tost_p_adjusted": v.tost_p_adjusted,
+            "ci_equivalence": v.ci_equivalence,
             "mde": v.mde,
             "seeds_needed": v.seeds_needed,
             "power_alpha": v.power_alpha,
@@ -485,7 +486,9 @@ def readme_block(data: dict[str, Any]) -> str:
             f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
             f"adjusted by {s['adjust']} across {tested} comparisons; "
             + family_note(s, arms)
-            + f" equivalence margin ±{s['margin_pp']} pp.",
+            + f" equivalence margin ±{s['margin_pp']} pp (an arm is equivalent when its "
+            "equivalence interval, the two one-sided tests' at the level that agrees with "
+            "their adjusted p, lies inside it).",
             "",
         ]
     for name, v in _compared(arms):
@@ -503,7 +506,8 @@ def readme_block(data: dict[str, Any]) -> str:
             )
         elif v["reading"] == "equivalent":
             text = (
-                f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp, TOST "
+                f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp; equivalence "
+                f"interval {_interval(v.get('ci_equivalence'))} inside the margin, TOST "
                 f"adjusted p = {_p(v['tost_p_adjusted'])})."
             )
         elif v["mde"] is None:
@@ -809,10 +813,14 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
     lines = [
         BEGIN,
         "",
-        "| study | arms × seeds | reference | effect (Δ, adjusted interval) | no effect beyond "
-        "the margin | inconclusive at this power | budget test |",
-        "|---|---|---|---|---|---|---|",
+        "| study | arms × seeds | epochs (budget test's) | reference | effect (Δ, adjusted "
+        "interval) | no effect beyond the margin | inconclusive at this power | budget test |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+
+    def epochs(setup: dict[str, Any] | None) -> str:  # every distinct value the runs trained
+        return ", ".join(map(str, (setup or {}).get("epochs") or [])) or "?"
+
     for name, data in studies.items():
         if not isinstance(data, dict) or "arms" not in data:  # an earlier compare's format
             continue
@@ -839,8 +847,12 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
             key = v["reading"] if v["reading"] in cells else "inconclusive"
             cells[key].append(text)
         acc = "—" if ref["mean"] is None else f"{ref['mean'] * 100:.2f}% ± {ref['std'] * 100:.2f}"
+        against = data.get("against") or {}
+        budget = epochs(data.get("setup")) + (
+            f" ({epochs(against.get('setup'))})" if against.get("arms") else ""
+        )
         lines.append(
-            f"| [{name}]({name}/) | {size} | "
+            f"| [{name}]({name}/) | {size} | {budget} | "
             f"{ref['label'] or ref['arm']}: {acc} | "
             + " | ".join("; ".join(cells[k]) or "—" for k in cells)
             + f" | {budget_cell(data.get('against') or {}, data.get('setup'))} |"

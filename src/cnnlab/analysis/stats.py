@@ -99,6 +99,11 @@ class Estimate:
             return 1.0 if self.diff == 0 else 0.0
         return float(2 * stats.t.sf(abs(self.diff / self.se), self.dof))
 
+    def equivalence_interval(self, alpha: float) -> tuple[float, float]:
+        """The two one-sided tests' interval at ``alpha`` (the two-sided 1 − 2α one): it lies
+        inside ±margin exactly when ``tost_p(margin)`` is below ``alpha``."""
+        return self.interval(1 - 2 * alpha)
+
     def tost_p(self, margin: float) -> float:
         """Two one-sided tests that |difference| < margin: the larger of the two p-values."""
         if self.se == 0:

@@ -84,6 +84,10 @@ class Verdict:
     p_adjusted: float | None = None
     tost_p: float | None = None
     tost_p_adjusted: float | None = None
+    margin: float | None = None  # the equivalence margin (a fraction) the TOST tested
+    # the TOST's interval at the level compatible with tost_p_adjusted (stats.adjusted_levels):
+    # inside ±margin exactly when the reading is equivalent (or an effect inside the margin)
+    ci_equivalence: tuple[float, float] | None = None
     mde: float | None = None
     seeds_needed: int | None = None
     power_alpha: float | None = None  # the alpha the MDE and seeds_needed were computed at
@@ -311,6 +315,7 @@ def compare_arm(arm: ArmSummary, ref: ArmSummary, metric: str, settings: Setting
         ci=est.interval(settings.level),
         p=est.p_value(),
         tost_p=est.tost_p(settings.margin_pp / 100),
+        margin=settings.margin_pp / 100,
         seeds=seeds,
         diffs=diffs,
         test_error=test_error,
@@ -333,6 +338,12 @@ def adjust_family(verdicts: list[Verdict], settings: Settings) -> None:
     with_tost = [v for v in tested if v.tost_p is not None]
     for v, p in zip(with_tost, stats.adjust([v.tost_p for v in with_tost], settings.adjust)):
         v.tost_p_adjusted = p
+    eq_levels = stats.adjusted_levels(
+        [v.tost_p for v in with_tost], settings.level, settings.adjust
+    )
+    for v, level in zip(with_tost, eq_levels):
+        if v.estimate is not None:
+            v.ci_equivalence = v.estimate.equivalence_interval(1 - level)
     levels = stats.adjusted_levels([v.p for v in tested], settings.level, settings.adjust)
     # Bonferroni's alpha: the power's level and the simultaneous intervals'
     alpha = settings.alpha / (max(len(tested), 1) if settings.adjust != "none" else 1)
