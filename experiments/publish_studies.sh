@@ -22,14 +22,23 @@ F="cnnlab-train -m experiment=ablation/full"
 conv=("$S"/conv/*/)
 # an optional sweep, once it has finished (cnnlab-train writes sweep.json at a sweep's end)
 have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
-# A slice study is published at twice the budget (study_budget=2, $S/conv, $S/extra6) with its
-# budget test at four times (study_budget=4, $S/conv12/*) once every 12-epoch sweep it needs
-# has finished; until then at the full study's budget with the test at twice it.
-done_all() { for d; do [ -e "$S/$d/sweep.json" ] || return 1; done; }
-budget() {  # budget SLICE EXTRA NEEDED...: sets runs, against, B for one slice study
-  local slice=$1 extra=$2
-  shift 2
-  if done_all "$@"; then
+# A slice study is published at twice the budget (study_budget=2: $S/conv, $S/extra6) with
+# its budget test at four times (study_budget=4: $S/conv12/*) once every run it has at twice
+# the budget is there at four times, from sweeps that finished; until then at the full
+# study's budget with the test at twice it.
+at12() {  # at12 SLICE [EXTRA]
+  local slice=$1 extra=${2:-} n6 n12 d
+  n6=$(compgen -G "$S/conv/*/$slice" | wc -l)
+  [ -z "$extra" ] || n6=$((n6 + $(compgen -G "$S/extra6/$extra/$slice" | wc -l)))
+  n12=$(compgen -G "$S/conv12/*/$slice" | wc -l)
+  [ "$n6" -gt 0 ] && [ "$n6" = "$n12" ] || return 1
+  for d in "$S"/conv12/*/; do  # a sweep still running has no sweep.json yet
+    if compgen -G "$d$slice" >/dev/null && [ ! -e "$d/sweep.json" ]; then return 1; fi
+  done
+}
+budget() {  # budget SLICE [EXTRA]: sets runs, against, B and W for one slice study
+  local slice=$1 extra=${2:-}
+  if at12 "$slice" "$extra"; then
     B=" study_budget=2" W=" at twice its budget"
     runs=("$S"/conv/*/$slice)
     [ -z "$extra" ] || runs+=("$S/extra6/$extra")
@@ -42,7 +51,7 @@ budget() {  # budget SLICE EXTRA NEEDED...: sets runs, against, B for one slice 
     [ -z "$extra" ] || against+=($(have "$S/extra6/$extra"))
   fi
 }
-budget 'dropout=*,batchnorm=false,augmentation=none,*' d025 extra6/d025 conv12/h conv12/d025
+budget 'dropout=*,batchnorm=false,augmentation=none,*' d025
 $P dropout "${runs[@]}" \
   --reference model.net.dropout=0.0 \
   --title "Ablation study: dropout after fc1 (seed 003 §4.2)" \
@@ -50,14 +59,14 @@ $P dropout "${runs[@]}" \
   --command "$F$B model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none" \
   --against "${against[@]}" \
   --notes "The runs are the full study's$W with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
-budget 'dropout=0.0,batchnorm=*,augmentation=none,*' '' conv12/h conv12/k0
+budget 'dropout=0.0,batchnorm=*,augmentation=none,*'
 $P batchnorm "${runs[@]}" \
   --reference model.net.batchnorm=false \
   --title "Ablation study: BatchNorm2d after each conv (seed 003 §4.3)" \
   --command "$F$B   # this study is its slice: no dropout, no augmentation" \
   --against "${against[@]}" \
   --notes "The runs are the full study's$W with no dropout and no augmentation."
-budget 'dropout=0.0,batchnorm=false,augmentation=*' affine extra6/affine conv12/h conv12/affine conv12/i conv12/l
+budget 'dropout=0.0,batchnorm=false,augmentation=*' affine
 $P augmentation "${runs[@]}" \
   --reference data/augmentation=none \
   --title "Ablation study: augmentation (seed 003 §4.1)" \
