@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import cnnlab, results
 
 DDP = [
@@ -19,6 +21,7 @@ DDP = [
 ]
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_ddp_tests_the_whole_split_like_one_process_and_only_rank_0_writes(cli_env, tmp_path):
     run = tmp_path / "logs" / "ddp"
     proc = cnnlab([*DDP, "test_ckpt=last", f"hydra.run.dir={run}"], cli_env)
@@ -45,6 +48,7 @@ def test_ddp_tests_the_whole_split_like_one_process_and_only_rank_0_writes(cli_e
     assert {p.name for p in (tmp_path / "logs").iterdir()} == {"ddp", "wandb"}
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_ddp_resume_auto_continues_from_the_last_checkpoint(cli_env, tmp_path):
     run = tmp_path / "logs" / "ddp"
     args = [*DDP, "logger=none", f"hydra.run.dir={run}"]

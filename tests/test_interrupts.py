@@ -53,6 +53,7 @@ def long_epochs(cli_env, tmp_path):
     return env, args
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_sigterm_mid_epoch_checkpoints_there_and_the_resumed_run_is_exact(long_epochs, tmp_path):
     env, args = long_epochs
     straight = tmp_path / "logs" / "straight"
@@ -88,6 +89,7 @@ def test_sigterm_before_training_stops_at_once_and_says_so(cli_env, tmp_path):
         assert results(run)["status"] == "interrupted"
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_a_second_process_on_a_run_dir_in_use_touches_nothing(long_epochs, tmp_path):
     env, args = long_epochs
     run = tmp_path / "logs" / "busy"
@@ -197,6 +199,7 @@ main()
 """
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_sigterm_during_validation_keeps_the_epochs_training(cli_env, tmp_path):
     data = make_dataset(tmp_path / "data", n_train=2000, n_test=100)
     env = {**cli_env, "CNNLAB_DATA_DIR": str(data)}
@@ -285,6 +288,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_env, tmp_path):
     run = tmp_path / "logs" / "done"
     stale = run / "checkpoints" / ".last.ckpt.tmp99999"  # a checkpoint write a kill cut short

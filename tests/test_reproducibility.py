@@ -26,6 +26,7 @@ RANDOM_RUN = [
 ]
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
     run = tmp_path / "logs" / "original"
     proc = cnnlab([*FAST, *RANDOM_RUN, f"hydra.run.dir={run}"], cli_env)

@@ -145,6 +145,7 @@ def test_sigkill_then_resume_auto_matches_an_uninterrupted_run_with_a_per_step_s
     assert reference["best"] == {} and reference["best_checkpoint"] is None
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_cnnlab_rerun_of_a_per_step_schedule_is_identical(cli_env, tmp_path):
     run = tmp_path / "logs" / "original"
     proc = cnnlab(

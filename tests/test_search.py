@@ -603,6 +603,7 @@ def _training_after(journal: Path, study: str, sweep: Path, done: int) -> bool:
     )
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_a_search_killed_after_3_trials_resumes_to_exactly_6(cli_env, tmp_path):
     journal = tmp_path / "optuna.journal"
     # every tiny run reaches val/acc 1.0: minimise the loss, so that values tell trials apart

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -72,6 +73,7 @@ def test_show_writes_the_pictures(tmp_path):
     assert maps.shape[1] > maps.shape[0] and maps.std() > 0.05
 
 
+@pytest.mark.slow  # 25-95 s each in CI
 def test_cnnlab_show_on_a_trained_checkpoint(cli_env, tmp_path):
     proc = cnnlab(["logger=none", *FAST, "model/net=convnet_fixed"], cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
