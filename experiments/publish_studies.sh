@@ -27,11 +27,14 @@ have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
 # the budget is there at four times, from sweeps that finished; until then at the full
 # study's budget with the test at twice it.
 at12() {  # at12 SLICE [EXTRA]
-  local slice=$1 extra=${2:-} n6 n12 d
-  n6=$(compgen -G "$S/conv/*/$slice" | wc -l)
-  [ -z "$extra" ] || n6=$((n6 + $(compgen -G "$S/extra6/$extra/$slice" | wc -l)))
-  n12=$(compgen -G "$S/conv12/*/$slice" | wc -l)
-  [ "$n6" -gt 0 ] && [ "$n6" = "$n12" ] || return 1
+  local slice=$1 extra=${2:-} d
+  [ -z "$extra" ] || [ -e "$S/extra6/$extra/sweep.json" ] || return 1
+  # the same run names (arm and seed) at twice and at four times the budget
+  names() { for d in "$@"; do [ -e "$d" ] && basename "$d"; done | sort; }
+  local six twelve
+  six=$(names "$S"/conv/*/$slice ${extra:+"$S/extra6/$extra"/$slice})
+  twelve=$(names "$S"/conv12/*/$slice)
+  [ -n "$six" ] && [ "$six" = "$twelve" ] || return 1
   for d in "$S"/conv12/*/; do  # a sweep still running has no sweep.json yet
     if compgen -G "$d$slice" >/dev/null && [ ! -e "$d/sweep.json" ]; then return 1; fi
   done

@@ -270,8 +270,9 @@ def test_an_equivalent_arm_has_its_equivalence_interval_inside_the_margin_and_no
 def test_each_verdict_carries_the_equivalence_interval_that_decides_it(verdicts):
     for s in verdicts.values():
         v = s.verdict
-        if v is None or v.ci_equivalence is None:
+        if v is None or v.tost_p is None:  # the reference, a counts arm: no TOST
             continue
+        assert v.ci_equivalence is not None
         inside = -v.margin < v.ci_equivalence[0] and v.ci_equivalence[1] < v.margin
         assert inside == (v.tost_p_adjusted < 0.05)
         assert (v.reading == "equivalent") <= inside
@@ -300,6 +301,25 @@ def test_only_an_arm_far_beyond_the_rest_leaves_the_forest_plots_axis():
     assert off_axis({0: 12.0, 1: 1.0, 2: 0.9, 3: 0.05}) == {0}  # one split, at the widest gap
     assert off_axis({0: 0.30, 1: 0.06}) == set()  # 5x apart: both stay readable on one axis
     assert off_axis({0: 0.5, 1: 0.4, 2: 0.3}) == set()
+
+
+def test_the_forest_plot_shows_an_equivalent_arm_by_the_interval_inside_the_margin(verdicts):
+    from cnnlab.analysis.figures import forest
+    from cnnlab.plots import plt
+
+    fig = forest(list(verdicts.values()), "test/acc")
+    ax = fig.axes[0]
+    arms = [s for s in verdicts.values() if not s.is_reference]
+    y = next(i for i, s in enumerate(arms) if s.verdict.reading == EQUIVALENT)
+    v = arms[y].verdict
+    at_y = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [y, y]]
+    # one interval for it, the two one-sided tests', inside the shaded margin: no raw one
+    assert [list(ln.get_xdata()) for ln in at_y] == [[c * 100 for c in v.ci_equivalence]]
+    assert all(-v.margin * 100 < x < v.margin * 100 for x in at_y[0].get_xdata())
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "reading: equivalent" in labels and "equivalence margin ±0.1 pp" in labels
+    assert any(lab.startswith("an equivalent arm") for lab in labels)
+    plt.close(fig)
 
 
 def test_the_mde_and_the_seeds_needed_agree_at_the_seeds_there_were():

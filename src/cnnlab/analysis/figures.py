@@ -49,9 +49,9 @@ def forest(
     """One row per arm: the mean difference with its interval (thin) and its
     multiplicity-adjusted interval (thick), each paired seed's difference as a dot just
     below it (spread vertically, so seeds at the same value stay apart), on an axis
-    centred on 0, with the equivalence margin shaded. An arm read as equivalent shows the
-    interval that says so (the two one-sided tests', inside the margin) in place of the
-    adjusted one, so no interval crossing the margin reads "equivalent". An arm far beyond
+    centred on 0, with the equivalence margin shaded. An arm read as equivalent shows only
+    the interval that says so (the two one-sided tests', inside the margin) in place of
+    both, so no interval drawn for it crosses the margin. An arm far beyond
     the others (more than 10× their reach) is written at the axis edge with its numbers
     instead of squeezing the rest to a point; arms read as counts say so in words."""
     from cnnlab.plots import ARM_COLOR, EQUIVALENT_COLOR, REFERENCE_COLOR, plt
@@ -71,17 +71,22 @@ def forest(
         seeds[y] = [d * 100 for d in v.diffs] or (
             [x * 100 - ref.mean * 100 for x in s.values] if ref and ref.mean is not None else []
         )
-        bounds = [c * 100 for c in (v.ci_adjusted or v.ci or ()) if c is not None]
+        bounds = [c * 100 for c in (_decisive(v) or v.ci or ()) if c is not None]
         reach[y] = max(abs(x) for x in [*seeds[y], *bounds, v.diff * 100])
-    off = off_axis(reach)
-    shown = [reach[y] for y in reach if y not in off]
     margin = next((v.margin * 100 for s in arms if (v := s.verdict).margin is not None), None)
-    # the margin's edges on the axis unless the arms' reach is far smaller (never: 0.1 pp)
-    edge = max([*shown, margin or 0.0, 0.01]) * 1.15  # a zero-width axis when all are 0
+
+    def edge_without(off: set[int]) -> float:  # the margin's edges always on the axis
+        shown = [reach[y] for y in reach if y not in off]
+        return max([*shown, margin or 0.0, 0.01]) * 1.15  # zero width when all are 0
+
+    off = off_axis(reach)
+    off = {y for y in off if reach[y] > edge_without(off)}  # within the margin's axis: shown
+    edge = edge_without(off)
     if margin is not None:
         ax.axvspan(-margin, margin, color=EQUIVALENT_COLOR, alpha=0.08, linewidth=0)
     colors = {"effect": ARM_COLOR, "equivalent": EQUIVALENT_COLOR}
     method = None
+    drawn: set[str] = set()  # what the legend names: only what the plot shows
     for y, s in enumerate(arms):
         v = s.verdict
         if v.counts:
@@ -96,12 +101,16 @@ def forest(
             )
             continue
         color = colors.get(v.reading, REFERENCE_COLOR)
+        drawn.add(v.reading)
+        thick = _decisive(v)
+        equivalent = v.reading == "equivalent"
         if y in off:
             side = -1 if v.diff < 0 else 1
-            adj = v.ci_adjusted or v.ci
+            shown = thick or v.ci
+            what = "equivalence interval" if equivalent and thick else "adjusted"
             ax.annotate(
                 f"{v.diff * 100:+.2f} pp"
-                + (f", adjusted [{adj[0] * 100:+.2f}, {adj[1] * 100:+.2f}]" if adj else "")
+                + (f", {what} [{shown[0] * 100:+.2f}, {shown[1] * 100:+.2f}]" if shown else "")
                 + " (off this axis)",
                 xy=(side * edge, y),
                 xytext=(side * edge * 0.35, y),
@@ -113,15 +122,8 @@ def forest(
             )
             continue
         ys = [y + 0.3 * (i + 1) / (len(seeds[y]) + 1) for i in range(len(seeds[y]))]
-        ax.scatter(
-            seeds[y],
-            ys,
-            s=10,
-            color="black",
-            alpha=0.6,
-            zorder=3,
-        )
-        thick = v.ci_equivalence if v.reading == "equivalent" else v.ci_adjusted
+        ax.scatter(seeds[y], ys, s=10, color="black", alpha=0.6, zorder=3)
+        drawn.add("seeds" if ys else "")
         if thick:
             ax.plot(
                 [c * 100 for c in thick],
@@ -131,14 +133,13 @@ def forest(
                 alpha=0.35,
                 solid_capstyle="butt",
             )
-        if v.ci:
-            ax.plot(
-                [c * 100 for c in v.ci],
-                [y, y],
-                color=color,
-                linewidth=1.4,
-            )
-        method = method or v.method
+            drawn.add("equivalence interval" if equivalent else "adjusted interval")
+        # an equivalent arm shows only the interval that decides it: its raw 95% interval
+        # can be wider than the 90% one of the two one-sided tests and cross the margin
+        if v.ci and not equivalent:
+            ax.plot([c * 100 for c in v.ci], [y, y], color=color, linewidth=1.4)
+            drawn.add("raw interval")
+            method = method or v.method
         ax.plot([v.diff * 100], [y], marker="D", color=color, markersize=6, zorder=4)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlim(-edge, edge)
@@ -148,75 +149,87 @@ def forest(
     ax.set_title(title or f"reference: {_name(ref) if ref else '—'}", fontsize=8)
     ax.set_ylabel("arm (reading)")
     ax.grid(axis="x", alpha=0.3)
-    if arms:
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Patch
-
-        grey = REFERENCE_COLOR
-        readings = [("an effect", ARM_COLOR), ("inconclusive at this power", grey)]
-        if any(s.verdict.reading == "equivalent" for s in arms):
-            readings.insert(1, ("equivalent", EQUIVALENT_COLOR))
-        handles = [
-            *(
-                Line2D([], [], marker="D", linestyle="", color=c, label=f"reading: {name}")
-                for name, c in readings
-            ),
-            Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="",
-                color="black",
-                alpha=0.6,
-                markersize=4,
-                label="a seed (paired by seed id), below its arm",
-            ),
-            Line2D(
-                [],
-                [],
-                color=grey,
-                linewidth=4,
-                alpha=0.35,
-                label="adjusted interval (agrees with the adjusted p)",
-            ),
-            *(
-                [
-                    Line2D(
-                        [],
-                        [],
-                        color=EQUIVALENT_COLOR,
-                        linewidth=4,
-                        alpha=0.35,
-                        label="an equivalent arm's: the two one-sided tests' (adjusted)",
-                    )
-                ]
-                if "equivalent" in (s.verdict.reading for s in arms)
-                else []
-            ),
-            Line2D(
-                [],
-                [],
-                color=grey,
-                linewidth=1.4,
-                label=f"raw interval ({method})" if method else "raw interval",
-            ),
-            *(
-                [
-                    Patch(
-                        color=EQUIVALENT_COLOR,
-                        alpha=0.08,
-                        label=f"equivalence margin ±{margin:g} pp",
-                    )
-                ]
-                if margin is not None
-                else []
-            ),
-        ]
+    handles = _forest_legend(drawn, method, margin)
+    if handles:
         ncols = 3 if len(handles) <= 6 else 2  # eight entries in three columns overflow
         fig.legend(
             handles=handles, loc="outside lower center", ncols=ncols, fontsize=7, frameon=False
         )
     return fig
+
+
+def _decisive(v) -> tuple[float, float] | None:
+    """The interval an arm's reading rests on: the two one-sided tests' for an equivalent
+    arm (inside the margin), else the multiplicity-adjusted one."""
+    return v.ci_equivalence if v.reading == "equivalent" else v.ci_adjusted
+
+
+def _forest_legend(drawn: set[str], method: str | None, margin: float | None) -> list:
+    """The forest plot's legend: an entry for each kind of mark it drew, no other."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from cnnlab.plots import ARM_COLOR, EQUIVALENT_COLOR, REFERENCE_COLOR
+
+    grey = REFERENCE_COLOR
+    entries = [
+        ("effect", Line2D([], [], marker="D", ls="", color=ARM_COLOR, label="reading: an effect")),
+        (
+            "equivalent",
+            Line2D([], [], marker="D", ls="", color=EQUIVALENT_COLOR, label="reading: equivalent"),
+        ),
+        (
+            "inconclusive at this power",
+            Line2D(
+                [], [], marker="D", ls="", color=grey, label="reading: inconclusive at this power"
+            ),
+        ),
+        (
+            "seeds",
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                color="black",
+                alpha=0.6,
+                markersize=4,
+                label="a seed (paired by seed id), below its arm",
+            ),
+        ),
+        (
+            "adjusted interval",
+            Line2D(
+                [],
+                [],
+                color=grey,
+                lw=4,
+                alpha=0.35,
+                label="adjusted interval (agrees with the adjusted p)",
+            ),
+        ),
+        (
+            "equivalence interval",
+            Line2D(
+                [],
+                [],
+                color=EQUIVALENT_COLOR,
+                lw=4,
+                alpha=0.35,
+                label="an equivalent arm: its two one-sided tests' interval (adjusted), alone",
+            ),
+        ),
+        (
+            "raw interval",
+            Line2D([], [], color=grey, lw=1.4, label=f"raw interval ({method})"),
+        ),
+    ]
+    handles = [h for key, h in entries if key in drawn]
+    if margin is not None and handles:
+        handles.append(
+            Patch(color=EQUIVALENT_COLOR, alpha=0.08, label=f"equivalence margin ±{margin:g} pp")
+        )
+    return handles
 
 
 def curves(summaries: list[ArmSummary], key: str = "val/acc"):

@@ -486,9 +486,9 @@ def readme_block(data: dict[str, Any]) -> str:
             f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
             f"adjusted by {s['adjust']} across {tested} comparisons; "
             + family_note(s, arms)
-            + f" equivalence margin ±{s['margin_pp']} pp (an arm is equivalent when its "
-            "equivalence interval, the two one-sided tests' at the level that agrees with "
-            "their adjusted p, lies inside it).",
+            + f" equivalence margin ±{s['margin_pp']} pp (an arm that is not an effect reads "
+            "equivalent when its equivalence interval, the two one-sided tests' at the level "
+            "that agrees with their adjusted p, lies inside it).",
             "",
         ]
     for name, v in _compared(arms):
@@ -506,9 +506,13 @@ def readme_block(data: dict[str, Any]) -> str:
             )
         elif v["reading"] == "equivalent":
             text = (
-                f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp; equivalence "
-                f"interval {_interval(v.get('ci_equivalence'))} inside the margin, TOST "
-                f"adjusted p = {_p(v['tost_p_adjusted'])})."
+                f"no effect larger than ±{s['margin_pp']} pp ({_pp(v['diff'])} pp; "
+                + (
+                    f"equivalence interval {_interval(v['ci_equivalence'])} inside the margin, "
+                    if v.get("ci_equivalence")  # an older comparison.json has none
+                    else ""
+                )
+                + f"TOST adjusted p = {_p(v['tost_p_adjusted'])})."
             )
         elif v["mde"] is None:
             text = f"inconclusive: {v['method']} ({_pp(v['diff'])} pp)."
