@@ -11,6 +11,7 @@
 #                    budget (study_budget=2): their budget tests, where they were run
 #   $S/conv12/*/     arms at four times the budget (study_budget=4): once a slice study's
 #                    are all there, it is published at twice the budget against them
+#   $S/transfer6, $S/transfer12, $S/activation12   likewise for those two studies
 #   $S/recipes/fast  cnnlab-train -m experiment=fast 'seed=range(1,6)' (a recipe's seeds)
 # The dropout, batchnorm and augmentation studies are slices of the full study's runs.
 #   bash experiments/publish_studies.sh /path/to/studies
@@ -77,14 +78,26 @@ $P augmentation "${runs[@]}" \
   --command "$F$B model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine" \
   --against "${against[@]}" \
   --notes "The runs are the full study's$W with no dropout and batchnorm off, and an affine arm run with the same config (second command)."
-$P transfer "$S/transfer" --title "Ablation study: transfer learning (seed 003 §4.4)" \
+# transfer and activation: at twice the budget against four times once both have finished,
+# else at the study budget against twice it where that has
+study_at() {  # study_at NAME: sets runs, against, B for $S/NAME (+6, +12)
+  local name=$1
+  if [ -n "$(have "$S/${name}6")" ] && [ -n "$(have "$S/${name}12")" ]; then
+    B=" study_budget=2" runs=("$S/${name}6") against=(--against "$S/${name}12")
+  else
+    B="" runs=("$S/$name") against=()
+    [ -z "$(have "$S/${name}6")" ] || against=(--against "$S/${name}6")
+  fi
+}
+study_at transfer
+$P transfer "${runs[@]}" "${against[@]}" --title "Ablation study: transfer learning (seed 003 §4.4)" \
   --command "cnnlab-train experiment=pretrain_fashion   # the Fashion-MNIST source model" \
-  --command "cnnlab-train -m experiment=ablation/transfer" \
+  --command "cnnlab-train -m experiment=ablation/transfer$B" \
   --notes "The fashion arms start from the source model that the first command trains."
-activation6=$(have "$S/activation6")
-$P activation "$S/activation" ${activation6:+--against "$activation6"} \
+study_at activation
+$P activation "${runs[@]}" "${against[@]}" \
   --title "Ablation study: ReLU vs sigmoid vs tanh in a six-conv stack (seed 002)" \
-  --command "cnnlab-train -m experiment=ablation/activation"
+  --command "cnnlab-train -m experiment=ablation/activation$B"
 $P full "$S/full" --ignore torch_threads \
   --title "Ablation study: dropout × batchnorm × augmentation" \
   --command "$F" --against "${conv[@]}"

@@ -31,5 +31,8 @@ cnnlab-train experiment=pretrain_fashion >"$S/pretrain_fashion.log" 2>&1  # tran
 sweep transfer -m experiment=ablation/transfer
 sweep activation -m experiment=ablation/activation
 sweep activation6 -m experiment=ablation/activation study_budget=2
+sweep activation12 -m experiment=ablation/activation study_budget=4
+sweep transfer6 -m experiment=ablation/transfer study_budget=2
+sweep transfer12 -m experiment=ablation/transfer study_budget=4
 sweep recipes/fast -m experiment=fast 'seed=range(1,6)'
 bash experiments/publish_studies.sh "$S"
