@@ -98,13 +98,21 @@ study_at activation
 $P activation "${runs[@]}" "${against[@]}" \
   --title "Ablation study: ReLU vs sigmoid vs tanh in a six-conv stack (seed 002)" \
   --command "cnnlab-train -m experiment=ablation/activation$B"
-$P full "$S/full" --ignore torch_threads \
+# the full study and convergence: at twice the budget against four times once every arm is
+# there (the grid's arms only: the extra arms' runs in conv12/ are not the full study's)
+grid='dropout=0.[05],batchnorm=*,augmentation=[nrf]*'
+if at12 "$grid"; then
+  study=("$S"/conv/*/$grid) test=("$S"/conv12/*/$grid) B=" study_budget=2" B2=" study_budget=4"
+else
+  study=("$S/full") test=("${conv[@]}") B="" B2=" study_budget=2"
+fi
+$P full "${study[@]}" --ignore torch_threads \
   --title "Ablation study: dropout × batchnorm × augmentation" \
-  --command "$F" --against "${conv[@]}"
-$P convergence "${conv[@]}" --against "$S/full" --ignore torch_threads \
+  --command "$F$B" --against "${test[@]}"
+$P convergence "${test[@]}" --against "${study[@]}" --ignore torch_threads \
   --title "Convergence: every arm of the full study at twice its budget" \
-  --command "$F study_budget=2" \
-  --notes "The arms were run as sweeps of that command, each a part of the grid (e.g. \`model.net.dropout=0.0,0.5 model.net.batchnorm=false data/augmentation=none\`); each arm is compared with its own runs in the full study, paired by seed. One sweep (dropout 0.5 with batchnorm, no augmentation) ran one job at a time with \`torch_threads=1\` given, the thread every other run got from its share of the cores; that override is not an arm (\`--ignore torch_threads\`)."
+  --command "$F$B2" \
+  --notes "The arms were run as sweeps of that command, each a part of the grid (e.g. \`model.net.dropout=0.0,0.5 model.net.batchnorm=false data/augmentation=none\`); each arm is compared with its own runs in the full study, paired by seed. One sweep (dropout 0.5 with batchnorm, no augmentation, of the study_budget=2 runs) ran one job at a time with \`torch_threads=1\` given, the thread every other run got from its share of the cores; that override is not an arm (\`--ignore torch_threads\`)."
 $P recipes/fast "$S/recipes/fast" \
   --title "Recipe: fast (tuomaso/train_mnist_fast's recipe and net)" \
   --command "cnnlab-train -m experiment=fast 'seed=range(1,6)'"
