@@ -9,7 +9,15 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from cnnlab.analysis.verdict import ArmSummary, layer_stats, mean_curve, stalled_counts
+from cnnlab.analysis.verdict import (
+    EFFECT,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    ArmSummary,
+    layer_stats,
+    mean_curve,
+    stalled_counts,
+)
 
 # matplotlib (cnnlab.plots) is imported where a figure is drawn: cnnlab-compare --no-plots
 # and the text verdict start without it
@@ -84,7 +92,7 @@ def forest(
     edge = edge_without(off)
     if margin is not None:
         ax.axvspan(-margin, margin, color=EQUIVALENT_COLOR, alpha=0.08, linewidth=0)
-    colors = {"effect": ARM_COLOR, "equivalent": EQUIVALENT_COLOR}
+    colors = {EFFECT: ARM_COLOR, EQUIVALENT: EQUIVALENT_COLOR}
     method = None
     drawn: set[str] = set()  # what the legend names: only what the plot shows
     for y, s in enumerate(arms):
@@ -103,7 +111,7 @@ def forest(
         color = colors.get(v.reading, REFERENCE_COLOR)
         drawn.add(v.reading)
         thick = _decisive(v)
-        equivalent = v.reading == "equivalent"
+        equivalent = v.reading == EQUIVALENT
         if y in off:
             side = -1 if v.diff < 0 else 1
             shown = thick or v.ci
@@ -123,7 +131,8 @@ def forest(
             continue
         ys = [y + 0.3 * (i + 1) / (len(seeds[y]) + 1) for i in range(len(seeds[y]))]
         ax.scatter(seeds[y], ys, s=10, color="black", alpha=0.6, zorder=3)
-        drawn.add("seeds" if ys else "")
+        if ys:
+            drawn.add("seeds")
         if thick:
             ax.plot(
                 [c * 100 for c in thick],
@@ -161,7 +170,7 @@ def forest(
 def _decisive(v) -> tuple[float, float] | None:
     """The interval an arm's reading rests on: the two one-sided tests' for an equivalent
     arm (inside the margin), else the multiplicity-adjusted one."""
-    return v.ci_equivalence if v.reading == "equivalent" else v.ci_adjusted
+    return v.ci_equivalence if v.reading == EQUIVALENT else v.ci_adjusted
 
 
 def _forest_legend(drawn: set[str], method: str | None, margin: float | None) -> list:
@@ -173,16 +182,14 @@ def _forest_legend(drawn: set[str], method: str | None, margin: float | None) ->
 
     grey = REFERENCE_COLOR
     entries = [
-        ("effect", Line2D([], [], marker="D", ls="", color=ARM_COLOR, label="reading: an effect")),
+        (EFFECT, Line2D([], [], marker="D", ls="", color=ARM_COLOR, label="reading: an effect")),
         (
-            "equivalent",
+            EQUIVALENT,
             Line2D([], [], marker="D", ls="", color=EQUIVALENT_COLOR, label="reading: equivalent"),
         ),
         (
-            "inconclusive at this power",
-            Line2D(
-                [], [], marker="D", ls="", color=grey, label="reading: inconclusive at this power"
-            ),
+            INCONCLUSIVE,
+            Line2D([], [], marker="D", ls="", color=grey, label=f"reading: {INCONCLUSIVE}"),
         ),
         (
             "seeds",

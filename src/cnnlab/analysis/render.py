@@ -749,8 +749,8 @@ def setup_block(setup: dict[str, Any]) -> str:
             format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
         )
 
-    def one(key: str, fmt=str, none: str = "?") -> str:  # every distinct value, in order
-        return ", ".join(fmt(v) for v in setup.get(key) or []) or none
+    def one(key: str, fmt=str, none: str = "?") -> str:
+        return distinct(setup, key, fmt, none)
 
     def seq(v: Any) -> str:
         return "(" + ", ".join(num(x) for x in v) + ")" if isinstance(v, list) else str(v)
@@ -789,6 +789,11 @@ def setup_block(setup: dict[str, Any]) -> str:
     )
 
 
+def distinct(setup: dict[str, Any] | None, key: str, fmt=str, none: str = "?") -> str:
+    """Every distinct value the runs' records give for ``key``, in order; ``none`` if none."""
+    return ", ".join(fmt(v) for v in (setup or {}).get(key) or []) or none
+
+
 def sweeps_from(sweeps: int | None) -> str:
     return f" from {sweeps} sweeps" if sweeps and sweeps > 1 else ""
 
@@ -822,9 +827,6 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
 
-    def epochs(setup: dict[str, Any] | None) -> str:  # every distinct value the runs trained
-        return ", ".join(map(str, (setup or {}).get("epochs") or [])) or "?"
-
     for name, data in studies.items():
         if not isinstance(data, dict) or "arms" not in data:  # an earlier compare's format
             continue
@@ -852,14 +854,14 @@ def index_block(studies: dict[str, dict[str, Any]]) -> str:
             cells[key].append(text)
         acc = "—" if ref["mean"] is None else f"{ref['mean'] * 100:.2f}% ± {ref['std'] * 100:.2f}"
         against = data.get("against") or {}
-        budget = epochs(data.get("setup")) + (
-            f" ({epochs(against.get('setup'))})" if against.get("arms") else ""
+        budget = distinct(data.get("setup"), "epochs") + (
+            f" ({distinct(against.get('setup'), 'epochs')})" if against.get("arms") else ""
         )
         lines.append(
             f"| [{name}]({name}/) | {size} | {budget} | "
             f"{ref['label'] or ref['arm']}: {acc} | "
             + " | ".join("; ".join(cells[k]) or "—" for k in cells)
-            + f" | {budget_cell(data.get('against') or {}, data.get('setup'))} |"
+            + f" | {budget_cell(against, data.get('setup'))} |"
         )
     lines += [
         "",
