@@ -14,7 +14,10 @@
 #   $S/transfer6, $S/transfer12, $S/activation12   likewise for those two studies
 #   $S/recipes/fast  cnnlab-train -m experiment=fast 'seed=range(1,6)' (a recipe's seeds)
 # The dropout, batchnorm and augmentation studies are slices of the full study's runs.
+# A study whose runs are not in the folder is left as published: experiments/runs/ (the
+# records experiments/archive_runs.py keeps in the repository) holds some studies' runs.
 #   bash experiments/publish_studies.sh /path/to/studies
+#   bash experiments/publish_studies.sh experiments/runs
 set -euo pipefail
 S=$(realpath "${1:?usage: publish_studies.sh STUDIES_DIR}")
 cd "$(dirname "$0")/.."
@@ -23,6 +26,13 @@ F="cnnlab-train -m experiment=ablation/full"
 conv=("$S"/conv/*/)
 # an optional sweep, once it has finished (cnnlab-train writes sweep.json at a sweep's end)
 have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
+there() {  # there STUDY RUNS...: whether the study's runs are in $S (else it is left as is)
+  local study=$1
+  shift
+  [ -e "$1" ] && return 0
+  echo "$study: no runs in $S; left as published"
+  return 1
+}
 # A slice study is published at twice the budget (study_budget=2: $S/conv, $S/extra6) with
 # its budget test at four times (study_budget=4: $S/conv12/*) once every run it has at twice
 # the budget is there at four times, from sweeps that finished; until then at the full
@@ -56,7 +66,7 @@ budget() {  # budget SLICE [EXTRA]: sets runs, against, B and W for one slice st
   fi
 }
 budget 'dropout=*,batchnorm=false,augmentation=none,*' d025
-$P dropout "${runs[@]}" \
+there dropout "${runs[@]}" && $P dropout "${runs[@]}" \
   --reference model.net.dropout=0.0 \
   --title "Ablation study: dropout after fc1 (seed 003 §4.2)" \
   --command "$F$B   # this study is its slice: batchnorm off, no augmentation" \
@@ -64,14 +74,14 @@ $P dropout "${runs[@]}" \
   --against "${against[@]}" \
   --notes "The runs are the full study's$W with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
 budget 'dropout=0.0,batchnorm=*,augmentation=none,*'
-$P batchnorm "${runs[@]}" \
+there batchnorm "${runs[@]}" && $P batchnorm "${runs[@]}" \
   --reference model.net.batchnorm=false \
   --title "Ablation study: BatchNorm2d after each conv (seed 003 §4.3)" \
   --command "$F$B   # this study is its slice: no dropout, no augmentation" \
   --against "${against[@]}" \
   --notes "The runs are the full study's$W with no dropout and no augmentation."
 budget 'dropout=0.0,batchnorm=false,augmentation=*' affine
-$P augmentation "${runs[@]}" \
+there augmentation "${runs[@]}" && $P augmentation "${runs[@]}" \
   --reference data/augmentation=none \
   --title "Ablation study: augmentation (seed 003 §4.1)" \
   --command "$F$B   # this study is its slice: no dropout, batchnorm off" \
@@ -90,12 +100,12 @@ study_at() {  # study_at NAME: sets runs, against, B for $S/NAME (+6, +12)
   fi
 }
 study_at transfer
-$P transfer "${runs[@]}" "${against[@]}" --title "Ablation study: transfer learning (seed 003 §4.4)" \
+there transfer "${runs[@]}" && $P transfer "${runs[@]}" "${against[@]}" --title "Ablation study: transfer learning (seed 003 §4.4)" \
   --command "cnnlab-train experiment=pretrain_fashion   # the Fashion-MNIST source model" \
   --command "cnnlab-train -m experiment=ablation/transfer$B" \
   --notes "The fashion arms start from the source model that the first command trains."
 study_at activation
-$P activation "${runs[@]}" "${against[@]}" \
+there activation "${runs[@]}" && $P activation "${runs[@]}" "${against[@]}" \
   --title "Ablation study: ReLU vs sigmoid vs tanh in a six-conv stack (seed 002)" \
   --command "cnnlab-train -m experiment=ablation/activation$B"
 # the full study and convergence: at twice the budget against four times once every arm is
@@ -106,14 +116,14 @@ if at12 "$grid"; then
 else
   study=("$S/full") test=("${conv[@]}") B="" B2=" study_budget=2"
 fi
-$P full "${study[@]}" --ignore torch_threads \
+there full "${study[@]}" && $P full "${study[@]}" --ignore torch_threads \
   --title "Ablation study: dropout × batchnorm × augmentation" \
   --command "$F$B" --against "${test[@]}"
-$P convergence "${test[@]}" --against "${study[@]}" --ignore torch_threads \
+there convergence "${test[@]}" && $P convergence "${test[@]}" --against "${study[@]}" --ignore torch_threads \
   --title "Convergence: every arm of the full study at twice its budget" \
   --command "$F$B2" \
   --notes "The arms were run as sweeps of that command, each a part of the grid (e.g. \`model.net.dropout=0.0,0.5 model.net.batchnorm=false data/augmentation=none\`); each arm is compared with its own runs in the full study, paired by seed. One sweep (dropout 0.5 with batchnorm, no augmentation, of the study_budget=2 runs) ran one job at a time with \`torch_threads=1\` given, the thread every other run got from its share of the cores; that override is not an arm (\`--ignore torch_threads\`)."
-$P recipes/fast "$S/recipes/fast" \
+there recipes/fast "$S/recipes/fast" && $P recipes/fast "$S/recipes/fast" \
   --title "Recipe: fast (tuomaso/train_mnist_fast's recipe and net)" \
   --command "cnnlab-train -m experiment=fast 'seed=range(1,6)'"
 $P --index

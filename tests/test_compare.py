@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from cnnlab.analysis.figures import PLOTS, comparison_figures
 from cnnlab.analysis.load import group_arms, load_runs
 from cnnlab.analysis.verdict import summarize
 from cnnlab.cli.compare import leet_lines, main
-from conftest import FAST, cnnlab
+from conftest import FAST, REPO, cnnlab
 
 
 def fake_run(
@@ -174,6 +176,25 @@ def test_sweep_with_a_failing_job_keeps_the_others_and_compare_reports_it(cli_en
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (sweep / "comparison.md").read_text()
     assert "model.optimizer.lr=-1" in md and "1 failed" in md
+    # the records kept in a repository (experiments/archive_runs.py: no checkpoints, logs or
+    # W&B files) compare to the same comparison, the failed job included
+    archive = tmp_path / "archive"
+    script = REPO / "experiments" / "archive_runs.py"
+    args = [sys.executable, str(script), str(sweep.parent), sweep.name, "--into", str(archive)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    kept = archive / sweep.name
+    assert (kept / "lr=-1,seed=1" / "results.json").is_file()
+    assert (kept / "lr=0.001,seed=1" / "test_predictions.npz").is_file()
+    assert not [p for p in kept.rglob("*") if p.suffix in (".ckpt", ".log") or "wandb" in p.parts]
+    assert cnnlab([str(kept)], cli_env, tool="cnnlab-compare").returncode == 0
+    assert json.loads((kept / "comparison.json").read_text()) == json.loads(
+        (sweep / "comparison.json").read_text()
+    )
+    # and a kept run reruns from its record alone, identically
+    rerun = [str(kept / "lr=0.001,seed=1"), "--out", str(tmp_path / "rerun")]
+    proc = cnnlab(rerun, cli_env, tool="cnnlab-rerun")
+    assert proc.returncode == 0 and "identical" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_overfitting_gap_and_gradient_norm_ratio_by_hand(tmp_path):

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -515,6 +520,34 @@ def test_the_index_of_studies_matches_every_comparison_json():
         "experiments/README.md differs from the studies' comparison.json: "
         "python experiments/publish_study.py --index"
     )
+
+
+@pytest.mark.slow
+def test_the_studies_whose_runs_are_kept_here_publish_to_the_published_files(tmp_path):
+    """experiments/runs/ keeps the run records of the studies published from it
+    (experiments/archive_runs.py): publishing from them alone, into a copy of experiments/,
+    writes every published file byte for byte and no other."""
+    copy = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    script = [str(copy / "publish_studies.sh"), str(copy / "runs")]
+    proc = subprocess.run(["bash", *script], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    republished = re.findall(r"wrote \S+/experiments/(\S+)/README\.md", proc.stdout)
+    assert republished, f"no study was published from experiments/runs/:\n{proc.stdout}"
+
+    def files(root: Path) -> dict[Path, bytes]:
+        return {
+            p.relative_to(root): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.relative_to(root).parts[0] != "runs"
+            and "__pycache__" not in p.parts
+        }
+
+    published, made = files(EXPERIMENTS), files(copy)
+    assert sorted(made.keys() - published.keys()) == []
+    assert [str(p) for p in sorted(made) if made[p] != published.get(p)] == []
 
 
 def test_a_study_at_twice_its_budget_against_itself_arm_by_arm(tmp_path, capsys):

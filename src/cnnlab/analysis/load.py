@@ -260,20 +260,26 @@ def study_setup(runs: list[Run]) -> dict[str, Any]:
     return facts
 
 
+def run_dirs(root: Path) -> list[Path]:
+    """The run dirs below (or at) a study dir: each holds a results.json or a Hydra record
+    (a job refused or killed early has one without the other); W&B's files are not runs."""
+    return sorted(
+        {
+            p.parent.parent if p.parent.name == ".hydra" else p.parent
+            for pattern in (RESULTS, ".hydra/overrides.yaml")
+            for p in root.rglob(pattern)
+            if "wandb" not in p.parts
+        }
+    )
+
+
 def load_runs(paths: list[Path]) -> list[Run]:
     """Every run below the given study (or run) dirs."""
     runs = []
     for root in paths:
         if not root.exists():
             raise CompareError(f"{root} does not exist")
-        found = sorted(
-            {
-                p.parent.parent if p.parent.name == ".hydra" else p.parent
-                for pattern in (RESULTS, ".hydra/overrides.yaml")
-                for p in root.rglob(pattern)
-                if "wandb" not in p.parts
-            }
-        )
+        found = run_dirs(root)
         if not found:
             raise CompareError(
                 f"{root} holds no cnnlab runs (no results.json or .hydra/overrides.yaml below it)"
