@@ -18,7 +18,14 @@ import pytest
 
 from cnnlab.analysis import render, stats
 from cnnlab.analysis.load import group_arms, load_runs
-from cnnlab.analysis.verdict import EFFECT, EQUIVALENT, INCONCLUSIVE, factorial, summarize
+from cnnlab.analysis.verdict import (
+    EFFECT,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    Settings,
+    factorial,
+    summarize,
+)
 from cnnlab.cli.compare import main
 
 SEEDS = [1, 2, 3, 4, 5]
@@ -113,6 +120,25 @@ def test_each_arm_of_a_known_study_reads_right(verdicts):
     assert verdicts["f_bimodal"].grad_ratio_groups["stalled"] == pytest.approx(1e-14)
     # convergence: only the arm still rising at its last epoch is flagged
     assert [k for k, s in verdicts.items() if s.still_improving] == ["b_effect"]
+
+
+@pytest.mark.parametrize("adjust", ["holm", "bonferroni", "none"])
+def test_the_reports_say_which_intervals_the_adjusted_ones_are(tmp_path, adjust):
+    synthetic_study(tmp_path)
+    settings = Settings.load(adjust=adjust)
+    summaries = summarize(group_arms(load_runs([tmp_path])), "arm=a_ref", settings=settings)
+    levels = {
+        round(s.verdict.ci_adjusted_level, 9) for s in summaries if s.verdict and s.verdict.ci
+    }
+    line = render.method_lines(summaries, settings)[0]
+    assert f"adjusted: {adjust} across the 5 comparisons" in line
+    if adjust == "holm":  # levels that follow Holm's steps, no one simultaneous level
+        assert len(levels) > 1 and "agrees with Holm's decision" in line
+        assert "Bonferroni level" not in line
+    elif adjust == "bonferroni":  # every interval at 1 - alpha/m: simultaneous
+        assert levels == {round(1 - 0.05 / 5, 9)} and "simultaneous intervals" in line
+    else:
+        assert levels == {0.95} and "not adjusted" in line
 
 
 def test_comparison_json_keeps_seed_ids_and_the_verdict(tmp_path):

@@ -194,13 +194,26 @@ def _where(path: Path, relative_to: Path | None) -> str:
     return os.path.relpath(Path(path).resolve(), Path(relative_to).resolve())
 
 
+def adjusted_intervals(adjust: str) -> str:
+    """What the adjusted intervals are, by the adjustment (stats.adjusted_levels's levels)."""
+    if adjust == "holm":
+        return (
+            "each adjusted interval at the level that agrees with Holm's decision for it, so "
+            "it excludes 0 exactly when the adjusted p is below alpha; these are not "
+            "simultaneous intervals (Bonferroni's, which are, are in comparison.json as "
+            "ci_simultaneous)"
+        )
+    return "Bonferroni's simultaneous intervals" if adjust == "bonferroni" else "not adjusted"
+
+
 def method_lines(summaries: list[ArmSummary], settings: Settings) -> list[str]:
     """What the numbers mean, in the words the reports use."""
     verdicts = [s.verdict for s in summaries if s.verdict]
     lines = [
         f"Δ: percentage points against the reference, {settings.level:.0%} interval; "
-        f"adjusted: {settings.adjust} across the {len(verdicts)} comparisons (intervals "
-        f"at the Bonferroni level, which contains Holm's). MDE: the smallest difference "
+        f"adjusted: {settings.adjust} across the {len(verdicts)} "
+        f"comparison{'s' * (len(verdicts) != 1)} "
+        f"({adjusted_intervals(settings.adjust)}). MDE: the smallest difference "
         f"detected with {settings.power:.0%} power at the seeds the arm had. Reading: "
         f"effect (adjusted p < {settings.alpha:.2g}), equivalent (TOST within "
         f"±{settings.margin_pp} pp, adjusted) or inconclusive at this power. Arms with "
@@ -484,7 +497,7 @@ def readme_block(data: dict[str, Any]) -> str:
         lines += [
             "",
             f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
-            f"adjusted by {s['adjust']} across {tested} comparisons; "
+            f"adjusted by {s['adjust']} across {tested} comparison{'s' * (tested != 1)}; "
             + family_note(s, arms)
             + f" equivalence margin ±{s['margin_pp']} pp (an arm that is not an effect reads "
             "equivalent when its equivalence interval, the two one-sided tests' at the level "
@@ -569,15 +582,7 @@ def family_note(s: dict[str, Any], arms: list[dict[str, Any]]) -> str:
     """How the adjusted intervals and the MDE were had (from the verdicts themselves)."""
     alphas = {v.get("power_alpha") for _, v in _compared(arms) if v.get("power_alpha")}
     at = f" (alpha {_p(alphas.pop())})" if len(alphas) == 1 else ""
-    if s["adjust"] == "holm":
-        how = (
-            "each adjusted interval at the level that agrees with Holm's decision for it, so "
-            "it excludes 0 exactly when the adjusted p is below alpha; these are not "
-            "simultaneous intervals (Bonferroni's, which are, are in comparison.json as "
-            "ci_simultaneous); "
-        )
-    else:
-        how = ""
+    how = f"{adjusted_intervals('holm')}; " if s["adjust"] == "holm" else ""
     family = "the family's Bonferroni level" if s["adjust"] != "none" else "the raw level"
     return f"{how}MDE at {s['power']:.0%} power at {family}{at};"
 
