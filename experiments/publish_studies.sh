@@ -13,6 +13,7 @@
 #                    are all there, it is published at twice the budget against them
 #   $S/transfer6, $S/transfer12, $S/activation12   likewise for those two studies
 #   $S/recipes/fast  cnnlab-train -m experiment=fast 'seed=range(1,6)' (a recipe's seeds)
+#   $S/recipes/best  cnnlab-train -m experiment=best 'seed=range(1,6)'
 # The dropout, batchnorm and augmentation studies are slices of the full study's runs.
 # A study whose runs are not in the folder is left as published: experiments/runs/ (the
 # records experiments/archive_runs.py keeps in the repository) holds some studies' runs.
@@ -126,4 +127,7 @@ there convergence "${test[@]}" && $P convergence "${test[@]}" --against "${study
 there recipes/fast "$S/recipes/fast" && $P recipes/fast "$S/recipes/fast" \
   --title "Recipe: fast (tuomaso/train_mnist_fast's recipe and net)" \
   --command "cnnlab-train -m experiment=fast 'seed=range(1,6)'"
+there recipes/best "$S/recipes/best" && $P recipes/best "$S/recipes/best" \
+  --title "Recipe: best (a larger CNN, 15 epochs on all 60,000 training images)" \
+  --command "cnnlab-train -m experiment=best 'seed=range(1,6)'"
 $P --index

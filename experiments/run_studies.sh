@@ -19,7 +19,7 @@ AFFINE=(model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine
 EVERY=(full conv/all extra/d025 extra/affine extra6/d025 extra6/affine
   conv12/all conv12/d025 conv12/affine # four times the budget: the 6-epoch studies' test
   pretrain_fashion transfer activation activation6 activation12 transfer6 transfer12
-  recipes/fast)
+  recipes/fast recipes/best)
 args() { # args NAME: sets A to the cnnlab-train arguments of that sweep
   case $1 in
     full) A=("${F[@]}") ;;
@@ -35,7 +35,7 @@ args() { # args NAME: sets A to the cnnlab-train arguments of that sweep
     transfer | activation) A=(-m "experiment=ablation/$1") ;;
     transfer6 | activation6) A=(-m "experiment=ablation/${1%6}" study_budget=2) ;;
     transfer12 | activation12) A=(-m "experiment=ablation/${1%12}" study_budget=4) ;;
-    recipes/fast) A=(-m experiment=fast 'seed=range(1,6)') ;;
+    recipes/fast | recipes/best) A=(-m "experiment=${1#recipes/}" 'seed=range(1,6)') ;;
     *) return 1 ;;
   esac
 }

@@ -106,6 +106,7 @@ def forest(
                 va="center",
                 fontsize=8,
                 color="#aa3333",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},  # over the 0 line
             )
             continue
         color = colors.get(v.reading, REFERENCE_COLOR)
