@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from cnnlab.analysis.load import PREDICTIONS, run_dirs
@@ -36,19 +37,41 @@ RUN_FILES = (
 SWEEP_FILES = ("sweep.json", "multirun.yaml")
 
 
-def archive(src: Path, name: str, into: Path) -> int:
-    """Replace ``into/name`` with the records of the sweep ``src/name``; the files copied."""
-    sweep, dest = src / name, into / name
-    if dest.exists():
-        shutil.rmtree(dest)
-    copied = 0
-    for rel in [Path(f) for f in SWEEP_FILES] + [
+def destination(src: Path, name: str, into: Path) -> Path | str:
+    """Where a sweep's records go, or why not: NAME is a relative path below both folders
+    (never the archive itself), and the sweep and its copy do not overlap."""
+    dest = (into / name).resolve()
+    sweep = (src / name).resolve()
+    if Path(name).is_absolute() or ".." in Path(name).parts or dest == into.resolve():
+        return "a sweep's path below STUDIES_DIR, not absolute, '.' or '..'"
+    if not dest.is_relative_to(into.resolve()):
+        return f"its copy {dest} would be outside {into}"
+    if dest.is_relative_to(sweep) or sweep.is_relative_to(dest):
+        return f"its copy {dest} and the sweep {sweep} overlap"
+    if not (sweep / "sweep.json").is_file():
+        return f"{sweep} has no sweep.json (no finished sweep)"
+    return dest
+
+
+def archive(sweep: Path, dest: Path) -> int:
+    """Replace ``dest`` with the records of ``sweep``, written beside it first and then
+    renamed into place (an interrupted copy leaves the old one); the files copied."""
+    files = [Path(f) for f in SWEEP_FILES] + [
         run.relative_to(sweep) / f for run in run_dirs(sweep) for f in RUN_FILES
-    ]:
-        if (sweep / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(sweep / rel, dest / rel)
-            copied += 1
+    ]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
+        new = Path(tmp) / dest.name
+        copied = 0
+        for rel in files:
+            if (sweep / rel).is_file():
+                (new / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(sweep / rel, new / rel)
+                copied += 1
+        old = Path(tmp) / "old"
+        if dest.exists():
+            dest.rename(old)
+        new.rename(dest)
     return copied
 
 
@@ -58,16 +81,14 @@ def main() -> int:
     p.add_argument("names", nargs="+", help="sweep dirs below it, e.g. activation6 conv12/il5")
     p.add_argument("--into", type=Path, default=HERE / "runs")
     args = p.parse_args()
-    for name in args.names:  # each checked before anything is replaced
-        if not (args.studies / name / "sweep.json").is_file():
-            print(
-                f"archive_runs: NAME={name}: {args.studies / name} has no sweep.json (no finished sweep)",
-                file=sys.stderr,
-            )
+    targets = {name: destination(args.studies, name, args.into) for name in args.names}
+    for name, dest in targets.items():  # each checked before anything is replaced
+        if isinstance(dest, str):
+            print(f"archive_runs: NAME={name}: {dest}", file=sys.stderr)
             return 2
-    for name in args.names:
-        n = archive(args.studies, name, args.into)
-        print(f"{args.into / name}: {n} files")
+    for name, dest in targets.items():
+        assert isinstance(dest, Path)
+        print(f"{dest}: {archive((args.studies / name).resolve(), dest)} files")
     return 0
 
 

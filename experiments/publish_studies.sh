@@ -20,18 +20,32 @@
 #   bash experiments/publish_studies.sh /path/to/studies
 #   bash experiments/publish_studies.sh experiments/runs
 set -euo pipefail
-S=$(realpath "${1:?usage: publish_studies.sh STUDIES_DIR}")
+S=$(realpath -e "${1:?usage: publish_studies.sh STUDIES_DIR}") || exit 2
 cd "$(dirname "$0")/.."
 P="python experiments/publish_study.py"
 F="cnnlab-train -m experiment=ablation/full"
 conv=("$S"/conv/*/)
 # an optional sweep, once it has finished (cnnlab-train writes sweep.json at a sweep's end)
 have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
-there() {  # there STUDY RUNS...: whether the study's runs are in $S (else it is left as is)
-  local study=$1
-  shift
-  [ -e "$1" ] && return 0
-  echo "$study: no runs in $S; left as published"
+runs_in() {  # runs_in PATH...: how many run dirs are below (or at) the paths
+  find "$@" \( -name results.json -o -path '*/.hydra/overrides.yaml' \) -not -path '*/wandb/*' \
+    2>/dev/null | sed -e 's#/\.hydra/overrides\.yaml$##' -e 's#/results\.json$##' | sort -u | wc -l
+}
+# there STUDY N RUNS... [-- AGAINST...]: whether the study can be published from $S: its N
+# runs (its config's arms × seeds) all there, and every budget-test path (else it is left
+# as published: e.g. a study assembled in experiments/runs/ over several sessions)
+there() {
+  local study=$1 want=$2 p runs=() against=()
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do runs+=("$1") && shift; done
+  [ $# -eq 0 ] || { shift && against=("$@"); }
+  for p in "${runs[@]}" ${against[@]+"${against[@]}"}; do
+    [ -e "$p" ] || { echo "$study: no ${p#"$S"/} in $S; left as published" && return 1; }
+  done
+  local n
+  n=$(runs_in "${runs[@]}")
+  [ "$n" -eq "$want" ] && return 0
+  echo "$study: $n of its $want runs in $S; left as published"
   return 1
 }
 # A slice study is published at twice the budget (study_budget=2: $S/conv, $S/extra6) with
@@ -67,7 +81,7 @@ budget() {  # budget SLICE [EXTRA]: sets runs, against, B and W for one slice st
   fi
 }
 budget 'dropout=*,batchnorm=false,augmentation=none,*' d025
-there dropout "${runs[@]}" && $P dropout "${runs[@]}" \
+there dropout 15 "${runs[@]}" -- "${against[@]}" && $P dropout "${runs[@]}" \
   --reference model.net.dropout=0.0 \
   --title "Ablation study: dropout after fc1 (seed 003 §4.2)" \
   --command "$F$B   # this study is its slice: batchnorm off, no augmentation" \
@@ -75,14 +89,14 @@ there dropout "${runs[@]}" && $P dropout "${runs[@]}" \
   --against "${against[@]}" \
   --notes "The runs are the full study's$W with batchnorm off and no augmentation, and a dropout 0.25 arm run with the same config (second command)."
 budget 'dropout=0.0,batchnorm=*,augmentation=none,*'
-there batchnorm "${runs[@]}" && $P batchnorm "${runs[@]}" \
+there batchnorm 10 "${runs[@]}" -- "${against[@]}" && $P batchnorm "${runs[@]}" \
   --reference model.net.batchnorm=false \
   --title "Ablation study: BatchNorm2d after each conv (seed 003 §4.3)" \
   --command "$F$B   # this study is its slice: no dropout, no augmentation" \
   --against "${against[@]}" \
   --notes "The runs are the full study's$W with no dropout and no augmentation."
 budget 'dropout=0.0,batchnorm=false,augmentation=*' affine
-there augmentation "${runs[@]}" && $P augmentation "${runs[@]}" \
+there augmentation 20 "${runs[@]}" -- "${against[@]}" && $P augmentation "${runs[@]}" \
   --reference data/augmentation=none \
   --title "Ablation study: augmentation (seed 003 §4.1)" \
   --command "$F$B   # this study is its slice: no dropout, batchnorm off" \
@@ -101,12 +115,12 @@ study_at() {  # study_at NAME: sets runs, against, B for $S/NAME (+6, +12)
   fi
 }
 study_at transfer
-there transfer "${runs[@]}" && $P transfer "${runs[@]}" "${against[@]}" --title "Ablation study: transfer learning (seed 003 §4.4)" \
+there transfer 25 "${runs[@]}" && $P transfer "${runs[@]}" "${against[@]}" --title "Ablation study: transfer learning (seed 003 §4.4)" \
   --command "cnnlab-train experiment=pretrain_fashion   # the Fashion-MNIST source model" \
   --command "cnnlab-train -m experiment=ablation/transfer$B" \
   --notes "The fashion arms start from the source model that the first command trains."
 study_at activation
-there activation "${runs[@]}" && $P activation "${runs[@]}" "${against[@]}" \
+there activation 15 "${runs[@]}" && $P activation "${runs[@]}" "${against[@]}" \
   --title "Ablation study: ReLU vs sigmoid vs tanh in a six-conv stack (seed 002)" \
   --command "cnnlab-train -m experiment=ablation/activation$B"
 # the full study and convergence: at twice the budget against four times once every arm is
@@ -117,17 +131,17 @@ if at12 "$grid"; then
 else
   study=("$S/full") test=("${conv[@]}") B="" B2=" study_budget=2"
 fi
-there full "${study[@]}" && $P full "${study[@]}" --ignore torch_threads \
+there full 60 "${study[@]}" -- "${test[@]}" && $P full "${study[@]}" --ignore torch_threads \
   --title "Ablation study: dropout × batchnorm × augmentation" \
   --command "$F$B" --against "${test[@]}"
-there convergence "${test[@]}" && $P convergence "${test[@]}" --against "${study[@]}" --ignore torch_threads \
+there convergence 60 "${test[@]}" -- "${study[@]}" && $P convergence "${test[@]}" --against "${study[@]}" --ignore torch_threads \
   --title "Convergence: every arm of the full study at twice its budget" \
   --command "$F$B2" \
   --notes "The arms were run as sweeps of that command, each a part of the grid (e.g. \`model.net.dropout=0.0,0.5 model.net.batchnorm=false data/augmentation=none\`); each arm is compared with its own runs in the full study, paired by seed. One sweep (dropout 0.5 with batchnorm, no augmentation, of the study_budget=2 runs) ran one job at a time with \`torch_threads=1\` given, the thread every other run got from its share of the cores; that override is not an arm (\`--ignore torch_threads\`)."
-there recipes/fast "$S/recipes/fast" && $P recipes/fast "$S/recipes/fast" \
+there recipes/fast 5 "$S/recipes/fast" && $P recipes/fast "$S/recipes/fast" \
   --title "Recipe: fast (tuomaso/train_mnist_fast's recipe and net)" \
   --command "cnnlab-train -m experiment=fast 'seed=range(1,6)'"
-there recipes/best "$S/recipes/best" && $P recipes/best "$S/recipes/best" \
+there recipes/best 5 "$S/recipes/best" && $P recipes/best "$S/recipes/best" \
   --title "Recipe: best (a larger CNN, 15 epochs on all 60,000 training images)" \
   --command "cnnlab-train -m experiment=best 'seed=range(1,6)'"
 $P --index

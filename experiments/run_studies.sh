@@ -10,16 +10,17 @@
 # twice or four times its budget, e.g. `conv12/bn -- model.net.batchnorm=true`. Then keep
 # their records with experiments/archive_runs.py and publish with publish_studies.sh.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-S=${1:-logs/studies}
+S=$(realpath -m "${1:-$(dirname "$0")/../logs/studies}") # as given, from where it is run
 shift || true
+cd "$(dirname "$0")/.."
 F=(-m experiment=ablation/full)
 D025=(model.net.dropout=0.25 model.net.batchnorm=false data/augmentation=none)
 AFFINE=(model.net.dropout=0.0 model.net.batchnorm=false data/augmentation=affine)
 EVERY=(full conv/all extra/d025 extra/affine extra6/d025 extra6/affine
   conv12/all conv12/d025 conv12/affine # four times the budget: the 6-epoch studies' test
   pretrain_fashion transfer activation activation6 activation12 transfer6 transfer12
-  recipes/fast recipes/best)
+  recipes/fast)
+OTHERS=(recipes/best) # by name only: 15 epochs of a larger net, ~1 h on a 2-core CPU
 args() { # args NAME: sets A to the cnnlab-train arguments of that sweep
   case $1 in
     full) A=("${F[@]}") ;;
@@ -45,7 +46,7 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do names+=("$1") && shift; done
 [ ${#names[@]} -gt 0 ] || names=("${EVERY[@]}") all=1
 for name in "${names[@]}"; do # every name checked before anything runs
   args "$name" || {
-    echo "run_studies.sh: SWEEP=$name is not one of: ${EVERY[*]} conv/PART conv12/PART" >&2
+    echo "run_studies.sh: SWEEP=$name is not one of: ${EVERY[*]} ${OTHERS[*]} conv/PART conv12/PART" >&2
     exit 2
   }
 done

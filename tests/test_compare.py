@@ -184,6 +184,17 @@ def test_sweep_with_a_failing_job_keeps_the_others_and_compare_reports_it(cli_en
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     kept = archive / sweep.name
+    # a NAME that is a path of its own, or whose copy would overlap the sweep, is refused
+    # in one line before anything is replaced or removed
+    for name, into in [(str(sweep), archive), (".", archive), (sweep.name, sweep.parent)]:
+        refused = subprocess.run(
+            [sys.executable, str(script), str(sweep.parent), name, "--into", str(into)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert (sweep / "lr=0.001,seed=1" / "checkpoints" / "last.ckpt").is_file()
     assert (kept / "lr=-1,seed=1" / "results.json").is_file()
     assert (kept / "lr=0.001,seed=1" / "test_predictions.npz").is_file()
     assert not [p for p in kept.rglob("*") if p.suffix in (".ckpt", ".log") or "wandb" in p.parts]

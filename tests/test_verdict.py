@@ -139,6 +139,9 @@ def test_the_reports_say_which_intervals_the_adjusted_ones_are(tmp_path, adjust)
         assert levels == {round(1 - 0.05 / 5, 9)} and "simultaneous intervals" in line
     else:
         assert levels == {0.95} and "not adjusted" in line
+    # one comparison: every method leaves its level as it is, and the sentence says so
+    assert stats.adjusted_levels([0.01], 0.95, adjust) == [0.95]
+    assert "its adjusted interval is the raw one" in render.adjusted_intervals(adjust, 1)
 
 
 def test_comparison_json_keeps_seed_ids_and_the_verdict(tmp_path):

@@ -194,8 +194,11 @@ def _where(path: Path, relative_to: Path | None) -> str:
     return os.path.relpath(Path(path).resolve(), Path(relative_to).resolve())
 
 
-def adjusted_intervals(adjust: str) -> str:
-    """What the adjusted intervals are, by the adjustment (stats.adjusted_levels's levels)."""
+def adjusted_intervals(adjust: str, comparisons: int) -> str:
+    """What the adjusted intervals are, by the adjustment and the family's size
+    (stats.adjusted_levels's levels)."""
+    if comparisons <= 1:  # every method leaves one comparison's level as it is
+        return "one comparison: its adjusted interval is the raw one" if comparisons else "none"
     if adjust == "holm":
         return (
             "each adjusted interval at the level that agrees with Holm's decision for it, so "
@@ -213,7 +216,7 @@ def method_lines(summaries: list[ArmSummary], settings: Settings) -> list[str]:
         f"Δ: percentage points against the reference, {settings.level:.0%} interval; "
         f"adjusted: {settings.adjust} across the {len(verdicts)} "
         f"comparison{'s' * (len(verdicts) != 1)} "
-        f"({adjusted_intervals(settings.adjust)}). MDE: the smallest difference "
+        f"({adjusted_intervals(settings.adjust, len(verdicts))}). MDE: the smallest difference "
         f"detected with {settings.power:.0%} power at the seeds the arm had. Reading: "
         f"effect (adjusted p < {settings.alpha:.2g}), equivalent (TOST within "
         f"±{settings.margin_pp} pp, adjusted) or inconclusive at this power. Arms with "
@@ -582,7 +585,8 @@ def family_note(s: dict[str, Any], arms: list[dict[str, Any]]) -> str:
     """How the adjusted intervals and the MDE were had (from the verdicts themselves)."""
     alphas = {v.get("power_alpha") for _, v in _compared(arms) if v.get("power_alpha")}
     at = f" (alpha {_p(alphas.pop())})" if len(alphas) == 1 else ""
-    how = f"{adjusted_intervals('holm')}; " if s["adjust"] == "holm" else ""
+    tested = sum(1 for _, v in _compared(arms) if v["p"] is not None)
+    how = f"{adjusted_intervals('holm', tested)}; " if s["adjust"] == "holm" else ""
     family = "the family's Bonferroni level" if s["adjust"] != "none" else "the raw level"
     return f"{how}MDE at {s['power']:.0%} power at {family}{at};"
 
