@@ -130,8 +130,14 @@ def test_the_reports_say_which_intervals_the_adjusted_ones_are(tmp_path, adjust)
     levels = {
         round(s.verdict.ci_adjusted_level, 9) for s in summaries if s.verdict and s.verdict.ci
     }
+    data = render.comparison_data(summaries, settings, "test/acc")
+    block = render.readme_block(data)  # the README says the same of them
     line = render.method_lines(summaries, settings)[0]
     assert f"adjusted: {adjust} across the 5 comparisons" in line
+    assert (
+        render.adjusted_intervals(adjust, 5) in line
+        and render.adjusted_intervals(adjust, 5) in block
+    )
     if adjust == "holm":  # levels that follow Holm's steps, no one simultaneous level
         assert len(levels) > 1 and "agrees with Holm's decision" in line
         assert "Bonferroni level" not in line

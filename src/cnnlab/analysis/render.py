@@ -586,7 +586,7 @@ def family_note(s: dict[str, Any], arms: list[dict[str, Any]]) -> str:
     alphas = {v.get("power_alpha") for _, v in _compared(arms) if v.get("power_alpha")}
     at = f" (alpha {_p(alphas.pop())})" if len(alphas) == 1 else ""
     tested = sum(1 for _, v in _compared(arms) if v["p"] is not None)
-    how = f"{adjusted_intervals('holm', tested)}; " if s["adjust"] == "holm" else ""
+    how = f"{adjusted_intervals(s['adjust'], tested)}; "
     family = "the family's Bonferroni level" if s["adjust"] != "none" else "the raw level"
     return f"{how}MDE at {s['power']:.0%} power at {family}{at};"
 
