@@ -77,7 +77,7 @@ budget() {  # budget SLICE [EXTRA]: sets runs, against, B and W for one slice st
     runs=("$S"/full/$slice)
     [ -z "$extra" ] || runs+=("$S/extra/$extra")
     against=("$S"/conv/*/$slice)
-    [ -z "$extra" ] || against+=($(have "$S/extra6/$extra"))
+    [ -z "$extra" ] || [ ! -e "$S/extra6/$extra/sweep.json" ] || against+=("$S/extra6/$extra")
   fi
 }
 budget 'dropout=*,batchnorm=false,augmentation=none,*' d025
