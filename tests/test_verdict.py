@@ -541,6 +541,8 @@ def test_every_published_readme_matches_its_comparison_json(readme):
     assert render.regenerate(readme.read_text(), data) == readme.read_text(), (
         f"{readme} differs from its comparison.json: re-render it with cnnlab-compare --readme"
     )
+    for arm in data["arms"]:  # every arm has its row (a one-arm recipe's had been lost)
+        assert f"\n| {arm['label'] or arm['arm']} | {arm['n']} | " in readme.read_text()
 
 
 def test_the_index_of_studies_matches_every_comparison_json():

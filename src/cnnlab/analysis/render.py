@@ -542,7 +542,8 @@ def readme_block(data: dict[str, Any]) -> str:
             )
         lines.append(f"- **{name}**: {text}")
     still = [a["label"] or a["arm"] for a in arms if a["convergence"]["still_improving"]]
-    if any(a["convergence"].get("last_gain") is not None for a in arms):  # a curve was read
+    read = any(a["convergence"].get("last_gain") is not None for a in arms)  # a curve was
+    if read:
         lines += [
             "",
             "Still improving at the last epoch: " + (", ".join(still) if still else "none") + ".",
@@ -552,10 +553,15 @@ def readme_block(data: dict[str, Any]) -> str:
         f"learning rate ended under {s.get('annealed_below', 0.1):g} of its peak, so its last "
         "epoch's gain is the schedule's annealing; only the budget test says whether it converged"
     )
+    if not read:  # the curves' line, which the annealing note replaces or follows
+        lines += ["", ""]
     if annealed and len(annealed) == sum(1 for a in arms if a["n"]):  # every arm with a run
         lines[-1] = f"Convergence is not read from the validation curves: every arm's {why}."
     elif annealed:
-        lines[-1] += f" Not read from the curve for {len(annealed)} arms whose {why}."
+        note = f"Not read from the curve for {len(annealed)} arms whose {why}."
+        lines[-1] = f"{lines[-1]} {note}" if lines[-1] else note
+    if not lines[-1]:  # no curve read, nothing annealed: no line
+        del lines[-2:]
     lines += ["", *measures_block(arms, (data.get("setup") or {}).get("sweeps"))]
     if data.get("against"):
         lines += ["", *against_block(data["against"], s, data.get("setup"))]
