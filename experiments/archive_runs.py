@@ -37,9 +37,9 @@ RUN_FILES = (
 SWEEP_FILES = ("sweep.json", "multirun.yaml")
 
 
-def destination(src: Path, name: str, into: Path) -> Path | str:
-    """Where a sweep's records go, or why not: NAME is a relative path below both folders
-    (never the archive itself), and the sweep and its copy do not overlap."""
+def destination(src: Path, name: str, into: Path) -> tuple[Path, Path] | str:
+    """The sweep and where its records go, or why not: NAME is a relative path below both
+    folders (never the archive itself), and the sweep and its copy do not overlap."""
     dest = (into / name).resolve()
     sweep = (src / name).resolve()
     if Path(name).is_absolute() or ".." in Path(name).parts or dest == into.resolve():
@@ -50,7 +50,7 @@ def destination(src: Path, name: str, into: Path) -> Path | str:
         return f"its copy {dest} and the sweep {sweep} overlap"
     if not (sweep / "sweep.json").is_file():
         return f"{sweep} has no sweep.json (no finished sweep)"
-    return dest
+    return sweep, dest
 
 
 def archive(sweep: Path, dest: Path) -> int:
@@ -81,14 +81,15 @@ def main() -> int:
     p.add_argument("names", nargs="+", help="sweep dirs below it, e.g. activation6 conv12/il5")
     p.add_argument("--into", type=Path, default=HERE / "runs")
     args = p.parse_args()
-    targets = {name: destination(args.studies, name, args.into) for name in args.names}
-    for name, dest in targets.items():  # each checked before anything is replaced
-        if isinstance(dest, str):
-            print(f"archive_runs: NAME={name}: {dest}", file=sys.stderr)
+    targets = []
+    for name in args.names:  # each checked before anything is replaced
+        target = destination(args.studies, name, args.into)
+        if isinstance(target, str):
+            print(f"archive_runs: NAME={name}: {target}", file=sys.stderr)
             return 2
-    for name, dest in targets.items():
-        assert isinstance(dest, Path)
-        print(f"{dest}: {archive((args.studies / name).resolve(), dest)} files")
+        targets.append(target)
+    for sweep, dest in targets:
+        print(f"{dest}: {archive(sweep, dest)} files")
     return 0
 
 

@@ -27,9 +27,9 @@ F="cnnlab-train -m experiment=ablation/full"
 conv=("$S"/conv/*/)
 # an optional sweep, once it has finished (cnnlab-train writes sweep.json at a sweep's end)
 have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
-runs_in() {  # runs_in PATH...: how many run dirs are below (or at) the paths
-  find "$@" \( -name results.json -o -path '*/.hydra/overrides.yaml' \) -not -path '*/wandb/*' \
-    2>/dev/null | sed -e 's#/\.hydra/overrides\.yaml$##' -e 's#/results\.json$##' | sort -u | wc -l
+runs_in() {  # runs_in PATH...: how many run dirs are below (or at) the paths, as compare finds them
+  python -c 'import sys; from pathlib import Path; from cnnlab.analysis.load import run_dirs
+print(len({d for p in sys.argv[1:] for d in run_dirs(Path(p))}))' "$@"
 }
 # there STUDY N RUNS... [-- AGAINST...]: whether the study can be published from $S: its N
 # runs (its config's arms × seeds) all there, and every budget-test path (else it is left
@@ -77,7 +77,7 @@ budget() {  # budget SLICE [EXTRA]: sets runs, against, B and W for one slice st
     runs=("$S"/full/$slice)
     [ -z "$extra" ] || runs+=("$S/extra/$extra")
     against=("$S"/conv/*/$slice)
-    [ -z "$extra" ] || [ ! -e "$S/extra6/$extra/sweep.json" ] || against+=("$S/extra6/$extra")
+    [ -z "$extra" ] || [ -z "$(have "$S/extra6/$extra")" ] || against+=("$S/extra6/$extra")
   fi
 }
 budget 'dropout=*,batchnorm=false,augmentation=none,*' d025

@@ -501,7 +501,7 @@ def readme_block(data: dict[str, Any]) -> str:
             "",
             f"Against {ref['label'] or ref['arm']}; intervals at {s['level']:.0%}, "
             f"adjusted by {s['adjust']} across {tested} comparison{'s' * (tested != 1)}; "
-            + family_note(s, arms)
+            + family_note(s, arms, tested)
             + f" equivalence margin ±{s['margin_pp']} pp (an arm that is not an effect reads "
             "equivalent when its equivalence interval, the two one-sided tests' at the level "
             "that agrees with their adjusted p, lies inside it).",
@@ -542,26 +542,21 @@ def readme_block(data: dict[str, Any]) -> str:
             )
         lines.append(f"- **{name}**: {text}")
     still = [a["label"] or a["arm"] for a in arms if a["convergence"]["still_improving"]]
-    read = any(a["convergence"].get("last_gain") is not None for a in arms)  # a curve was
-    if read:
-        lines += [
-            "",
-            "Still improving at the last epoch: " + (", ".join(still) if still else "none") + ".",
-        ]
     annealed = [a for a in arms if a["convergence"].get("annealed")]
     why = (
         f"learning rate ended under {s.get('annealed_below', 0.1):g} of its peak, so its last "
         "epoch's gain is the schedule's annealing; only the budget test says whether it converged"
     )
-    if not read:  # the curves' line, which the annealing note replaces or follows
-        lines += ["", ""]
+    curves = ""  # what the validation curves say, where one was read
+    if any(a["convergence"].get("last_gain") is not None for a in arms):
+        curves = "Still improving at the last epoch: " + (", ".join(still) or "none") + "."
     if annealed and len(annealed) == sum(1 for a in arms if a["n"]):  # every arm with a run
-        lines[-1] = f"Convergence is not read from the validation curves: every arm's {why}."
+        curves = f"Convergence is not read from the validation curves: every arm's {why}."
     elif annealed:
         note = f"Not read from the curve for {len(annealed)} arms whose {why}."
-        lines[-1] = f"{lines[-1]} {note}" if lines[-1] else note
-    if not lines[-1]:  # no curve read, nothing annealed: no line
-        del lines[-2:]
+        curves = f"{curves} {note}" if curves else note
+    if curves:
+        lines += ["", curves]
     lines += ["", *measures_block(arms, (data.get("setup") or {}).get("sweeps"))]
     if data.get("against"):
         lines += ["", *against_block(data["against"], s, data.get("setup"))]
@@ -587,11 +582,11 @@ def acc_cell(a: dict[str, Any]) -> str:
     )
 
 
-def family_note(s: dict[str, Any], arms: list[dict[str, Any]]) -> str:
-    """How the adjusted intervals and the MDE were had (from the verdicts themselves)."""
+def family_note(s: dict[str, Any], arms: list[dict[str, Any]], tested: int) -> str:
+    """How the adjusted intervals and the MDE were had (from the verdicts themselves);
+    ``tested``: the family's size, the arms with a test."""
     alphas = {v.get("power_alpha") for _, v in _compared(arms) if v.get("power_alpha")}
     at = f" (alpha {_p(alphas.pop())})" if len(alphas) == 1 else ""
-    tested = sum(1 for _, v in _compared(arms) if v["p"] is not None)
     how = f"{adjusted_intervals(s['adjust'], tested)}; "
     family = "the family's Bonferroni level" if s["adjust"] != "none" else "the raw level"
     return f"{how}MDE at {s['power']:.0%} power at {family}{at};"
