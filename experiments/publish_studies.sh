@@ -125,8 +125,9 @@ there activation 15 "${runs[@]}" && $P activation "${runs[@]}" "${against[@]}" \
   --command "cnnlab-train -m experiment=ablation/activation$B"
 # the full study and convergence: at twice the budget against four times once every arm is
 # there (the grid's arms only: the extra arms' runs in conv12/ are not the full study's);
-# --ignore torch_threads: a part run one job at a time with torch_threads=1 given (the
-# thread a job gets from its share of the cores anyway) is not an arm
+# --ignore torch_threads: one part of the earlier runs was run one job at a time with
+# torch_threads=1 given (the thread a job gets from its share of the cores anyway); should a
+# part be run so again, that override is not an arm
 grid='dropout=0.[05],batchnorm=*,augmentation=[nrf]*'
 if at12 "$grid"; then
   study=("$S"/conv/*/$grid) test=("$S"/conv12/*/$grid) B=" study_budget=2" B2=" study_budget=4"
@@ -139,7 +140,7 @@ there full 60 "${study[@]}" -- "${test[@]}" && $P full "${study[@]}" --ignore to
 there convergence 60 "${test[@]}" -- "${study[@]}" && $P convergence "${test[@]}" --against "${study[@]}" --ignore torch_threads \
   --title "Convergence: every arm of the full study at twice its budget" \
   --command "$F$B2" \
-  --notes "The arms were run as sweeps of that command, each a part of the grid with two of its factors given (e.g. \`model.net.dropout=0.0 model.net.batchnorm=false\`: the three augmentations × 5 seeds); each arm is compared with its own runs in the full study, paired by seed."
+  --notes "The arms were run as sweeps of that command, each a part of the grid with two of its factors given (e.g. \`model.net.dropout=0.0 model.net.batchnorm=false\`: the three augmentations, every seed); each arm is compared with its own runs in the full study, paired by seed."
 there recipes/fast 5 "$S/recipes/fast" && $P recipes/fast "$S/recipes/fast" \
   --title "Recipe: fast (tuomaso/train_mnist_fast's recipe and net)" \
   --command "cnnlab-train -m experiment=fast 'seed=range(1,6)'"
