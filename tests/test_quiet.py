@@ -37,6 +37,36 @@ def test_third_party_noise_goes_to_the_log_file_only(tmp_path, capsys):
     assert "LeafSpec" in kept and "litlogger" in kept
 
 
+def test_noise_goes_to_the_log_of_the_job_now_not_of_the_job_that_set_it_up(tmp_path):
+    # a job's log whose dir went (a refused or skipped job's staging dir), its handler closed
+    # when the next job's logging replaced it: a record of noise after that must reach the
+    # new log, not reopen the old path (it raised FileNotFoundError inside Lightning)
+    import shutil
+
+    from cnnlab.console import quiet
+
+    root = logging.getLogger()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = logging.FileHandler(tmp_path / "a" / "train.log")
+    root.addHandler(first)
+    second = logging.FileHandler(tmp_path / "b" / "train.log")
+    try:
+        quiet()
+        root.removeHandler(first)
+        first.close()
+        shutil.rmtree(tmp_path / "a")
+        root.addHandler(second)
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").warning(
+            "💡 Tip: For seamless cloud logging, try installing [litlogger]"
+        )
+    finally:
+        root.removeHandler(second)
+        second.close()
+    assert "litlogger" in (tmp_path / "b" / "train.log").read_text()
+    assert not (tmp_path / "a").exists()
+
+
 def test_help_lists_no_internal_option(cli_env):
     proc = cnnlab(["--help"], cli_env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -36,7 +36,7 @@ def quiet() -> None:
     noise = logging.getLogger("cnnlab.noise")
     noise.setLevel(logging.DEBUG)
     noise.propagate = False  # not to the console: only the files the root logger writes
-    noise.handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    noise.handlers = [_ToRootFiles()]
     if getattr(warnings.showwarning, "cnnlab_quiet", False):
         return
     shown = warnings.showwarning
@@ -52,6 +52,17 @@ def quiet() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(getattr(f, "cnnlab_quiet", False) for f in rank_zero.filters):
         rank_zero.addFilter(_to_noise)
+
+
+class _ToRootFiles(logging.Handler):
+    """Hands a record to the file handlers the root logger has when the record comes (the
+    current job's train.log). Copies of them taken at ``quiet()`` outlived their job: once
+    Hydra closed one and its staging dir was gone, a later record raised FileNotFoundError."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+                handler.handle(record)
 
 
 def _to_noise(record: logging.LogRecord) -> bool:
