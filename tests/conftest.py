@@ -48,6 +48,15 @@ def cli_env(tiny_data, tmp_path) -> dict[str, str]:
     return env
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core this process may use (cnnlab's
+    own count: SLURM's allocation, the affinity mask, a cgroup quota), at most 4: each
+    worker's tests start training processes of their own, each with threads of its own."""
+    from cnnlab.run.resources import cores
+
+    return min(4, cores()[0])
+
+
 # a few batches, CPU, quiet: enough to exercise the whole path
 FAST = [
     "debug=limit",

@@ -1,5 +1,6 @@
 """Every ``cnnlab-*`` command in README.md's fenced blocks runs, on tiny data with a tiny
-budget (one epoch of two batches), so the README cannot drift from the code.
+budget (one epoch of two batches), so the README cannot drift from the code. Each section's
+commands run in the order written, in folders of their own (one test per section).
 
 A command shown as ``$ cnnlab-train …`` is an example of a refusal: it must exit 2. The few
 that need what a test machine does not have (a W&B account, a SLURM partition, the
@@ -18,7 +19,7 @@ import pytest
 from conftest import REPO, cnnlab
 from test_own_repo import EXAMPLE, declare
 
-pytestmark = pytest.mark.slow  # ~45 tiny runs: 14.4 min on a busy 2-core machine
+pytestmark = pytest.mark.slow  # ~45 tiny runs in all: 14.4 min on a busy 2-core machine
 
 TINY = [
     "trainer.max_epochs=1",
@@ -37,22 +38,32 @@ SKIP = ("WANDB_MODE=online", "hydra/launcher=slurm")
 NEEDS = ("IMAGENET1K_V1",)
 
 
-def readme_commands() -> list[str]:
+def readme_sections() -> dict[str, list[str]]:
+    """The ``cnnlab-*`` commands of README.md's fenced blocks, by the heading they are under
+    (a section's commands run in order: a ``<that run>`` refers to one its section made)."""
     text = (REPO / "README.md").read_text()
-    lines = [
-        line.strip()
-        for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-        for line in block.splitlines()
-    ]
-    return [line for line in lines if re.match(r"(\$ )?([A-Z_]+=\S+ )*cnnlab-", line)]
+    sections: dict[str, list[str]] = {}
+    heading = "top"
+    for match in re.finditer(r"^#+ ([^\n]*)$|^```(\w*)\n(.*?)^```", text, re.S | re.M):
+        if match.group(1) is not None:
+            heading = match.group(1).strip()
+        elif match.group(2) == "bash":
+            lines = [line.strip() for line in match.group(3).splitlines()]
+            commands = [c for c in lines if re.match(r"(\$ )?([A-Z_]+=\S+ )*cnnlab-", c)]
+            sections.setdefault(heading, []).extend(commands)
+    return {h: commands for h, commands in sections.items() if commands}
 
 
-def test_the_readme_names_its_commands():
-    commands = readme_commands()
-    assert len(commands) > 20 and commands[0].startswith("cnnlab-train")
+def readme_commands() -> list[str]:
+    return [c for commands in readme_sections().values() for c in commands]
 
 
-def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
+SECTIONS = readme_sections()
+
+
+# one test per section, so that parallel workers share them (they were one test of ~10 min)
+@pytest.mark.parametrize("section", list(SECTIONS))
+def test_every_readme_command_runs(section, cli_env, tiny_data, tmp_path):
     import torch
     import torchvision
 
@@ -70,7 +81,7 @@ def test_every_readme_command_runs(cli_env, tiny_data, tmp_path):
     site = declare(tmp_path, "cnnlab.targets", "mynets", "mynets")
     own = {**env, "PYTHONPATH": f"{project}:{site}"}
     failures = []
-    for line in readme_commands():
+    for line in SECTIONS[section]:
         refusal = line.startswith("$ ")
         words = shlex.split(_placeholders(line.removeprefix("$ "), logs, weights), comments=True)
         if any(key in line for key in SKIP):

@@ -84,7 +84,8 @@ print(f"study, n_jobs={n}: {len(done)} runs in {t1 - t0:.1f} s = {rate:.1f} runs
 PY
 
 step gpu tests
-timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py >"$OUT/test_gpu.txt" 2>&1
+# -o addopts=: one process, whether or not the carried wheels hold pytest-xdist
+timeout 200 python3 -m pytest -q -p no:cacheprovider -o addopts= tests/test_gpu.py >"$OUT/test_gpu.txt" 2>&1
 tail -n 3 "$OUT/test_gpu.txt" >>"$OUT/steps.txt"
 
 step reruns, eager and compiled
