@@ -48,6 +48,7 @@ def cli_env(tiny_data, tmp_path) -> dict[str, str]:
     return env
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: pytest runs without xdist too (-p no:xdist)
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto`` (pyproject's addopts): one worker per core this process may use (cnnlab's
     own count: SLURM's allocation, the affinity mask, a cgroup quota), at most 4: each

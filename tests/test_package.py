@@ -12,7 +12,10 @@ import pytest
 
 from conftest import REPO, run_dirs
 
-pytestmark = pytest.mark.slow  # builds a wheel and a venv: about a minute on 2 busy cores
+# builds a wheel and a venv: about a minute on 2 busy cores. One worker runs the module: its
+# tests share the wheel, and `pip wheel` builds in the checkout (build/, *.egg-info), where two
+# builds at once would race
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 
 def sh(args: list[str], **kw) -> subprocess.CompletedProcess:

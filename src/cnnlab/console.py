@@ -62,7 +62,10 @@ class _ToRootFiles(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
-                handler.handle(record)
+                try:  # noise is never worth a failed run (a log whose dir went, a full disk)
+                    handler.handle(record)
+                except Exception:
+                    self.handleError(record)
 
 
 def _to_noise(record: logging.LogRecord) -> bool:
