@@ -177,10 +177,6 @@ def sweep_args(sweep: Path, order=("0.0,0.5", "1,2")) -> list[str]:
     ]
 
 
-# the tests of the study sweep below on one worker: each worker would run the sweep again
-STUDY = pytest.mark.xdist_group("dashboard-study")
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, tiny_data):
     root = tmp_path_factory.mktemp("study")
@@ -213,7 +209,6 @@ def inspect(run: Path, env) -> dict:
     return json.loads(proc.stdout)
 
 
-@STUDY
 @pytest.mark.slow
 def test_study_runs_share_one_wandb_folder_named_by_arm_and_seed(study):
     sweep, env = study
@@ -240,7 +235,6 @@ def test_study_runs_share_one_wandb_folder_named_by_arm_and_seed(study):
     assert sorted(seen) == sorted(RUNS)
 
 
-@STUDY
 @pytest.mark.slow
 def test_compare_prints_the_leet_command_and_relative_paths(study):
     sweep, env = study
@@ -254,7 +248,6 @@ def test_compare_prints_the_leet_command_and_relative_paths(study):
     assert str(sweep) not in (sweep / "comparison.md").read_text()
 
 
-@STUDY
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux to drive wandb leet")
 def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
@@ -307,7 +300,6 @@ def test_wandb_leet_lists_the_study_and_filters_an_arm(study, tmp_path):
         tmux("kill-session", "-t", session)
 
 
-@STUDY
 @pytest.mark.slow
 def test_relaunch_in_another_order_keeps_dirs_and_wandb_ids(study):
     sweep, env = study

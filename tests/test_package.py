@@ -12,10 +12,10 @@ import pytest
 
 from conftest import REPO, run_dirs
 
-# builds a wheel and a venv: about a minute on 2 busy cores. One worker runs the module: its
-# tests share the wheel, and `pip wheel` builds in the checkout (build/, *.egg-info), where two
-# builds at once would race
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
+# builds a wheel and a venv: about a minute on 2 busy cores. One worker runs this file
+# (pyproject: --dist loadfile): its tests share the wheel, and `pip wheel` builds in the
+# checkout (build/, *.egg-info), where two builds at once fail ("File exists")
+pytestmark = pytest.mark.slow
 
 
 def sh(args: list[str], **kw) -> subprocess.CompletedProcess:

@@ -82,7 +82,7 @@ SECTIONS = {
 }
 
 
-# one test per section, so that parallel workers share them (they were one test of ~10 min)
+# one test per section: a failure names its section, and a section starts from clean dirs
 @pytest.mark.parametrize("section", list(SECTIONS))
 def test_every_readme_command_runs(section, cli_env, tiny_data, tmp_path):
     import torch

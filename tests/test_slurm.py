@@ -21,9 +21,9 @@ from conftest import FAST, cnnlab, results, wait_for
 from idx_data import make_dataset
 from test_interrupts import strip_times
 
-# one worker runs them all, one after another: they share the one-node cluster's two CPUs,
-# and a job of one test must not wait behind another's (their waits are bounded)
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+# one worker runs this file's tests, one after another (pyproject: --dist loadfile): they
+# share the one-node cluster's two CPUs, and one test's job must not wait behind another's
+pytestmark = pytest.mark.slurm
 
 EXE = str(Path(sys.executable).parent / "cnnlab-train")
 
