@@ -64,7 +64,6 @@ def test_noise_goes_to_the_log_of_the_job_now_not_of_the_job_that_set_it_up(tmp_
         root.removeHandler(second)
         second.close()
     assert "litlogger" in (tmp_path / "b" / "train.log").read_text()
-    assert not (tmp_path / "a").exists()
 
 
 def test_help_lists_no_internal_option(cli_env):
