@@ -13,6 +13,7 @@ from cnnlab.analysis.verdict import (
     EFFECT,
     EQUIVALENT,
     INCONCLUSIVE,
+    RATIO,
     ArmSummary,
     layer_stats,
     mean_curve,
@@ -343,7 +344,7 @@ def _grad_series(s: ArmSummary) -> list[tuple[str, dict[str, tuple[float, float]
             (f"{name}: {_seeds(len(stalled))} stalled", layer_stats(stalled), ":"),
             (f"{name}: {_seeds(len(trained))} trained", layer_stats(trained), None),
         ]
-    ratio = f" (first/last {s.grad_ratio:.3g})" if s.grad_ratio else ""
+    ratio = f" (first/last {s.grad_ratio:{RATIO}})" if s.grad_ratio else ""
     return [(name + ratio, s.grad_norms, None)]
 
 

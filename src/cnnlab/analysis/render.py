@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.analysis.verdict import (
+    RATIO,
     ArmSummary,
     Settings,
     Verdict,
@@ -93,9 +94,9 @@ def _row(s: ArmSummary, cols: list[str] = COLUMNS) -> list[str]:
         or "0"
     )
     ratio = (
-        _fmt(s.grad_ratio, ".3g")
+        _fmt(s.grad_ratio, RATIO)
         if not s.mixed
-        else " / ".join(f"{k} {_fmt(r, '.3g')}" for k, r in s.grad_ratio_groups.items())
+        else " / ".join(f"{k} {_fmt(r, RATIO)}" for k, r in s.grad_ratio_groups.items())
     )
     converged = converged_cell(
         {
@@ -610,9 +611,9 @@ def measures_block(arms: list[dict[str, Any]], sweeps: int | None = None) -> lis
             gap = loss = "— (split seeds)"
         groups = a.get("grad_ratio_groups") or {}
         ratio = (
-            " / ".join(f"{k} {_fmt(v, '.3g')}" for k, v in groups.items())
+            " / ".join(f"{k} {_fmt(v, RATIO)}" for k, v in groups.items())
             if groups
-            else _fmt(a["grad_ratio_first_last"], ".3g")
+            else _fmt(a["grad_ratio_first_last"], RATIO)
         )
         lines.append(
             f"| {a['label'] or a['arm']} | {loss} | {gap} | {ratio} | "

@@ -164,6 +164,10 @@ class ArmSummary:
         return [r for r in self.runs if r.status != "completed"]
 
 
+# how a gradient ratio is printed: three significant digits, trailing zeros kept (8.00, not 8)
+RATIO = "#.3g"
+
+
 def _ratio(norms: dict[str, tuple[float, float]]) -> float | None:
     live = [mean for mean, _ in norms.values() if mean > 0]
     return live[0] / live[-1] if len(live) >= 2 else None
