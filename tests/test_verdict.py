@@ -559,10 +559,36 @@ def test_the_index_of_studies_matches_every_comparison_json():
     )
 
 
+def test_a_published_arm_rerun_in_its_own_sweep_gives_the_same_accuracies_seed_for_seed():
+    """README ("Same seed, same machine, same result"): the transfer study's scratch arm, a
+    sweep of its own with the full study's reference config, on the same machine."""
+
+    def values(study: str, arm: str) -> dict[str, float]:
+        data = json.loads((EXPERIMENTS / study / "comparison.json").read_text())
+        (found,) = [a for a in data["arms"] if a["arm"] == arm]
+        return {v["seed"]: v["value"] for v in found["values"]}
+
+    full = values(
+        "full", "data/augmentation=none, model.net.batchnorm=false, model.net.dropout=0.0"
+    )
+    scratch = values("transfer", "transfer_arm=scratch")
+    assert len(full) == 5
+    assert scratch == full
+
+
 # The studies whose every run is kept in experiments/runs/: each must be re-published from
 # there (one that silently stopped being published would leave its files unchanged and pass
 # the byte comparison). Archiving the last sweep of another study adds it here.
-KEPT_STUDIES = ("activation", "augmentation", "dropout", "recipes/best", "transfer")
+KEPT_STUDIES = (
+    "activation",
+    "augmentation",
+    "batchnorm",
+    "convergence",
+    "dropout",
+    "full",
+    "recipes/best",
+    "transfer",
+)
 
 
 @pytest.mark.slow
