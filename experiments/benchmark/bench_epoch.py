@@ -264,16 +264,16 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.batches, args.reps = args.batches or 150, min(args.reps, 3)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from cnnlab.run import resources
+
+    # the process as cnnlab-train sets it up (threads, malloc, no failing NVML probe per
+    # step), for every variant: the plain loops would otherwise pay a probe no run pays
+    tuned = compose_cnnlab([]).cpu_malloc if args.malloc == "tuned" else None
+    resources.apply(args.threads, tuned)
     import logging
 
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no per-fit banners and tips
-    if args.malloc == "tuned":
-        from cnnlab.cpu_malloc import keep_freed_memory
-
-        keep_freed_memory(**compose_cnnlab([]).cpu_malloc)
     torch.manual_seed(0)
     bench = Bench(args)
     variants = {

@@ -416,16 +416,16 @@ def main() -> int:
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; choose from {list(RECIPES)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from cnnlab.run import resources
+
+    # the process as cnnlab-train sets it up (threads, malloc, no failing NVML probe per
+    # step), for every variant: the plain loops would otherwise pay a probe no run pays
+    tuned = compose_cnnlab([]).cpu_malloc if args.malloc == "tuned" else None
+    resources.apply(args.threads, tuned)
     import logging
 
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no per-fit banners and tips
-    if args.malloc == "tuned":
-        from cnnlab.cpu_malloc import keep_freed_memory
-
-        keep_freed_memory(**compose_cnnlab([]).cpu_malloc)
     device = torch.device(args.device)
     from hydra.utils import instantiate
 
