@@ -125,6 +125,36 @@ def test_bad_paths_and_reference_exit_2(tmp_path, capsys):
     assert "reference arm 'x=1' is not one of the arms" in capsys.readouterr().err
 
 
+def test_a_rerun_beside_its_run_is_left_out_and_named_not_counted_as_a_seed(tmp_path, capsys):
+    # cnnlab-rerun writes RUN-rerun-HHMMSS beside RUN, i.e. into the study, with rerun.json
+    # naming the original: a second copy of seed 2, which must not become a fourth "seed"
+    for seed, a, b in [(1, 0.90, 0.91), (2, 0.92, 0.95), (3, 0.94, 0.96)]:
+        fake_run(tmp_path, f"a{seed}", ["model.net.dropout=0.0", f"seed={seed}"], a)
+        fake_run(tmp_path, f"b{seed}", ["model.net.dropout=0.5", f"seed={seed}"], b)
+    copy = fake_run(tmp_path, "b2-rerun-101500", ["model.net.dropout=0.5", "seed=2"], 0.95)
+    (copy / "rerun.json").write_text(json.dumps({"original": str(tmp_path / "b2")}))
+    assert main([str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "left out:" in err and "b2-rerun-101500" in err
+    arms = {a["arm"]: a for a in json.loads((tmp_path / "comparison.json").read_text())["arms"]}
+    assert [v["seed"] for v in arms["model.net.dropout=0.5"]["values"]] == ["1", "2", "3"]
+    # compared alone (its original not among the runs given), the rerun is a run like any
+    assert main([str(copy), "--out", str(tmp_path / "alone")]) == 0
+    assert "left out:" not in capsys.readouterr().err
+
+
+def test_two_runs_of_one_seed_in_an_arm_are_refused_in_one_line(tmp_path, capsys):
+    for seed in (1, 2):
+        fake_run(tmp_path, f"a{seed}", ["model.net.batchnorm=false", f"seed={seed}"], 0.97)
+        fake_run(tmp_path, f"b{seed}", ["model.net.batchnorm=true", f"seed={seed}"], 0.98)
+    fake_run(tmp_path, "copied", ["model.net.batchnorm=true", "seed=2"], 0.99)  # no rerun.json
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "seed 2 of arm 'model.net.batchnorm=true'" in err and "copied" in err
+    assert not list(tmp_path.glob("comparison*"))  # refused before anything was written
+
+
 def test_tiny_multirun_then_compare_one_row_per_arm(cli_env, tmp_path):
     sweep = tmp_path / "logs" / "sweep"
     proc = cnnlab(

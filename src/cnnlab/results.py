@@ -12,6 +12,8 @@ from cnnlab.errors import BadInput
 from cnnlab.files import read_text
 
 RESULTS = "results.json"
+# cnnlab-rerun's record in the rerun's dir: the original run's dir and what differed
+RERUN = "rerun.json"
 STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "skipped")
 # the metrics results.json records for every run (a sweeper optimizes one of them)
 RECORDED = (

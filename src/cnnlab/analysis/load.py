@@ -21,7 +21,7 @@ from cnnlab.config import arms as arm_names
 from cnnlab.config.arms import SEED_KEYS
 from cnnlab.config.overrides import as_dict
 from cnnlab.errors import BadInput
-from cnnlab.results import RESULTS, load_results
+from cnnlab.results import RERUN, RESULTS, load_results
 
 # W&B (and Lightning, through run.loggers) are imported only for --wandb
 
@@ -46,6 +46,7 @@ class Run:
     reference: str | None = None
     correct: np.ndarray | None = None  # per test image, 1 where the prediction was right
     setup: dict[str, Any] = field(default_factory=dict)  # machine, versions, budget: run_setup
+    rerun_of: Path | None = None  # the run that cnnlab-rerun repeated into this dir
 
     @property
     def seed(self) -> str | None:
@@ -133,6 +134,9 @@ def load_run(path: Path, study_root: Path | None = None) -> Run:
     parsed = as_dict(overrides)
     config = read_yaml(path / ".hydra" / "config.yaml", study_root)
     reference = config.get("study_reference") if isinstance(config, dict) else None
+    rerun = read_json(path / RERUN, study_root)
+    original = rerun.get("original") if isinstance(rerun, dict) else None
+    rerun_of = Path(original) if isinstance(original, str) else None
     if res is None:
         missing = unread is None or unread.endswith("does not exist")
         return Run(
@@ -141,6 +145,7 @@ def load_run(path: Path, study_root: Path | None = None) -> Run:
             "missing",
             "no results.json (the job died before writing it)" if missing else unread,
             reference=reference,
+            rerun_of=rerun_of,
         )
     return Run(
         path,
@@ -154,6 +159,7 @@ def load_run(path: Path, study_root: Path | None = None) -> Run:
         reference=reference,
         correct=read_correct(path / PREDICTIONS, study_root),
         setup=run_setup(res, config, read_yaml(path / ".hydra" / "hydra.yaml", study_root)),
+        rerun_of=rerun_of,
     )
 
 
@@ -317,11 +323,36 @@ def display_labels(arms: dict[str, list[Run]]) -> dict[str, str]:
 
 
 def group_arms(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs by arm; one run per seed in each (two would count one seed twice, and
+    pairing by seed would silently keep one of them)."""
     keys = arm_keys(runs)
     arms: dict[str, list[Run]] = {}
     for run in runs:
-        arms.setdefault(arm_label(run, keys), []).append(run)
+        arm = arms.setdefault(arm_label(run, keys), [])
+        twin = next((r for r in arm if run.seed is not None and r.seed == run.seed), None)
+        if twin is not None:
+            raise CompareError(
+                f"{twin.path} and {run.path} are both seed {run.seed} of arm "
+                f"'{arm_label(run, keys)}': one run per seed and arm (give the dirs so that "
+                "each seed of an arm is there once)"
+            )
+        arm.append(run)
     return dict(sorted(arms.items(), key=lambda kv: _natural(kv[0])))
+
+
+def leave_out_reruns(runs: list[Run]) -> tuple[list[Run], list[tuple[Run, Path]]]:
+    """The runs without those that cnnlab-rerun made of another run in the same list (by
+    default it writes beside the original, i.e. into the study's sweep dir: a second copy
+    of a seed, not another one), and those left out with their originals."""
+    there = {r.path.resolve() for r in runs}
+    kept: list[Run] = []
+    left: list[tuple[Run, Path]] = []
+    for run in runs:
+        if run.rerun_of is not None and run.rerun_of.resolve() in there:
+            left.append((run, run.rerun_of))
+        else:
+            kept.append(run)
+    return kept, left
 
 
 def _natural(label: str):

@@ -24,7 +24,9 @@ from cnnlab.analysis import render
 from cnnlab.analysis.figures import write_plots
 from cnnlab.analysis.load import (
     CompareError,
+    Run,
     group_arms,
+    leave_out_reruns,
     load_runs,
     runs_from_wandb,
     study_setup,
@@ -68,6 +70,15 @@ def leet_lines(paths: list[Path]) -> list[str]:
         + [f"  wandb leet {d}" for d in dirs[:3]]
         + (["  ..."] if len(dirs) > 3 else [])
     )
+
+
+def runs_of(paths: list[Path]) -> list[Run]:
+    """The runs below the paths, less the copies cnnlab-rerun made of runs among them (each
+    named on stderr)."""
+    runs, reruns = leave_out_reruns(load_runs(paths))
+    for rerun, original in reruns:
+        note(f"{rerun.path} (cnnlab-rerun's copy of {original})", "left out:", stderr=True)
+    return runs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -162,13 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.wandb:
             runs = runs_from_wandb(args.wandb, args.group)
         elif args.paths:
-            runs = load_runs(args.paths)
+            runs = runs_of(args.paths)
         else:
             raise CompareError("give run or multirun dirs, or --wandb ENTITY/PROJECT")
         runs = without_keys(runs, args.ignore)
         summaries = summarize(group_arms(runs), args.reference, args.metric, settings)
         # each arm against itself at another budget: read before anything is written
-        before = without_keys(load_runs(args.against), args.ignore) if args.against else []
+        before = without_keys(runs_of(args.against), args.ignore) if args.against else []
         pairs = (
             against(group_arms(runs), group_arms(before), args.metric, settings)
             if args.against

@@ -20,7 +20,7 @@ from cnnlab.config.overrides import merged, without
 from cnnlab.console import error, out
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
 from cnnlab.files import read_text, write_bytes
-from cnnlab.results import load_results, read_results
+from cnnlab.results import RERUN, load_results, read_results
 from cnnlab.run.rundir import load_overrides
 from cnnlab.search.space import format_value
 
@@ -301,7 +301,7 @@ def report(
             if v != "identical"
         ],
     }
-    write_bytes(out_dir / "rerun.json", json.dumps(summary, indent=2) + "\n")
+    write_bytes(out_dir / RERUN, json.dumps(summary, indent=2) + "\n")
     if bad:
         out.print(
             Text(
