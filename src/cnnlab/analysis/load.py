@@ -333,8 +333,8 @@ def group_arms(runs: list[Run]) -> dict[str, list[Run]]:
         if twin is not None:
             raise CompareError(
                 f"{twin.path} and {run.path} are both seed {run.seed} of arm "
-                f"'{arm_label(run, keys)}': one run per seed and arm (give the dirs so that "
-                "each seed of an arm is there once)"
+                f"'{arm_label(run, keys)}': one run per seed and arm (give paths, or a W&B "
+                "--group, that hold each seed of an arm once)"
             )
         arm.append(run)
     return dict(sorted(arms.items(), key=lambda kv: _natural(kv[0])))
