@@ -46,6 +46,15 @@ def compose_cnnlab(overrides: list[str]):
         return compose("train", overrides=overrides)
 
 
+def setup_process(threads: int | None, malloc: str) -> None:
+    """The process as cnnlab-train sets it up (threads, malloc unless ``malloc`` is
+    "default", no failing NVML probe per step), for every variant: a plain loop would
+    otherwise pay a probe no run pays."""
+    from cnnlab.run import resources
+
+    resources.apply(threads, compose_cnnlab([]).cpu_malloc if malloc == "tuned" else None)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -264,12 +273,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.batches, args.reps = args.batches or 150, min(args.reps, 3)
-    from cnnlab.run import resources
-
-    # the process as cnnlab-train sets it up (threads, malloc, no failing NVML probe per
-    # step), for every variant: the plain loops would otherwise pay a probe no run pays
-    tuned = compose_cnnlab([]).cpu_malloc if args.malloc == "tuned" else None
-    resources.apply(args.threads, tuned)
+    setup_process(args.threads, args.malloc)
     import logging
 
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):

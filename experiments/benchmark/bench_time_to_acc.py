@@ -48,7 +48,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_epoch import DATA_ROOT, EpochTimer, compose_cnnlab, peak_memory, sync  # noqa: E402
+from bench_epoch import (  # noqa: E402
+    DATA_ROOT,
+    EpochTimer,
+    compose_cnnlab,
+    peak_memory,
+    setup_process,
+    sync,
+)
 
 RECIPES = {
     "fast": ["experiment=fast"],
@@ -416,12 +423,7 @@ def main() -> int:
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; choose from {list(RECIPES)}")
-    from cnnlab.run import resources
-
-    # the process as cnnlab-train sets it up (threads, malloc, no failing NVML probe per
-    # step), for every variant: the plain loops would otherwise pay a probe no run pays
-    tuned = compose_cnnlab([]).cpu_malloc if args.malloc == "tuned" else None
-    resources.apply(args.threads, tuned)
+    setup_process(args.threads, args.malloc)
     import logging
 
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
