@@ -328,13 +328,14 @@ def group_arms(runs: list[Run]) -> dict[str, list[Run]]:
     keys = arm_keys(runs)
     arms: dict[str, list[Run]] = {}
     for run in runs:
-        arm = arms.setdefault(arm_label(run, keys), [])
+        label = arm_label(run, keys)
+        arm = arms.setdefault(label, [])
         twin = next((r for r in arm if run.seed is not None and r.seed == run.seed), None)
         if twin is not None:
             raise CompareError(
-                f"{twin.path} and {run.path} are both seed {run.seed} of arm "
-                f"'{arm_label(run, keys)}': one run per seed and arm (give paths, or a W&B "
-                "--group, that hold each seed of an arm once)"
+                f"{twin.path} and {run.path} are both seed {run.seed} of arm '{label}': one "
+                "run per seed and arm (give paths, or a W&B --group, that hold each seed of an "
+                "arm once)"
             )
         arm.append(run)
     return dict(sorted(arms.items(), key=lambda kv: _natural(kv[0])))
