@@ -57,7 +57,7 @@ def images(out: Path, budget: bool) -> str:
     shown = [
         ("each arm against the reference", "comparison_acc.png"),
         *([("each arm against itself at the other budget", "comparison_budget.png")] * budget),
-        ("validation accuracy per epoch", "comparison_val_curves.png"),
+        ("validation error per epoch, log scale", "comparison_val_curves.png"),
         ("per-layer gradient norms", "comparison_grad_norms.png"),
     ]
     return "\n\n".join(f"![{alt}]({name})" for alt, name in shown if (out / name).exists())

@@ -242,14 +242,26 @@ def _forest_legend(drawn: set[str], method: str | None, margin: float | None) ->
 
 
 def curves(summaries: list[ArmSummary], key: str = "val/acc"):
-    """Small multiples: one panel per arm, its mean ± std over seeds over the reference's
-    (grey), on one y range zoomed onto the second half of training (a mean outside it is
-    printed at the panel's edge, ↓ or ↑ and its value); an arm whose seeds
-    split (some stalled) shows each seed's curve on its own y range instead."""
+    """Small multiples: one panel per arm, its validation error (100 - accuracy, in %) on a
+    log scale over every epoch, each seed a thin line and their mean a bold one, the
+    reference's mean dashed in every other panel. The log scale keeps the first epochs'
+    errors (~5-10%) and the last ones' (< 1%) on one readable axis, so no epoch is cut
+    off; the panels share it, except an arm whose seeds split (some stalled, near 90%):
+    its seeds on their own range, and no mean, which describes neither group.
+    ``key`` is an accuracy in [0, 1] logged per epoch."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     from cnnlab.plots import ARM_COLOR, REFERENCE_COLOR, plt
 
-    drawn = [(s, mean_curve(s.runs, key)) for s in summaries]
-    drawn = [(s, c) for s, c in drawn if c[0]]
+    def error(acc: float) -> float:  # %, floored off zero for the log axis
+        return max((1 - acc) * 100, 1e-3)
+
+    drawn = []
+    for s in summaries:
+        epochs, mean, _ = mean_curve(s.runs, key)
+        seeds = [mean_curve([r], key)[:2] for r in s.runs]
+        if epochs:
+            drawn.append((s, epochs, mean, [(e, m) for e, m in seeds if e]))
     if not drawn:
         return None
     ncols = min(4, len(drawn))
@@ -262,68 +274,64 @@ def curves(summaries: list[ArmSummary], key: str = "val/acc"):
         layout="constrained",
         squeeze=False,
     )
-    ref = next(((s, c) for s, c in drawn if s.is_reference), drawn[0])
-    late = [m * 100 for s, (e, mean, _) in drawn if not s.mixed for m in mean[len(mean) // 2 :]]
-    lo, hi = (min(late), max(late)) if late else (0, 100)
-    pad = max((hi - lo) * 0.15, 0.05)
-    for ax, (s, (epochs, mean, std)) in zip(axes.flat, drawn):
-        x = [e + 1 for e in epochs]
+    ref = next((d for d in drawn if d[0].is_reference), drawn[0])
+
+    def span(rows, top_of_means: bool) -> tuple[float, float]:
+        # every mean inside; a seed above the means' top leaves the panel upward, visibly
+        low = [error(a) for _, _, _, seeds in rows for _, accs in seeds for a in accs]
+        high = [error(m) for _, _, mean, _ in rows for m in mean] if top_of_means else low
+        return min(low) / 1.15, min(100.0, max(high) * 1.25)
+
+    unsplit = [d for d in drawn if not d[0].mixed]
+    shared = span(unsplit, True) if unsplit else None
+    for ax, (s, epochs, mean, seeds) in zip(axes.flat, drawn):
+        color = REFERENCE_COLOR if s.is_reference else ARM_COLOR
         if s is not ref[0]:
             ax.plot(
-                [e + 1 for e in ref[1][0]],
-                [m * 100 for m in ref[1][1]],
+                [e + 1 for e in ref[1]],
+                [error(m) for m in ref[2]],
                 color=REFERENCE_COLOR,
                 linewidth=1,
                 linestyle="--",
             )
-        color = REFERENCE_COLOR if s.is_reference else ARM_COLOR
-        if s.mixed:  # two groups: no mean or band describes them
-            for run in s.runs:
-                ex, ys, _ = mean_curve([run], key)
-                ax.plot([e + 1 for e in ex], [y * 100 for y in ys], color=color, linewidth=1)
-        else:
-            ax.plot(x, [m * 100 for m in mean], marker="o", markersize=3, color=color)
-            ax.fill_between(
-                x,
-                [(m - d) * 100 for m, d in zip(mean, std)],
-                [(m + d) * 100 for m, d in zip(mean, std)],
+        for ex, accs in seeds:
+            ax.plot(
+                [e + 1 for e in ex],
+                [error(a) for a in accs],
                 color=color,
-                alpha=0.2,
-                linewidth=0,
+                linewidth=0.6,
+                alpha=0.45,
             )
-            bottom, top = lo - pad, min(100, hi + pad)
-            ax.set_ylim(bottom, top)
-            for xi, m in zip(x, mean):  # a mean outside the zoomed range: its value, at the edge
-                if not bottom <= m * 100 <= top:
-                    below = m * 100 < bottom
-                    ax.annotate(
-                        f"{'↓' if below else '↑'}{m * 100:.1f}",
-                        xy=(xi, bottom if below else top),
-                        xytext=(3, 3 if below else -11),
-                        textcoords="offset points",
-                        fontsize=7,
-                        color=color,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"},
-                        zorder=5,
-                    )
+        if not s.mixed:  # two groups: no mean describes them
+            ax.plot(
+                [e + 1 for e in epochs],
+                [error(m) for m in mean],
+                marker="o",
+                markersize=3,
+                linewidth=1.6,
+                color=color,
+            )
+        ax.set_yscale("log")
+        ax.set_ylim(*(span([(s, epochs, mean, seeds)], False) if s.mixed else shared))
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # one per axis
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         flag = " (still improving)" if s.still_improving else ""
-        flag += (
-            f" (split: {len(s.stalled)}/{s.n} stalled; each seed, own y range)" if s.mixed else ""
-        )
+        flag += f" (split: {len(s.stalled)}/{s.n} stalled; own y range, no mean)" if s.mixed else ""
         title = f"{_name(s)}{flag}" + (" (reference)" if s.is_reference else "")
         ax.set_title(textwrap.fill(title, 34), fontsize=7)
         ax.grid(alpha=0.3)
+        ax.grid(alpha=0.12, which="minor")
         ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(axes.flat)[len(drawn) :]:
         ax.set_visible(False)
     fig.supxlabel("epoch", fontsize=9)
-    label = (
-        f"{key.replace('/', ' ')} (%), mean ± std over seeds; dashed: reference; "
-        "y range: the later epochs (↓/↑: a mean outside it)"
-    )
+    label = f"{key.split('/')[0]} error (%, 100 − {key.replace('/', ' ')}), log scale"
     # wrapped to the figure's height (~12 characters an inch at 9 pt), never cut off
     fig.supylabel(textwrap.fill(label, int((2.3 * nrows + 0.8) * 12)), fontsize=9)
+    key_line = "thin: one seed · bold: mean of the seeds · dashed: the reference's mean"
+    fig.suptitle(textwrap.fill(key_line, int((3.0 * ncols + 0.6) * 12)), fontsize=8)
     return fig
 
 
