@@ -27,9 +27,12 @@ F="cnnlab-train -m experiment=ablation/full"
 conv=("$S"/conv/*/)
 # an optional sweep, once it has finished (cnnlab-train writes sweep.json at a sweep's end)
 have() { [ -e "$1/sweep.json" ] && echo "$1" || true; }
-runs_in() {  # runs_in PATH...: how many run dirs are below (or at) the paths, as compare finds them
-  python -c 'import sys; from pathlib import Path; from cnnlab.analysis.load import run_dirs
-print(len({d for p in sys.argv[1:] for d in run_dirs(Path(p))}))' "$@"
+runs_in() {  # runs_in PATH...: how many runs are below (or at) the paths, as compare counts
+  # them: a copy that cnnlab-rerun made of one of them is not another run
+  python -c 'import sys; from pathlib import Path
+from cnnlab.analysis.load import leave_out_reruns, load_run, run_dirs
+runs = [load_run(d, Path(p)) for p in sys.argv[1:] for d in run_dirs(Path(p))]
+print(len({r.path.resolve() for r in leave_out_reruns(runs)[0]}))' "$@"
 }
 # there STUDY N RUNS... [-- AGAINST...]: whether the study can be published from $S: its N
 # runs (its config's arms × seeds) all there, and every budget-test path (else it is left

@@ -604,6 +604,11 @@ def test_the_studies_whose_runs_are_kept_here_publish_to_the_published_files(tmp
     assert len(removed) >= 4 * len(KEPT_STUDIES)  # .json .csv .md and a plot, at least
     for f in removed:
         f.unlink()
+    # a cnnlab-rerun copy inside a kept sweep (its default place, beside the run) is not
+    # another seed: the study still counts its runs as complete and publishes the same files
+    run = copy / "runs" / "activation6" / "activation=relu,seed=1"
+    rerun = shutil.copytree(run, run.with_name(f"{run.name}-rerun-120000"))
+    (rerun / "rerun.json").write_text(json.dumps({"original": str(run)}))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     script = [str(copy / "publish_studies.sh"), str(copy / "runs")]
     proc = subprocess.run(["bash", *script], capture_output=True, text=True, env=env, timeout=900)
