@@ -26,6 +26,29 @@ from cnnlab.errors import ArgumentError, BadInput
 # answered at once
 
 
+def add_checkpoint_flags(parser) -> None:
+    """The positional checkpoint and the flags that say how to rebuild it (cnnlab-eval,
+    cnnlab-show)."""
+    parser.add_argument("checkpoint", help="a .ckpt written by cnnlab-train")
+    parser.add_argument(
+        "--data-root", help="folder holding MNIST/raw/ (default: as trained, or $CNNLAB_DATA_DIR)"
+    )
+    parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="build whatever the checkpoint's config names (only for "
+        "checkpoints you wrote yourself)",
+    )
+
+
+def build_from_flags(args):
+    """``build_from_checkpoint`` as ``add_checkpoint_flags``' flags ask."""
+    flags.out_dir("--data-root", args.data_root)
+    root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
+    return build_from_checkpoint(args.checkpoint, root, args.dataset, trust=args.trust)
+
+
 def build_from_checkpoint(
     ckpt_path: str, data_root: str | None = None, dataset: str | None = None, trust: bool = False
 ):
@@ -77,31 +100,17 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 @flags.command("cnnlab-eval")
 def main(argv: list[str] | None = None) -> int:
     parser = flags.Parser(prog="cnnlab-eval", description=__doc__)
-    parser.add_argument("checkpoint", help="a .ckpt written by cnnlab-train")
-    parser.add_argument(
-        "--data-root", help="folder holding MNIST/raw/ (default: as trained, or $CNNLAB_DATA_DIR)"
-    )
-    parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
+    add_checkpoint_flags(parser)
     parser.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
     parser.add_argument("--json", help="also write the metrics to this file")
-    parser.add_argument(
-        "--trust",
-        action="store_true",
-        help="build whatever the checkpoint's config names (only for "
-        "checkpoints you wrote yourself)",
-    )
     args = parser.parse_args(argv)
-    flags.out_dir("--data-root", args.data_root)
     flags.out_file("--json", args.json)
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
     # the files first (checkpoint, data), then the device: a bad file is one line with
     # nothing of Lightning's start-up printed before it
-    model, datamodule, cfg = build_from_checkpoint(
-        args.checkpoint, root, args.dataset, trust=args.trust
-    )
+    model, datamodule, cfg = build_from_flags(args)
     datamodule.check_files()
     try:
         quiet()

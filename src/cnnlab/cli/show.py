@@ -14,7 +14,6 @@ They go to ``<run dir>/show/`` (the run dir holds ``checkpoints/``), or to ``--o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", help="a .ckpt written by cnnlab-train")
+    from cnnlab.cli.evaluate import add_checkpoint_flags, build_from_flags
+
+    add_checkpoint_flags(parser)
     parser.add_argument("--out", help="folder for the PNGs (default: <run dir>/show)")
     parser.add_argument(
         "--digits",
@@ -254,25 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="how many test digits, of different classes (1 to 10, default 4)",
     )
-    parser.add_argument(
-        "--data-root", help="folder holding MNIST/raw/ (default: as trained, or $CNNLAB_DATA_DIR)"
-    )
-    parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
-    parser.add_argument(
-        "--trust",
-        action="store_true",
-        help="build whatever the checkpoint's config names (only for "
-        "checkpoints you wrote yourself)",
-    )
     args = parser.parse_args(argv)
     flags.out_dir("--out", args.out)
-    flags.out_dir("--data-root", args.data_root)
-    from cnnlab.cli.evaluate import build_from_checkpoint
-
-    root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
-    model, datamodule, _ = build_from_checkpoint(
-        args.checkpoint, root, args.dataset, trust=args.trust
-    )
+    model, datamodule, _ = build_from_flags(args)
     out_dir = output_dir(
         Path(args.out) if args.out else default_out_dir(Path(args.checkpoint)), "the output folder"
     )
