@@ -67,6 +67,7 @@ CASES = [
     ),
     (["model.scheduler.factor=1.5"], 2, "model.scheduler.factor=1.5"),
     (["torch_threads=0"], 2, "torch_threads=0"),
+    (["torch_threads=100000"], 2, "torch_threads=100000 is invalid"),  # torch segfaulted
     (["cpu_malloc.mmap_threshold_mb=4096"], 2, "cpu_malloc.mmap_threshold_mb=4096 is invalid"),
     (["+cpu_malloc.arena=2"], 2, "arena"),
     (["model.init_from={missing}"], 2, "model.init_from="),
@@ -234,3 +235,37 @@ def test_a_nested_objects_refusal_is_named_by_the_key_hydra_1_4_notes():
     assert str(err) == "model.net.dropout=1.5 is invalid: a probability in [0, 1)"
     unnoted = ArgumentError("freeze", "all", "one of none, backbone")
     assert str(blame(cfg, "model", lambda node: None, unnoted)).startswith("model.freeze='all'")
+
+
+def test_a_run_name_climbing_out_of_the_log_dir_leaves_nothing_outside_it(
+    tmp_path, tiny_data, monkeypatch, capsys
+):
+    logs = tmp_path / "a" / "b" / "logs"
+    got, _, err = train_inprocess(
+        [*FAST, "logger=none", "run_name=x/../../../escaped"], monkeypatch, capsys, tiny_data, logs
+    )
+    assert got == 2 and "run_name='x/../../../escaped' is invalid" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # Hydra made the dir before the run refused it: the refused run removes it again (an
+    # empty folder that Hydra made on the way, under runs/, stays)
+    assert not [p for p in tmp_path.rglob("*escaped*")]
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_run_dir_that_is_a_file_or_under_one_is_one_line(
+    under, tmp_path, tiny_data, monkeypatch, capsys
+):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    target = afile / under if under else afile
+    got, _, err = train_inprocess(
+        [*FAST, "logger=none", f"hydra.run.dir={target}"],
+        monkeypatch,
+        capsys,
+        tiny_data,
+        tmp_path / "logs",
+    )
+    assert got == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"cannot write to {afile}" in err and "hydra.run.dir" in err, err
+    assert afile.read_text() == "keep"

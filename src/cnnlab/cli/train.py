@@ -7,6 +7,7 @@ by one (143 SIGTERM, 130 Ctrl-C), as a shell reports it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -136,7 +137,7 @@ def _main(signals) -> None:
         if _from_hydra(err):  # MissingConfigException is an IOError too (an unknown option)
             error(_hydra_message(err))
             sys.exit(EXIT_BAD_INPUT)
-        if err.errno not in UNWRITABLE:
+        if err.errno not in (*UNWRITABLE, errno.EEXIST, errno.ENOTDIR):  # a file on the path
             raise
         error(unwritable(err))
         sys.exit(EXIT_BAD_INPUT)

@@ -22,6 +22,7 @@ from cnnlab.errors import ArgumentError, ConfigError, require
 from cnnlab.results import RECORDED
 
 RESUME = ("never", "auto")
+MAX_THREADS = 1024
 TEST_CKPT = ("best", "last")
 
 
@@ -91,10 +92,21 @@ class RunConfig:
         require(
             "torch_threads",
             self.torch_threads,
-            lambda v: v is None or v >= 1,
-            "null or an integer >= 1",
+            lambda v: v is None or 1 <= v <= MAX_THREADS,  # torch segfaults at 100000
+            f"null or an integer in [1, {MAX_THREADS}]",
         )
-        require("run_name", self.run_name, lambda v: bool(v.strip()), "a non-empty name")
+        require(
+            "run_name",
+            self.run_name,
+            # it names the run's folder under paths.log_dir: it may not climb out of it
+            lambda v: (
+                bool(v.strip())
+                and not v.startswith(("/", "\\"))
+                and ".." not in v.replace("\\", "/").split("/")
+            ),
+            "a non-empty name, not absolute and with no '..' part (it names a folder "
+            "under paths.log_dir)",
+        )
         require(
             "optimized_metric",
             self.optimized_metric,
