@@ -32,6 +32,19 @@ def test_rerun_is_identical_and_reports_differences(cli_env, tmp_path):
     proc = cnnlab([*FAST, *RANDOM_RUN, f"hydra.run.dir={run}"], cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
+    # into the run itself (skipped as completed: compared with itself) or a folder holding
+    # files: refused in one line, nothing written
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("keep")
+    before = sorted(p.name for p in run.iterdir())
+    for out in (run, tmp_path / "full"):
+        proc = cnnlab([str(run), "--out", str(out)], cli_env, tool="cnnlab-rerun")
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert f"--out {out} already holds files" in proc.stderr
+        assert ("it is the run being rerun" in proc.stderr) == (out == run), proc.stderr
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+
     proc = cnnlab([str(run), "--out", str(tmp_path / "same")], cli_env, tool="cnnlab-rerun")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     summary = json.loads((tmp_path / "same" / "rerun.json").read_text())

@@ -166,6 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = (
             args.out or run_dir.parent / f"{run_dir.name}-rerun-{time.strftime('%H%M%S')}"
         ).resolve()
+        # a rerun trains into a new folder: into the run itself (a completed run is skipped,
+        # so the run was compared with itself) or a folder holding files (a sweep's root,
+        # which then reads as one more run) it would report what it never ran
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise BadInput(
+                f"--out {out_dir} already holds files"
+                + (" (it is the run being rerun)" if out_dir == run_dir else "")
+                + ": give a new or empty folder"
+            )
         if not args.trust:
             check_saved(saved, overrides, run_dir, out_dir, args.config_dir)
     except (ConfigError, BadInput) as err:
