@@ -97,6 +97,8 @@ CASES = [
     (["trainer.precision=17"], 2, "trainer.precision=17 is invalid"),
     (["data.mean=abc"], 2, "data.mean='abc' is invalid"),
     (["trainer.log_every_n_steps=-5"], 2, "trainer.log_every_n_steps=-5 is invalid"),
+    (["++trainer.val_check_interval=0"], 2, "trainer.val_check_interval=0 is invalid"),
+    (["++trainer.accumulate_grad_batches=0"], 2, "trainer.accumulate_grad_batches=0 is invalid"),
     (["trainer.limit_train_batches=1.5"], 2, "trainer.limit_train_batches=1.5 is invalid: null,"),
     (["+trainer.max_epoch=3"], 2, "trainer.max_epoch=3 is invalid: not an argument of Lightning"),
     (["seed=abc"], 2, "seed='abc' is invalid"),

@@ -50,6 +50,11 @@ RULES: dict[str, tuple[Callable[[Any], bool] | None, str | None]] = {
         "an integer >= -1 (-1: the whole validation split)",
     ),
     "gradient_clip_val": (lambda v: v is None or v >= 0, "null or a number >= 0"),
+    "accumulate_grad_batches": (lambda v: v >= 1, "an integer >= 1"),
+    "val_check_interval": (
+        lambda v: v is None or (v >= 1 if isinstance(v, int) else 0 < v <= 1),
+        "null, a number of training batches >= 1, or a fraction of the epoch in (0, 1]",
+    ),
     "limit_train_batches": (_batches, BATCHES),
     "limit_val_batches": (_batches, BATCHES),
     "limit_test_batches": (_batches, BATCHES),
