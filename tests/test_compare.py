@@ -155,6 +155,18 @@ def test_two_runs_of_one_seed_in_an_arm_are_refused_in_one_line(tmp_path, capsys
     assert not list(tmp_path.glob("comparison*"))  # refused before anything was written
 
 
+def test_a_metric_no_run_records_is_refused_in_one_line(tmp_path, capsys):
+    for seed in (1, 2):
+        fake_run(tmp_path, f"a{seed}", ["model.net.batchnorm=false", f"seed={seed}"], 0.97)
+        fake_run(tmp_path, f"b{seed}", ["model.net.batchnorm=true", f"seed={seed}"], 0.98)
+    assert main([str(tmp_path), "--metric", "foo"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "--metric foo: no run records it (one of test/acc, test/loss)" in err, err
+    assert not list(tmp_path.glob("comparison*"))  # refused before anything was written
+    assert main([str(tmp_path), "--metric", "test/loss"]) == 0
+
+
 def test_tiny_multirun_then_compare_one_row_per_arm(cli_env, tmp_path):
     sweep = tmp_path / "logs" / "sweep"
     proc = cnnlab(

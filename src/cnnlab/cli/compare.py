@@ -177,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise CompareError("give run or multirun dirs, or --wandb ENTITY/PROJECT")
         runs = without_keys(runs, args.ignore)
+        recorded = sorted({k for r in runs for k in r.metrics})
+        if recorded and args.metric not in recorded:  # none completed: each arm says so
+            raise CompareError(
+                f"--metric {args.metric}: no run records it (one of {', '.join(recorded)})"
+            )
         summaries = summarize(group_arms(runs), args.reference, args.metric, settings)
         # each arm against itself at another budget: read before anything is written
         before = without_keys(runs_of(args.against), args.ignore) if args.against else []
