@@ -17,7 +17,14 @@ def write_bad_files(tmp_path):
     torch.save(
         {"state_dict": {f"net.{k}": v for k, v in KerasCNN().state_dict().items()}}, other_arch
     )
-    return {"corrupt": corrupt, "other_arch": other_arch, "missing": tmp_path / "missing.ckpt"}
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    return {
+        "corrupt": corrupt,
+        "empty": empty,
+        "other_arch": other_arch,
+        "missing": tmp_path / "missing.ckpt",
+    }
 
 
 # (overrides, expected exit code, text the one-line message must contain)
@@ -72,6 +79,7 @@ CASES = [
     (["+cpu_malloc.arena=2"], 2, "arena"),
     (["model.init_from={missing}"], 2, "model.init_from="),
     (["model.init_from={corrupt}"], 2, "is corrupt or not a torch checkpoint"),
+    (["model.init_from={empty}"], 2, "is corrupt or not a torch checkpoint: EOFError"),
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
     (["ckpt_path={missing}"], 2, "ckpt_path="),
     (["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"], 2, "model.net.weights="),

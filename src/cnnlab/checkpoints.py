@@ -24,7 +24,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise BadInput(
-            f"checkpoint {path} is corrupt or not a torch checkpoint: {str(err).splitlines()[0]}"
+            f"checkpoint {path} is corrupt or not a torch checkpoint: "
+            + (str(err).splitlines() or [type(err).__name__])[0]  # an empty file: no message
         ) from None
 
 
