@@ -279,3 +279,20 @@ def test_a_run_dir_that_is_a_file_or_under_one_is_one_line(
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert f"cannot write to {afile}" in err and "hydra.run.dir" in err, err
     assert afile.read_text() == "keep"
+
+
+def test_a_sweep_with_no_parallel_jobs_is_refused_before_its_sweep_dir(
+    tmp_path, tiny_data, monkeypatch, capsys
+):
+    sweep = tmp_path / "sweep"
+    got, _, err = train_inprocess(
+        ["-m", *FAST, "logger=none", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=0"]
+        + ["seed=1,2", f"hydra.sweep.dir={sweep}"],
+        monkeypatch,
+        capsys,
+        tiny_data,
+        tmp_path / "logs",
+    )
+    assert got == 2, err
+    assert "hydra.launcher.n_jobs=0 is invalid" in err and len(err.strip().splitlines()) == 1, err
+    assert not sweep.exists()

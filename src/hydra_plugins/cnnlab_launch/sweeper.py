@@ -10,6 +10,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from cnnlab.compat.hydra import basic_sweeper
+from cnnlab.errors import ConfigError
 from cnnlab.launch import summary
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,14 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
 
     def sweep(self, arguments: List[str]) -> Any:
         assert self.config is not None and self.launcher is not None
+        # joblib's rule, checked before the sweep dir or any job: it raised after listing them
+        n_jobs = OmegaConf.select(self.config, "hydra.launcher.n_jobs", default=None)
+        if n_jobs is not None and (not isinstance(n_jobs, int) or n_jobs == 0):
+            raise ConfigError(
+                "hydra.launcher.n_jobs",
+                n_jobs,
+                "an integer other than 0 (jobs at once; -1: one per core, joblib's rule)",
+            )
         params = self._parse_config()
         params.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
