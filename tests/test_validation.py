@@ -296,3 +296,25 @@ def test_a_sweep_with_no_parallel_jobs_is_refused_before_its_sweep_dir(
     assert got == 2, err
     assert "hydra.launcher.n_jobs=0 is invalid" in err and len(err.strip().splitlines()) == 1, err
     assert not sweep.exists()
+
+
+def test_a_folder_with_a_results_json_not_cnnlabs_is_never_written_over(
+    tmp_path, tiny_data, monkeypatch, capsys
+):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "results.json").write_text("hello")
+    (theirs / "config.yaml").write_text("keep")
+    got, _, err = train_inprocess(
+        [*FAST, "logger=none", f"hydra.run.dir={theirs}"],
+        monkeypatch,
+        capsys,
+        tiny_data,
+        tmp_path / "logs",
+    )
+    assert got == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "results.json that is not a cnnlab run's record" in err, err
+    assert sorted(p.name for p in theirs.iterdir()) == ["config.yaml", "results.json"]
+    assert (theirs / "results.json").read_text() == "hello"
+    assert (theirs / "config.yaml").read_text() == "keep"
