@@ -247,15 +247,22 @@ def test_a_nested_objects_refusal_is_named_by_the_key_hydra_1_4_notes():
     assert str(blame(cfg, "model", lambda node: None, unnoted)).startswith("model.freeze='all'")
 
 
+def refused(args, logs, tiny_data, monkeypatch, capsys, multirun: bool = False) -> str:
+    """cnnlab-train with these args, which must be refused: exit 2, one line, no traceback;
+    the line."""
+    argv = ["-m"] * multirun + [*FAST, "logger=none", *args]
+    got, _, err = train_inprocess(argv, monkeypatch, capsys, tiny_data, logs)
+    assert got == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
 def test_a_run_name_climbing_out_of_the_log_dir_leaves_nothing_outside_it(
     tmp_path, tiny_data, monkeypatch, capsys
 ):
     logs = tmp_path / "a" / "b" / "logs"
-    got, _, err = train_inprocess(
-        [*FAST, "logger=none", "run_name=x/../../../escaped"], monkeypatch, capsys, tiny_data, logs
-    )
-    assert got == 2 and "run_name='x/../../../escaped' is invalid" in err, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    err = refused(["run_name=x/../../../escaped"], logs, tiny_data, monkeypatch, capsys)
+    assert "run_name='x/../../../escaped' is invalid" in err, err
     # Hydra made the dir before the run refused it: the refused run removes it again (an
     # empty folder that Hydra made on the way, under runs/, stays)
     assert not [p for p in tmp_path.rglob("*escaped*")]
@@ -268,15 +275,7 @@ def test_a_run_dir_that_is_a_file_or_under_one_is_one_line(
     afile = tmp_path / "afile"
     afile.write_text("keep")
     target = afile / under if under else afile
-    got, _, err = train_inprocess(
-        [*FAST, "logger=none", f"hydra.run.dir={target}"],
-        monkeypatch,
-        capsys,
-        tiny_data,
-        tmp_path / "logs",
-    )
-    assert got == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    err = refused([f"hydra.run.dir={target}"], tmp_path / "logs", tiny_data, monkeypatch, capsys)
     assert f"cannot write to {afile}" in err and "hydra.run.dir" in err, err
     assert afile.read_text() == "keep"
 
@@ -285,16 +284,16 @@ def test_a_sweep_with_no_parallel_jobs_is_refused_before_its_sweep_dir(
     tmp_path, tiny_data, monkeypatch, capsys
 ):
     sweep = tmp_path / "sweep"
-    got, _, err = train_inprocess(
-        ["-m", *FAST, "logger=none", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=0"]
-        + ["seed=1,2", f"hydra.sweep.dir={sweep}"],
+    err = refused(
+        ["hydra/launcher=local_parallel", "hydra.launcher.n_jobs=0", "seed=1,2"]
+        + [f"hydra.sweep.dir={sweep}"],
+        tmp_path / "logs",
+        tiny_data,
         monkeypatch,
         capsys,
-        tiny_data,
-        tmp_path / "logs",
+        multirun=True,
     )
-    assert got == 2, err
-    assert "hydra.launcher.n_jobs=0 is invalid" in err and len(err.strip().splitlines()) == 1, err
+    assert "hydra.launcher.n_jobs=0 is invalid" in err, err
     assert not sweep.exists()
 
 
@@ -305,15 +304,7 @@ def test_a_folder_with_a_results_json_not_cnnlabs_is_never_written_over(
     theirs.mkdir()
     (theirs / "results.json").write_text("hello")
     (theirs / "config.yaml").write_text("keep")
-    got, _, err = train_inprocess(
-        [*FAST, "logger=none", f"hydra.run.dir={theirs}"],
-        monkeypatch,
-        capsys,
-        tiny_data,
-        tmp_path / "logs",
-    )
-    assert got == 2, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    err = refused([f"hydra.run.dir={theirs}"], tmp_path / "logs", tiny_data, monkeypatch, capsys)
     assert "results.json that is not a cnnlab run's record" in err, err
     assert sorted(p.name for p in theirs.iterdir()) == ["config.yaml", "results.json"]
     assert (theirs / "results.json").read_text() == "hello"
