@@ -111,6 +111,32 @@ CASES = [
     (["+trainer.max_epoch=3"], 2, "trainer.max_epoch=3 is invalid: not an argument of Lightning"),
     (["seed=abc"], 2, "seed='abc' is invalid"),
     (["sed=3"], 2, "sed"),
+    # found by a probe to fail late (after the data was read) or to do the wrong thing
+    (
+        ["data.val_fraction=0.9999"],  # 320 tiny training images: the split rounds to all
+        2,
+        "data.val_fraction=0.9999 is invalid: leaves an empty split of the 320",
+    ),
+    (["model.net.num_classes=3"], 2, "model.net.num_classes=3 is invalid: data.num_classes (10)"),
+    (["model/net=lenet5", "model.net.num_classes=20"], 2, "model.net.num_classes=20 is invalid"),
+    (["model.num_classes=5"], 2, "model.num_classes=5 is invalid: data.num_classes (10)"),
+    (
+        ["++trainer.limit_val_batches=0"],
+        2,
+        "monitors val/acc, which trainer.limit_val_batches=0 never computes",
+    ),
+    (["trainer.devices=2"], 2, "trainer.devices=2 is invalid: 1, or with trainer=ddp more"),
+    (
+        ["callbacks.model_checkpoint.filename=a/../../../x"],
+        2,
+        "callbacks.model_checkpoint.filename='a/../../../x' is invalid: a name inside",
+    ),
+    (
+        ["data.drop_last=true", "data.batch_size=1000"],
+        2,
+        "data.batch_size=1000 is invalid: at most the 256 training images",
+    ),
+    (["trainer.limit_train_batches=0"], 2, "trainer.limit_train_batches=0 is invalid"),
 ]
 
 
@@ -309,3 +335,29 @@ def test_a_folder_with_a_results_json_not_cnnlabs_is_never_written_over(
     assert sorted(p.name for p in theirs.iterdir()) == ["config.yaml", "results.json"]
     assert (theirs / "results.json").read_text() == "hello"
     assert (theirs / "config.yaml").read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    "args, multirun, says",
+    [
+        (["hydra.run.dir=''"], False, "hydra.run.dir='' is invalid: a folder for the run's"),
+        (["hydra.sweep.dir=''", "seed=1,2"], True, "hydra.sweep.dir='' is invalid"),
+        (["seed=range(1,1)"], True, "seed='range(1,1)' is invalid: a sweep of no value"),
+    ],
+)
+def test_an_empty_output_dir_or_sweep_writes_nothing_into_the_working_dir(
+    args, multirun, says, tmp_path, tiny_data, monkeypatch, capsys
+):
+    """'' as the run (or sweep) dir is the current directory: the run's files would land
+    among the user's own; an empty sweep ran no job and said it was done (exit 0)."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    err = refused(args, tmp_path / "logs", tiny_data, monkeypatch, capsys, multirun=multirun)
+    assert says in err, err
+    assert not list(cwd.iterdir())
+
+
+def test_an_unknown_flag_is_one_line_not_the_usage_block(tmp_path, tiny_data, monkeypatch, capsys):
+    got, _, err = train_inprocess(["--foo", "seed=1"], monkeypatch, capsys, tiny_data, tmp_path)
+    assert got == 2 and err.strip() == "cnnlab-train: unrecognized arguments: --foo", err

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -52,10 +53,22 @@ def check_logger_needs(cfg: DictConfig) -> None:
         )
 
 
+def no_validation(cfg: DictConfig) -> str | None:
+    """What turns validation off, as the user wrote it (``data.validation=false`` or
+    ``trainer.limit_val_batches=0``), or None when each epoch is validated."""
+    if (cfg.get("data") or {}).get("validation", True) is False:
+        return "data.validation=false"
+    limit = (cfg.get("trainer") or {}).get("limit_val_batches")
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit == 0:
+        return f"trainer.limit_val_batches={limit}"
+    return None
+
+
 def check_validation_needs(cfg: DictConfig) -> None:
-    """With data.validation=false there is no val/ metric: what monitors one would fail
-    at the end of the first epoch, after the training it cost."""
-    if (cfg.get("data") or {}).get("validation", True) is not False:
+    """With no validation there is no val/ metric: what monitors one would fail at the end
+    of the first epoch, after the training it cost."""
+    off = no_validation(cfg)
+    if off is None:
         return
     for name, node in (cfg.get("callbacks") or {}).items():
         monitor = node.get("monitor") if node else None
@@ -63,8 +76,7 @@ def check_validation_needs(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"callbacks.{name}",
                 node.get("_target_", "").rsplit(".", 1)[-1],
-                f"monitors {monitor}, which data.validation=false never "
-                f"computes; set callbacks.{name}=null",
+                f"monitors {monitor}, which {off} never computes; set callbacks.{name}=null",
             )
     scheduler = (cfg.get("model") or {}).get("scheduler")
     monitor = cfg.model.get("scheduler_monitor", "")
@@ -76,7 +88,7 @@ def check_validation_needs(cfg: DictConfig) -> None:
         raise ConfigError(
             "model.scheduler",
             "ReduceLROnPlateau",
-            f"steps on {monitor}, which data.validation=false never computes; "
+            f"steps on {monitor}, which {off} never computes; "
             "choose a schedule that needs no validation (model/scheduler="
             "onecycle, cosine or none)",
         )
@@ -84,7 +96,7 @@ def check_validation_needs(cfg: DictConfig) -> None:
         raise ConfigError(
             "test_ckpt",
             "best",
-            "'last' with data.validation=false: no epoch "
+            f"'last' with {off}: no epoch "
             "is best without validation, so the final weights are what is tested",
         )
 
@@ -148,24 +160,41 @@ def check_step_budget(cfg: DictConfig) -> None:
 
 def check_batches(cfg: DictConfig, datamodule) -> None:
     """What needs the number of training batches per epoch (known once the data files are
-    checked, before any data is read): Lightning would refuse an integer
-    ``val_check_interval`` longer than an epoch only once the data is loaded."""
+    checked, before any data is read): an epoch of no batch would report a completed run
+    that trained nothing, and Lightning would refuse an integer ``val_check_interval``
+    longer than an epoch only once the data is loaded."""
     trainer = cfg.get("trainer") or {}
-    every = trainer.get("val_check_interval")
     batches = datamodule.train_batches() if hasattr(datamodule, "train_batches") else None
-    if (
-        not isinstance(every, int)
-        or isinstance(every, bool)
-        or batches is None
-        or trainer.get("check_val_every_n_epoch", 1) is None
-        or "ddp" in str(trainer.get("strategy", ""))
-    ):  # each rank sees a share
+    if batches is None:
         return
+    data = cfg.get("data") or {}
+    if batches == 0 and cfg.get("train", True):
+        raise ConfigError(
+            "data.batch_size",
+            data.get("batch_size"),
+            f"at most the {datamodule.train_images()} training images with "
+            "data.drop_last=true: an epoch would train on no batch",
+        )
     limit = trainer.get("limit_train_batches")
     if isinstance(limit, int) and not isinstance(limit, bool):
         batches = min(batches, limit)
     elif isinstance(limit, float):
         batches = int(batches * limit)
+    if batches == 0 and cfg.get("train", True):
+        raise ConfigError(
+            "trainer.limit_train_batches",
+            limit,
+            "a limit that leaves at least one training batch an epoch (train=false tests "
+            "a checkpoint without training)",
+        )
+    every = trainer.get("val_check_interval")
+    if (
+        not isinstance(every, int)
+        or isinstance(every, bool)
+        or trainer.get("check_val_every_n_epoch", 1) is None
+        or "ddp" in str(trainer.get("strategy", ""))
+    ):  # each rank sees a share
+        return
     if every > batches:
         raise ConfigError(
             "trainer.val_check_interval",
@@ -175,9 +204,59 @@ def check_batches(cfg: DictConfig, datamodule) -> None:
         )
 
 
+def check_classes(cfg: DictConfig, model: nn.Module, datamodule) -> None:
+    """One logit per class of the data, and metrics over as many: a net or module sized for
+    another number of classes would fail at the first batch (or, with more logits than
+    classes, train and be scored against classes the data does not have). The net's output
+    is measured by one forward pass of a blank image in eval mode (no state changes)."""
+    classes = getattr(datamodule, "num_classes", None)
+    image = getattr(datamodule, "image_size", None)
+    if classes is None or image is None:
+        return
+    declared = getattr(model, "num_classes", classes)
+    if declared != classes:
+        raise ConfigError(
+            "model.num_classes",
+            declared,
+            f"data.num_classes ({classes}): the module's metrics count the data's classes",
+        )
+    net = getattr(model, "net", None)
+    if net is None:
+        return
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # it draws nothing; be sure
+            out = net(torch.zeros(1, *image))
+    except (RuntimeError, ValueError) as err:  # a net that cannot take the data's images
+        raise ConfigError(
+            "model.net",
+            ConfigError.NODE,
+            f"a net for data.name={getattr(datamodule, 'name', '?')}'s {list(image)} images "
+            f"(a blank one fails: {str(err).splitlines()[0]})",
+        ) from None
+    finally:
+        net.train(was_training)
+    logits = out.shape[-1] if out.dim() == 2 else None
+    if logits != classes:
+        given = cfg.model.get("net") or {}
+        key, value = (
+            ("model.net.num_classes", given["num_classes"])
+            if "num_classes" in given
+            else ("model.net", ConfigError.NODE)
+        )
+        raise ConfigError(
+            key,
+            value,
+            f"data.num_classes ({classes}): the net must give one logit per class (it gives "
+            f"{list(out.shape[1:])} per image)",
+        )
+
+
 def check_checkpoint_names(callbacks: list) -> None:
     """A checkpoint ``filename`` that cannot be formatted would fail at the first save,
-    after an epoch of training: format it once now."""
+    after an epoch of training: format it once now. It names a file in the callback's
+    folder, never one outside it."""
     for key, callback in callbacks:
         if isinstance(callback, ModelCheckpoint):
             try:
@@ -189,6 +268,14 @@ def check_checkpoint_names(callbacks: list) -> None:
                     f"a format string of the logged metrics, epoch and step "
                     f"({str(err).splitlines()[0] or type(err).__name__})",
                 ) from None
+            name = Path(str(callback.filename))
+            if name.is_absolute() or ".." in name.parts:
+                raise ConfigError(
+                    f"{key}.filename",
+                    callback.filename,
+                    f"a name inside {key}.dirpath (a checkpoint is written there; an absolute "
+                    "path or a '..' part would put it elsewhere)",
+                )
 
 
 OUTPUT_KEYS = ("save_dir", "dirpath", "save_to", "default_root_dir")

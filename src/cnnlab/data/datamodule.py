@@ -141,15 +141,28 @@ class MNISTDataModule(L.LightningDataModule):
         hw = self.image_size[1:]
         self.train_count = check_pair(images, labels, hw, self.num_classes)
         check_pair(test_images, test_labels, hw, self.num_classes)
+        if self.validation and not 0 < self.held_out(self.train_count) < self.train_count:
+            raise ArgumentError(
+                "val_fraction",
+                self.val_fraction,
+                f"leaves an empty split of the {self.train_count} training images",
+            )
+
+    def held_out(self, n: int) -> int:
+        """Images of ``n`` that the validation split takes (none without validation)."""
+        return int(round(n * self.val_fraction)) if self.validation else 0
+
+    def train_images(self) -> int | None:
+        """Images that train each epoch, known once the files are checked; None before."""
+        n = getattr(self, "train_count", None)
+        return None if n is None else n - self.held_out(n)
 
     def train_batches(self) -> int | None:
         """Training batches per epoch (before the trainer's limit), known once the files
         are checked; None before."""
-        n = getattr(self, "train_count", None)
+        n = self.train_images()
         if n is None:
             return None
-        if self.validation:
-            n -= int(round(n * self.val_fraction))
         return max(n // self.batch_size if self.drop_last else -(-n // self.batch_size), 0)
 
     def setup(self, stage: str | None = None) -> None:
@@ -175,13 +188,7 @@ class MNISTDataModule(L.LightningDataModule):
         if not self.validation:  # the whole training set trains; nothing is held out
             self.splits = {"train": (x.clone(), y.clone()), "test": test_split}
             return
-        n_val = int(round(len(y) * self.val_fraction))
-        if not 0 < n_val < len(y):
-            raise ArgumentError(
-                "val_fraction",
-                self.val_fraction,
-                f"leaves an empty split of {len(y)} training images",
-            )
+        n_val = self.held_out(len(y))  # check_files made sure neither split is empty
         perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
         self.splits = {

@@ -47,6 +47,7 @@ from cnnlab.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     UNWRITABLE,
+    ArgumentError,
     BadInput,
     ConfigError,
     WeightsUnavailable,
@@ -265,6 +266,7 @@ def build_all(state: Run) -> None:
             )
         _REHEARSED.add(model_yaml)
     checks.check_input_size(cfg, state.model.net, state.datamodule)
+    checks.check_classes(cfg, state.model, state.datamodule)
     checks.check_logger_needs(cfg)
     checks.check_validation_needs(cfg)
     _set_wandb_identity(cfg, run_dir)
@@ -319,7 +321,10 @@ def build_all(state: Run) -> None:
             checkpoints.load_checkpoint(state.ckpt_path),
             state.model,
         )
-    state.datamodule.check_files()  # the first data read: names a missing or corrupt file
+    try:  # the first data read: names a missing or corrupt file, or an empty split
+        state.datamodule.check_files()
+    except ArgumentError as err:
+        raise ConfigError(f"data.{err.name}", err.value, err.allowed) from None
     checks.check_batches(cfg, state.datamodule)  # what needs the batches per epoch
 
 

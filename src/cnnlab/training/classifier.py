@@ -76,7 +76,7 @@ class Classifier(L.LightningModule):
         self.freeze_mode = freeze
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval, self.scheduler_monitor = scheduler_interval, scheduler_monitor
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.num_classes = label_smoothing, num_classes
         self.grad_norm_every = grad_norm_every
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")

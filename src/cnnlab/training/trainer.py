@@ -92,6 +92,33 @@ def check(values: dict[str, Any]) -> None:
         lambda v: v <= values["max_epochs"],
         f"at most trainer.max_epochs ({values['max_epochs']})",
     )
+    strategy = values.get("strategy", "auto")
+    if device_count(values.get("devices", 1)) > 1 and not (
+        isinstance(strategy, str)
+        and strategy.startswith("ddp")
+        and values.get("use_distributed_sampler") is False
+    ):
+        raise ArgumentError(
+            "devices",
+            values["devices"],
+            "1, or with trainer=ddp more (its DDP strategy with cnnlab's own batch sampler, "
+            "which shards the data by rank; Lightning's distributed sampler cannot wrap it)",
+        )
+
+
+def device_count(devices: Any) -> int:
+    """How many devices a ``devices`` value names: 2, [0, 1] and "0,1" are two; -1 (every
+    one there is) counts as two, "auto" as one (the rest is Lightning's to refuse)."""
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if isinstance(devices, str):
+        parts = [p.strip() for p in devices.split(",") if p.strip()]
+        if len(parts) != 1:
+            return len(parts)
+        devices = int(parts[0]) if parts[0].lstrip("-").isdigit() else 1
+    if isinstance(devices, bool) or not isinstance(devices, int):
+        return 1
+    return 2 if devices == -1 else devices
 
 
 class Trainer(L.Trainer):
