@@ -123,6 +123,10 @@ def test_keys_that_do_not_fit_together_are_one_line(case, tmp_path, tiny_data, m
             "data.batch_size=range(0,64,16)",
             "data.batch_size='range(0,64,16)' is invalid: its end data.batch_size=0 is refused",
         ),
+        (
+            "data.batch_size=choice(0,64)",
+            "data.batch_size='choice(0,64)' is invalid: its value data.batch_size=0 is refused",
+        ),
     ],
 )
 def test_a_search_range_its_object_refuses_is_refused_before_any_trial(

@@ -128,6 +128,7 @@ def test_a_trial_value_reads_back_as_itself(value):
         ("sampler", {"seed": 1}, "_target_"),
         ("stale_after_s", 1, "greater than heartbeat_s"),
         ("n_trails", 5, "not a setting"),
+        ("monitor", "foo", "one of the logged metrics"),  # each trial would fail at epoch 1
     ],
 )
 def test_bad_sweeper_settings(name, value, says):
@@ -139,6 +140,11 @@ def test_bad_sweeper_settings(name, value, says):
 def test_an_unknown_sampler_is_a_config_error():
     with pytest.raises(ConfigError, match=r"hydra\.sweeper\.sampler='optuna\.samplers\.Nope'"):
         make_sampler({"_target_": "optuna.samplers.Nope", "seed": 1})
+
+
+def test_a_negative_sampler_count_is_a_config_error():  # Optuna takes it silently
+    with pytest.raises(ConfigError, match=r"hydra\.sweeper\.sampler\.n_startup_trials=-1"):
+        make_sampler({"_target_": "optuna.samplers.TPESampler", "n_startup_trials": -1})
 
 
 def test_an_old_optuna_is_one_line_saying_what_to_install(monkeypatch):

@@ -128,6 +128,19 @@ def test_an_honest_run_with_brackets_in_its_overrides_reruns_identically(
     assert json.loads((tmp_path / "rerun" / "rerun.json").read_text())["identical"]
 
 
+def test_a_bad_saved_value_is_refused_in_the_trainers_one_line(honest_run, tmp_path, cli_env):
+    """A value no object takes (not code: --trust is not the answer) is cnnlab-train's
+    refusal, exit 2, and no second line saying the rerun 'did not start'."""
+    saved = honest_run / ".hydra" / "overrides.yaml"
+    saved.write_text(saved.read_text() + "- model.net.dropout=1.5\n")
+    out = tmp_path / "rerun"
+    proc = cnnlab([str(honest_run), "--out", str(out)], cli_env, tool="cnnlab-rerun")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("cnnlab")]
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert len(lines) == 1 and "model.net.dropout=1.5 is invalid" in lines[0], lines
+    assert not out.exists()
+
+
 def test_a_crafted_wandb_id_cannot_become_a_path(honest_run, cli_env):
     (honest_run / "wandb_id.txt").write_text("../../../escaped\n")
     record = results(honest_run)  # an unfinished run, which resume=auto continues

@@ -33,6 +33,11 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Another library's parser (Hydra's) refusing as ``Parser`` does: one line, exit 2."""
+    parser.__class__ = type("OneLine", (Parser, type(parser)), {})
+
+
 def _number(
     kind: type, low: float | None, high: float | None, low_open: bool, high_open: bool = False
 ) -> Callable:

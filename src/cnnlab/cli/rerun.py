@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     new = read_results(out_dir)
-    if new is None:  # refused before it started: cnnlab-train's line above says why
+    if new is None and proc.returncode == EXIT_BAD_INPUT:
+        return EXIT_BAD_INPUT  # refused before it started: cnnlab-train's one line says why
+    if new is None:
         error(f"the rerun did not start (exit {proc.returncode})", "cnnlab-rerun")
         return EXIT_FAILED
     if new.get("status") != "completed":

@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import cnnlab.config.schema  # noqa: F401  (registers run_schema with Hydra's ConfigStore)
-from cnnlab.compat.hydra import hide_internal_options
+from cnnlab.cli import flags
+from cnnlab.compat.hydra import adapt_args_parser, hide_internal_options
 from cnnlab.config import conf_dir
 from cnnlab.console import error
 from cnnlab.errors import (
@@ -34,6 +35,7 @@ from cnnlab.errors import (
     unwritable,
 )
 from cnnlab.launch.summary import JobProblem, JobResult, SweepIncomplete
+from cnnlab.run import rundir
 from cnnlab.run.rundir import staging_dir
 from cnnlab.run.signals import Interrupted, exit_code, watching
 
@@ -74,6 +76,18 @@ def task(cfg: DictConfig) -> JobResult:
     hc = HydraConfig.get()
     jobs = OmegaConf.select(cast(Any, hc), "launcher.n_jobs") if hc.mode == RunMode.MULTIRUN else 1
     sweep = hc.mode == RunMode.MULTIRUN
+    if not sweep and not str(hc.run.dir).strip():  # a sweep's is the sweeper's to refuse
+        rundir.discard_staged(rundir.staged())
+        error(
+            str(
+                ConfigError(
+                    "hydra.run.dir",
+                    hc.run.dir,
+                    "a folder for the run's files ('' would write them into the current directory)",
+                )
+            )
+        )
+        sys.exit(EXIT_BAD_INPUT)
     try:
         result = run(
             cfg,
@@ -117,6 +131,7 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         hide_internal_options()
+    adapt_args_parser(flags.one_line_errors)  # an unknown flag: one line, not the usage block
     with watching() as signals:  # SIGTERM or Ctrl-C ends the run (or sweep) in one line
         _main(signals)
 

@@ -10,6 +10,10 @@
   (ablation/_study is the studies' shared base, not an experiment); Hydra's help has no
   hook for it, so its private group lister is wrapped.
 
+- ``adapt_args_parser``: ``@hydra.main`` builds its argparse parser inside the call, with
+  no hook; its module's ``get_args_parser`` is wrapped so that cnnlab can make a bad flag
+  one line instead of argparse's usage block.
+
 - ``locate``: resolves a ``_target_`` exactly as ``instantiate`` will. Its public form,
   ``hydra.utils.get_object``, logs an error for every name it cannot resolve, and a refused
   target must stay one line.
@@ -19,13 +23,15 @@ Tested with hydra-core 1.3.8.
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 # Each Hydra internal is imported where used: one that a Hydra upgrade drops fails only
 # its own use, and basic_sweeper must see the class after Hydra's plugin scan
 
-__all__ = ["basic_sweeper", "hide_internal_options", "job_value", "locate"]
+__all__ = ["adapt_args_parser", "basic_sweeper", "hide_internal_options", "job_value", "locate"]
 
 
 def basic_sweeper() -> type:
@@ -58,3 +64,17 @@ def hide_internal_options() -> None:
         return re.sub(r"(?<=[:,] )_[\w-]+(, |$)", "", listed(self, predicate, compact), flags=re.M)
 
     Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
+
+
+def adapt_args_parser(adapt: Callable[[Any], None]) -> None:
+    """Pass each argparse parser ``@hydra.main`` makes through ``adapt`` before it parses."""
+    module: Any = importlib.import_module("hydra.main")  # hydra.main is also the decorator
+    make = getattr(module.get_args_parser, "__wrapped__", module.get_args_parser)
+
+    def get_args_parser() -> Any:
+        parser = make()
+        adapt(parser)
+        return parser
+
+    get_args_parser.__wrapped__ = make  # type: ignore[attr-defined]
+    module.get_args_parser = get_args_parser

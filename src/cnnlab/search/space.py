@@ -59,15 +59,23 @@ class Space:
         return [[*self.fixed, *self.overrides(s)] for s in sets[:most]]
 
     def bounds(self) -> list[tuple[str, list[str]]]:
-        """(key, overrides) for each end of each numeric range, the other keys at their first
-        value: what the objects taking them can refuse before any trial runs."""
+        """(key, overrides) for each end of each numeric range and each number a choice()
+        offers, the other keys at their first value: what the objects taking them can
+        refuse before any trial runs. (A config group's choices are composed instead.)"""
         base = {k: _first(d) for k, d in self.distributions.items()}
         return [
-            (key, [*self.fixed, *self.overrides({**base, key: end})])
+            (key, [*self.fixed, *self.overrides({**base, key: value})])
             for key, dist in self.distributions.items()
-            if not hasattr(dist, "choices")
-            for end in dict.fromkeys((dist.low, dist.high))
+            for value in _values_to_build(key, dist)
         ]
+
+
+def _values_to_build(key: str, dist: Any) -> list[Any]:
+    if not hasattr(dist, "choices"):
+        return list(dict.fromkeys((dist.low, dist.high)))
+    if "/" in key:
+        return []
+    return [c for c in dist.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
 
 
 def _first(dist: Any) -> Any:

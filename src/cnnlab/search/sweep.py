@@ -147,7 +147,9 @@ class Settings:
                 spec is None or (isinstance(spec, dict) and "_target_" in spec),
                 "a config with a _target_ (e.g. optuna.samplers.TPESampler), or null",
             )
-        need("monitor", isinstance(self.monitor, str) and bool(self.monitor), "a metric name")
+        from cnnlab.training.classifier import LOGGED  # what a job reports after validation
+
+        need("monitor", self.monitor in LOGGED, f"one of the logged metrics {list(LOGGED)}")
         for name in ("heartbeat_s", "poll_s"):
             need(name, number(getattr(self, name)), "a number of seconds > 0")
         need(
@@ -206,6 +208,9 @@ def make_sampler(spec: dict[str, Any] | None) -> Any:
 
     spec = dict(spec or {"_target_": "optuna.samplers.TPESampler"})
     seed = spec.pop("seed", None)
+    for name, value in spec.items():  # Optuna's samplers take a negative count silently
+        if name.startswith("n_") and isinstance(value, int) and value < 0:
+            raise ConfigError(f"{KEY}.sampler.{name}", value, "an integer >= 0")
     try:
         sampler = instantiate(spec, **({} if seed is None else {"seed": int(seed)}))
         if not isinstance(sampler, optuna.samplers.BaseSampler):
@@ -317,7 +322,10 @@ class Search:
             except ConfigError as err:
                 where, text = self.space.sources[key]
                 end = err.key if err.value is ConfigError.NODE else f"{err.key}={err.value!r}"
-                raise ConfigError(where, text, f"its end {end} is refused: {err.allowed}") from None
+                what = "value" if hasattr(self.space.distributions[key], "choices") else "end"
+                raise ConfigError(
+                    where, text, f"its {what} {end} is refused: {err.allowed}"
+                ) from None
             except Exception:  # noqa: BLE001 - not a range problem: the trial will say
                 continue
 

@@ -83,10 +83,24 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
                 n_jobs,
                 "an integer other than 0 (jobs at once; -1: one per core, joblib's rule)",
             )
+        if not str(self.config.hydra.sweep.dir).strip():
+            raise ConfigError(
+                "hydra.sweep.dir",
+                self.config.hydra.sweep.dir,
+                "a folder for the sweep's runs ('' would put them in the current directory)",
+            )
         params = self._parse_config()
         params.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        self.overrides = self.split_arguments(parser.parse_overrides(params), self.max_batch_size)
+        parsed = parser.parse_overrides(params)
+        for override in parsed:  # range(1,1): a sweep of no job would end "done", exit 0
+            if override.is_sweep_override() and not list(override.sweep_string_iterator()):
+                raise ConfigError(
+                    override.get_key_element(),
+                    override.get_value_string(),
+                    "a sweep of no value: give at least one",
+                )
+        self.overrides = self.split_arguments(parsed, self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
