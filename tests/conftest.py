@@ -58,6 +58,22 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return min(4, cores()[0])
 
 
+def pytest_configure(config) -> None:
+    """Under xdist, each worker keeps to its own share of the cores, and the training
+    processes its tests start inherit it (cnnlab sizes torch's threads by the affinity
+    mask): two workers each running 2-thread torch on 2 cores took twice as long per fit
+    as each on its own core (38.6 s vs 19.0 s a fit on the Intel CI machine)."""
+    worker, count = (
+        os.environ.get("PYTEST_XDIST_WORKER"),
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+    )
+    if not (worker and count and hasattr(os, "sched_setaffinity")):
+        return
+    cpus, n = sorted(os.sched_getaffinity(0)), int(count)
+    if 1 < n <= len(cpus):
+        os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) :: n])
+
+
 # a few batches, CPU, quiet: enough to exercise the whole path
 FAST = [
     "debug=limit",

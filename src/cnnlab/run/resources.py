@@ -27,7 +27,7 @@ def cores() -> tuple[int, str]:
     quota = cgroup_cpus()
     if quota is not None and quota < affinity:
         return quota, f"cgroup cpu.max quota of {quota} CPUs"
-    return affinity, f"CPU affinity: {affinity} cores"
+    return affinity, f"CPU affinity: {affinity} core{'s' * (affinity != 1)}"
 
 
 def cgroup_cpus(path: Path | None = None) -> int | None:
