@@ -300,8 +300,12 @@ def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_
     before = snapshot(run)
     assert ".hydra/overrides.yaml" in before and "train.log" in before
 
+    # the same launch is skipped; one with other overrides is refused (it is another run)
+    proc = cnnlab([*FAST, "logger=none", f"hydra.run.dir={run}"], cli_env)
+    assert proc.returncode == 0 and "skipping" in proc.stdout, proc.stderr[-2000:]
     proc = cnnlab([*FAST, "logger=none", "model.net.dropout=1.5", f"hydra.run.dir={run}"], cli_env)
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "holds a completed run of other overrides" in proc.stderr
     assert snapshot(run) == before, "the completed run's record is as it was"
 
     # asked not to skip it: refused in one line before anything is written

@@ -361,3 +361,27 @@ def test_an_empty_output_dir_or_sweep_writes_nothing_into_the_working_dir(
 def test_an_unknown_flag_is_one_line_not_the_usage_block(tmp_path, tiny_data, monkeypatch, capsys):
     got, _, err = train_inprocess(["--foo", "seed=1"], monkeypatch, capsys, tiny_data, tmp_path)
     assert got == 2 and err.strip() == "cnnlab-train: unrecognized arguments: --foo", err
+
+
+@pytest.mark.parametrize("value", ["1.5", "0.25"])  # a bad value, and a good one
+def test_a_completed_run_relaunched_with_other_overrides_is_refused_not_skipped(
+    value, tmp_path, tiny_data, monkeypatch, capsys
+):
+    """Skipped, the completed run would stand (in a study, as its arm) for a run that was
+    never made; the value was never checked either."""
+    run = tmp_path / "logs" / "run"
+    args = [*FAST, "logger=none", f"hydra.run.dir={run}"]
+    assert train_inprocess(args, monkeypatch, capsys, tiny_data, tmp_path / "logs")[0] == 0
+    before = (run / "results.json").read_text()
+    err = refused(
+        [f"hydra.run.dir={run}", f"model.net.dropout={value}"],
+        tmp_path / "logs",
+        tiny_data,
+        monkeypatch,
+        capsys,
+    )
+    assert f"{run} holds a completed run of other overrides (this launch gives " in err, err
+    assert (run / "results.json").read_text() == before
+    # the same launch again is a relaunch: skipped, exit 0
+    assert train_inprocess(args, monkeypatch, capsys, tiny_data, tmp_path / "logs")[0] == 0
+    assert (run / "results.json").read_text() == before

@@ -33,7 +33,20 @@ from cnnlab.results import read_results
 # Hydra is imported only inside a Hydra job: cnnlab-rerun reads run dirs without it
 
 LOCK = "run.lock"
-_NOT_COMPARED = ("resume", "ckpt_path")  # how a run is continued, not what it is
+# how a run is continued, skipped or reported to a search, not what it is
+_NOT_COMPARED = ("resume", "ckpt_path", "skip_completed", "search")
+
+
+def other_run(theirs: list[str], mine: list[str]) -> str | None:
+    """How overrides ``mine`` make another run than ``theirs`` (one override each side
+    differs in, said in a few words), or None when they make the same run."""
+    a, b = sorted(without(theirs, _NOT_COMPARED)), sorted(without(mine, _NOT_COMPARED))
+    if a == b:
+        return None
+    only_theirs, only_mine = [o for o in a if o not in b], [o for o in b if o not in a]
+    said = [f"this launch gives {o}" for o in only_mine[:1]]
+    said += [f"the run was made with {o}" for o in only_theirs[:1]]
+    return ", ".join(said)
 
 
 @dataclass
@@ -194,7 +207,6 @@ def saved_overrides(run_dir: Path, root: Path | None = None) -> list[str] | None
 
 def find_resumable(run_dir: Path, overrides: list[str]) -> Path | None:
     """Newest sibling run dir with the same overrides, a last.ckpt and no completed result."""
-    mine = sorted(without(overrides, _NOT_COMPARED))
     candidates = []
     for other in run_dir.parent.iterdir():
         if other == run_dir or not last_ckpt(other).exists():
@@ -202,7 +214,7 @@ def find_resumable(run_dir: Path, overrides: list[str]) -> Path | None:
         if (read_results(other) or {}).get("status") == "completed":
             continue
         theirs = saved_overrides(other)
-        if theirs is not None and sorted(without(theirs, _NOT_COMPARED)) == mine:
+        if theirs is not None and other_run(theirs, overrides) is None:
             candidates.append(other)
     return max(candidates, key=lambda p: last_ckpt(p).stat().st_mtime, default=None)
 

@@ -187,7 +187,8 @@ def _run(
 
 def open_dir(state: Run) -> JobResult | None:
     """Pick the run dir; a completed one is never written again: skipped (a relaunched
-    sweep), or with ``skip_completed=false`` refused before anything is written."""
+    sweep: the same overrides), or refused before anything is written when this launch's
+    overrides make another run, or with ``skip_completed=false``."""
     s, hydra_dir = state.settings, state.run_dir
     previous = read_results(hydra_dir)
     if previous is None and (Path(hydra_dir) / RESULTS).exists():  # cnnlab writes it whole
@@ -202,6 +203,14 @@ def open_dir(state: Run) -> JobResult | None:
                 "rewritten: run it again in a new dir (another hydra.run.dir, or none), or "
                 f"train it further from its checkpoint in one "
                 f"(ckpt_path={rundir.last_ckpt(hydra_dir)} hydra.run.dir=<new dir>)"
+            )
+        saved = previous.get("overrides")
+        other = rundir.other_run(list(saved), state.overrides) if isinstance(saved, list) else None
+        if other is not None:  # skipped, it would stand for a run that was never made
+            raise BadInput(
+                f"{hydra_dir} holds a completed run of other overrides ({other}); its files "
+                "are never rewritten: give this run another hydra.run.dir (a sweep: another "
+                "hydra.sweep.dir)"
             )
         value = (previous.get("metrics") or {}).get(s.optimized_metric)
         print(f"skipping {hydra_dir}: results.json says completed")
