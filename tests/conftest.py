@@ -74,6 +74,21 @@ def pytest_configure(config) -> None:
         os.sched_setaffinity(0, cpus[int(worker.removeprefix("gw")) :: n])
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The files with the most slow (or SLURM) tests first, each file's tests in their own
+    order: xdist hands out files in this order (--dist loadfile), and a long file handed out
+    last left one worker (one core) running alone for minutes while the other idled."""
+    from collections import Counter
+
+    def file_of(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    heavy = Counter(
+        file_of(i) for i in items if i.get_closest_marker("slow") or i.get_closest_marker("slurm")
+    )
+    items.sort(key=lambda item: -heavy[file_of(item)])  # stable: each file's order kept
+
+
 # a few batches, CPU, quiet: enough to exercise the whole path
 FAST = [
     "debug=limit",

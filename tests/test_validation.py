@@ -295,14 +295,17 @@ def test_a_run_name_climbing_out_of_the_log_dir_leaves_nothing_outside_it(
 
 
 @pytest.mark.parametrize("under", ["", "sub"])
-def test_a_run_dir_that_is_a_file_or_under_one_is_one_line(
-    under, tmp_path, tiny_data, monkeypatch, capsys
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_a_run_or_sweep_dir_that_is_a_file_or_under_one_is_one_line(
+    key, under, tmp_path, tiny_data, monkeypatch, capsys
 ):
     afile = tmp_path / "afile"
     afile.write_text("keep")
     target = afile / under if under else afile
-    err = refused([f"hydra.run.dir={target}"], tmp_path / "logs", tiny_data, monkeypatch, capsys)
-    assert f"cannot write to {afile}" in err and "hydra.run.dir" in err, err
+    sweep = key == "hydra.sweep.dir"
+    args = [f"{key}={target}"] + ["seed=1,2"] * sweep
+    err = refused(args, tmp_path / "logs", tiny_data, monkeypatch, capsys, multirun=sweep)
+    assert f"cannot write to {afile}" in err and f"(give a writable location: {key}," in err, err
     assert afile.read_text() == "keep"
 
 

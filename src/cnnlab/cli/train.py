@@ -154,7 +154,12 @@ def _main(signals) -> None:
             sys.exit(EXIT_BAD_INPUT)
         if err.errno not in (*UNWRITABLE, errno.EEXIST, errno.ENOTDIR):  # a file on the path
             raise
-        error(unwritable(err))
+        sweep = any(a in ("-m", "--multirun") for a in sys.argv[1:])
+        error(
+            unwritable(err, "hydra.sweep.dir, paths.log_dir or CNNLAB_LOG_DIR")
+            if sweep
+            else unwritable(err)
+        )
         sys.exit(EXIT_BAD_INPUT)
     except Exception as err:  # Hydra refusing a command line or composing a config
         if not _from_hydra(err):
