@@ -156,3 +156,26 @@ def test_a_search_range_its_object_refuses_is_refused_before_any_trial(
     assert_one_line(err, "cnnlab", says)
     assert not list(sweep.glob("trial_*"))  # no trial ran
     assert time.monotonic() - t0 < 60
+
+
+def test_the_class_check_leaves_the_net_and_the_rng_as_they_were():
+    """Its forward pass of a blank image changes no module's mode (a frozen backbone's
+    batchnorm kept in eval stays so), no running statistic and no random stream."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from cnnlab.config.checks import check_classes
+    from cnnlab.nets import MyCNN
+
+    net = MyCNN(num_classes=10)
+    net.conv2.eval()  # one submodule in eval, the rest training
+    modes = [m.training for m in net.modules()]
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    data = SimpleNamespace(num_classes=10, image_size=(1, 28, 28), name="mnist")
+    cfg = OmegaConf.create({"model": {"net": {"num_classes": 10}}})
+    rng = torch.random.get_rng_state()
+    check_classes(cfg, SimpleNamespace(net=net, num_classes=10), data)
+    assert [m.training for m in net.modules()] == modes
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items())
+    assert torch.equal(torch.random.get_rng_state(), rng)

@@ -223,7 +223,7 @@ def check_classes(cfg: DictConfig, model: nn.Module, datamodule) -> None:
     net = getattr(model, "net", None)
     if net is None:
         return
-    was_training = net.training
+    modes = [(m, m.training) for m in net.modules()]  # each module's own, restored after
     net.eval()
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):  # it draws nothing; be sure
@@ -236,7 +236,8 @@ def check_classes(cfg: DictConfig, model: nn.Module, datamodule) -> None:
             f"(a blank one fails: {str(err).splitlines()[0]})",
         ) from None
     finally:
-        net.train(was_training)
+        for module, training in modes:
+            module.training = training
     logits = out.shape[-1] if out.dim() == 2 else None
     if logits != classes:
         given = cfg.model.get("net") or {}
