@@ -77,7 +77,10 @@ def pytest_configure(config) -> None:
 def pytest_collection_modifyitems(config, items) -> None:
     """The files with the most slow (or SLURM) tests first, each file's tests in their own
     order: xdist hands out files in this order (--dist loadfile), and a long file handed out
-    last left one worker (one core) running alone for minutes while the other idled."""
+    last left one worker (one core) running alone for minutes while the other idled. In
+    one process (``-n 0``) the order stays as written."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     from collections import Counter
 
     def file_of(item) -> str:
