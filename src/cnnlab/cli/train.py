@@ -155,11 +155,8 @@ def _main(signals) -> None:
         if err.errno not in (*UNWRITABLE, errno.EEXIST, errno.ENOTDIR):  # a file on the path
             raise
         sweep = any(a in ("-m", "--multirun") for a in sys.argv[1:])
-        error(
-            unwritable(err, "hydra.sweep.dir, paths.log_dir or CNNLAB_LOG_DIR")
-            if sweep
-            else unwritable(err)
-        )
+        dir_key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+        error(unwritable(err, f"{dir_key}, paths.log_dir or CNNLAB_LOG_DIR"))
         sys.exit(EXIT_BAD_INPUT)
     except Exception as err:  # Hydra refusing a command line or composing a config
         if not _from_hydra(err):

@@ -167,11 +167,11 @@ def check_batches(cfg: DictConfig, datamodule) -> None:
     batches = datamodule.train_batches() if hasattr(datamodule, "train_batches") else None
     if batches is None:
         return
-    data = cfg.get("data") or {}
-    if batches == 0 and cfg.get("train", True):
+    trains = cfg.get("train", True)
+    if batches == 0 and trains:
         raise ConfigError(
             "data.batch_size",
-            data.get("batch_size"),
+            (cfg.get("data") or {}).get("batch_size"),
             f"at most the {datamodule.train_images()} training images with "
             "data.drop_last=true: an epoch would train on no batch",
         )
@@ -180,7 +180,7 @@ def check_batches(cfg: DictConfig, datamodule) -> None:
         batches = min(batches, limit)
     elif isinstance(limit, float):
         batches = int(batches * limit)
-    if batches == 0 and cfg.get("train", True):
+    if batches == 0 and trains:
         raise ConfigError(
             "trainer.limit_train_batches",
             limit,

@@ -39,8 +39,8 @@ from rich.text import Text
 from cnnlab import checkpoints
 from cnnlab.config import checks, schema
 from cnnlab.config.arms import new_run_id
+from cnnlab.config.build import blame, make_object
 from cnnlab.config.build import build as build_from
-from cnnlab.config.build import make_object
 from cnnlab.config.overrides import key_of
 from cnnlab.console import quiet
 from cnnlab.errors import (
@@ -332,8 +332,8 @@ def build_all(state: Run) -> None:
         )
     try:  # the first data read: names a missing or corrupt file, or an empty split
         state.datamodule.check_files()
-    except ArgumentError as err:
-        raise ConfigError(f"data.{err.name}", err.value, err.allowed) from None
+    except ArgumentError as err:  # the DataModule's own argument, named by its config key
+        raise blame(cfg, "data", make_object, err) from None
     checks.check_batches(cfg, state.datamodule)  # what needs the batches per epoch
 
 
