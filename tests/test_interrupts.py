@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from cnnlab.run.rundir import STAGED, STAGING, remove_stale_staging, staging_dir
 from conftest import FAST, TRAIN, cnnlab, dead_pid, results, start, train_paused, wait_for
@@ -294,6 +295,10 @@ def test_a_completed_run_is_never_rewritten_and_killed_writes_leave_nothing(cli_
     stale = run / "checkpoints" / ".last.ckpt.tmp99999"  # a checkpoint write a kill cut short
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"half a checkpoint")
+    # the dir of a run of this launch that was killed: its own overrides are there (a
+    # folder of files of no run of these overrides is refused: tests/test_validation.py)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*FAST, "logger=none"]))
     proc = cnnlab([*FAST, "logger=none", f"hydra.run.dir={run}"], cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not stale.exists() and not list(run.rglob("*.tmp*"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -289,9 +291,24 @@ def test_a_run_name_climbing_out_of_the_log_dir_leaves_nothing_outside_it(
     logs = tmp_path / "a" / "b" / "logs"
     err = refused(["run_name=x/../../../escaped"], logs, tiny_data, monkeypatch, capsys)
     assert "run_name='x/../../../escaped' is invalid" in err, err
-    # Hydra made the dir before the run refused it: the refused run removes it again (an
-    # empty folder that Hydra made on the way, under runs/, stays)
+    # Hydra made the dir, and the folder runs/<time>_<id>_x on the way to it, before the
+    # run refused it: the refused run removes both
     assert not [p for p in tmp_path.rglob("*escaped*")]
+    assert not list((logs / "runs").iterdir())
+
+
+def test_a_refused_run_named_with_a_slash_leaves_no_folder_but_the_users(
+    tmp_path, tiny_data, monkeypatch, capsys
+):
+    """``run_name=study/arm`` is allowed (a folder per study); a run of it refused before it
+    opened leaves neither folder, and an empty folder the user made stays."""
+    logs = tmp_path / "logs"
+    (logs / "runs" / "mine").mkdir(parents=True)
+    err = refused(
+        ["run_name=study/arm", "model.net.dropout=1.5"], logs, tiny_data, monkeypatch, capsys
+    )
+    assert "model.net.dropout=1.5 is invalid" in err, err
+    assert [p.name for p in (logs / "runs").iterdir()] == ["mine"]
 
 
 @pytest.mark.parametrize("under", ["", "sub"])
@@ -338,6 +355,43 @@ def test_a_folder_with_a_results_json_not_cnnlabs_is_never_written_over(
     assert sorted(p.name for p in theirs.iterdir()) == ["config.yaml", "results.json"]
     assert (theirs / "results.json").read_text() == "hello"
     assert (theirs / "config.yaml").read_text() == "keep"
+
+
+def test_a_folder_of_other_files_is_never_written_into_but_a_run_killed_before_its_record_is(
+    tmp_path, tiny_data, monkeypatch, capsys
+):
+    """No results.json: a folder of someone's files (here another Hydra app's) is refused,
+    untouched; the same folder holding this run's own overrides (a run killed before its
+    first record, relaunched) or only a train.log is this run's to write."""
+    import yaml
+
+    theirs = tmp_path / "theirs"
+    (theirs / ".hydra").mkdir(parents=True)
+    (theirs / ".hydra" / "overrides.yaml").write_text("- lr=0.1\n")
+    (theirs / "config.yaml").write_text("keep")
+    err = refused([f"hydra.run.dir={theirs}"], tmp_path / "logs", tiny_data, monkeypatch, capsys)
+    assert f"{theirs} holds files of no cnnlab run of these overrides (.hydra, config.yaml)" in (
+        err
+    ), err
+    assert sorted(p.name for p in theirs.rglob("*")) == [".hydra", "config.yaml", "overrides.yaml"]
+    assert (theirs / "config.yaml").read_text() == "keep"
+
+    args = [*FAST, "logger=none"]
+    (theirs / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(args))
+    got, _, err = train_inprocess(
+        [*args, f"hydra.run.dir={theirs}"], monkeypatch, capsys, tiny_data, tmp_path / "logs"
+    )
+    assert got == 0, err
+    assert json.loads((theirs / "results.json").read_text())["status"] == "completed"
+
+    logged = tmp_path / "logged"
+    logged.mkdir()
+    (logged / "train.log").write_text("an earlier line\n")
+    got, _, err = train_inprocess(
+        [*args, f"hydra.run.dir={logged}"], monkeypatch, capsys, tiny_data, tmp_path / "logs"
+    )
+    assert got == 0, err
+    assert (logged / "train.log").read_text().startswith("an earlier line\n")
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,7 @@ def task(cfg: DictConfig) -> JobResult:
         if sweep:
             _job_done(hc, cfg, problem.status, problem.reason)
             raise  # the sweep goes on; its summary reports this job
+        rundir.remove_made_dirs(str(hc.run.dir), _UID)  # a run refused before it opened
         error(problem.reason)
         sys.exit(problem.code)
     if sweep:

@@ -28,7 +28,7 @@ import yaml
 from cnnlab.config.overrides import without
 from cnnlab.errors import BadInput
 from cnnlab.files import read_text
-from cnnlab.results import read_results
+from cnnlab.results import RESULTS, read_results
 
 # Hydra is imported only inside a Hydra job: cnnlab-rerun reads run dirs without it
 
@@ -229,6 +229,47 @@ def choose(run_dir: Path, overrides: list[str], resume: bool, has_ckpt_path: boo
     # the fresh dir Hydra made keeps this session's log, and says where the run went on
     (run_dir / "resumed_in.txt").write_text(f"{earlier}\n")
     return earlier
+
+
+def check_unrecorded(run_dir: Path, overrides: list[str]) -> None:
+    """A run dir with no cnnlab record (results.json) is written into only when it is empty
+    or this run's own, killed before its first record (its ``.hydra/overrides.yaml`` makes
+    the same run); anything else is a folder of someone else's files, and a run never
+    writes over files it did not write (config.yaml, checkpoints/, .hydra/ are common
+    names). ``train.log`` is not counted: it is only appended to, and Hydra opens it there
+    before the run starts when the job has no ``.hydra`` folder (``hydra.output_subdir``
+    null)."""
+    run_dir = Path(run_dir)
+    if (run_dir / RESULTS).exists():  # cnnlab writes it whole: this one is not a record
+        raise BadInput(
+            f"{run_dir} holds a {RESULTS} that is not a cnnlab run's record, and a run "
+            "never writes over files it did not write: give another hydra.run.dir"
+        )
+    try:
+        theirs = sorted(p.name for p in run_dir.iterdir() if p.name != "train.log")
+    except OSError:  # not there yet (Hydra makes it), or unreadable: the run will say
+        return
+    saved = saved_overrides(run_dir)
+    if not theirs or (saved is not None and other_run(saved, overrides) is None):
+        return
+    shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
+    raise BadInput(
+        f"{run_dir} holds files of no cnnlab run of these overrides ({shown}), and a run "
+        "never writes over files it did not write: give another hydra.run.dir (a new or "
+        "empty folder)"
+    )
+
+
+def remove_made_dirs(run_dir: str, mark: str) -> None:
+    """A single run refused before it opened: the empty folders Hydra made for ``run_dir``
+    on the way (``run_name=a/b`` makes ``runs/<time>_<mark>_a``, ``x/../../y`` makes
+    ``runs/<time>_<mark>_x``) go with it. Only those named with this process's ``mark`` (the
+    run dir's unique id), so a folder the user had is never touched; deepest first."""
+    parts = Path(run_dir).parts
+    prefixes = [Path(*parts[: i + 1]) for i in range(len(parts))]
+    for path in reversed([p for p in prefixes if mark in p.name and p.name != ".."]):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            path.rmdir()
 
 
 # --- Hydra's own files, kept out of the run dir until the run goes ahead --------------------

@@ -191,11 +191,8 @@ def open_dir(state: Run) -> JobResult | None:
     overrides make another run, or with ``skip_completed=false``."""
     s, hydra_dir = state.settings, state.run_dir
     previous = read_results(hydra_dir)
-    if previous is None and (Path(hydra_dir) / RESULTS).exists():  # cnnlab writes it whole
-        raise BadInput(
-            f"{hydra_dir} holds a {RESULTS} that is not a cnnlab run's record, and a run "
-            "never writes over files it did not write: give another hydra.run.dir"
-        )
+    if previous is None:
+        rundir.check_unrecorded(hydra_dir, state.overrides)
     if previous and previous.get("status") == "completed":
         if not s.skip_completed:
             raise BadInput(
