@@ -229,7 +229,7 @@ def test_offline_the_error_is_whole_and_leaves_no_empty_data_dir(tmp_path, monke
 
     # no network: every mirror refuses (torchvision's error then spans several lines)
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
-    root = tmp_path / "data"
+    root = tmp_path / "nx1" / "nx2" / "data"  # every folder made for it goes
     with pytest.raises(BadInput) as caught:
         MNISTDataModule(root=str(root)).ensure_files()
     message = str(caught.value)
@@ -243,7 +243,7 @@ def test_offline_the_error_is_whole_and_leaves_no_empty_data_dir(tmp_path, monke
     ):
         assert name in message
     assert "the download failed (Error downloading" in message and message.endswith(").")
-    assert not root.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_evaluation_batch_size_changes_no_prediction(tiny_data):

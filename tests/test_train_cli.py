@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -119,21 +120,31 @@ def test_transfer_from_a_fashion_mnist_checkpoint_with_frozen_backbone(cli_env, 
     assert not torch.equal(before["net.fc2.weight"], after["net.fc2.weight"])  # head trained
 
 
-def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path):
+def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path, monkeypatch, capsys):
     proc = cnnlab(["logger=none", "test_ckpt=last", *FAST], cli_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (d,) = run_dirs(tmp_path / "logs")
-    out = tmp_path / "eval.json"
+    out = tmp_path / "evals" / "eval.json"  # its folder is made
     proc = cnnlab(
         [str(d / "checkpoints" / "last.ckpt"), "--json", str(out)], cli_env, tool="cnnlab-eval"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    import json
-
     evaluated = json.loads(out.read_text())
     # debug=limit tests 2 batches; eval tests the whole (tiny) test set
     assert evaluated["dataset"] == "mnist" and 0 <= evaluated["test/acc"] <= 1
     assert len(evaluated["confusion_matrix"]) == 10
+    # again into its own file: replaced; into a file it did not write (the run's record): no
+    from cnnlab.cli.evaluate import main
+
+    monkeypatch.setenv("CNNLAB_DATA_DIR", cli_env["CNNLAB_DATA_DIR"])
+    ckpt, record = str(d / "checkpoints" / "last.ckpt"), (d / "results.json").read_text()
+    out.write_text(json.dumps({**evaluated, "test/acc": -1}))
+    assert main([ckpt, "--json", str(out)]) == 0
+    assert json.loads(out.read_text()) == evaluated
+    capsys.readouterr()
+    assert main([ckpt, "--json", str(d / "results.json")]) == 2
+    assert "--json=" in capsys.readouterr().err
+    assert (d / "results.json").read_text() == record
 
 
 @pytest.mark.slow

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 import pytest
 import torch
 
-from conftest import FAST, cnnlab, results, run_dirs, train_inprocess
+from conftest import FAST, REPO, cnnlab, results, run_dirs, train_inprocess
 
 
 def write_bad_files(tmp_path):
@@ -420,6 +422,72 @@ def test_an_unknown_flag_is_one_line_not_the_usage_block(tmp_path, tiny_data, mo
     assert got == 2 and err.strip() == "cnnlab-train: unrecognized arguments: --foo", err
 
 
+@pytest.mark.parametrize(
+    "args,said",
+    [
+        (["data.download=false", "data.root={tmp}/no_data"], "mnist data not found"),
+        (["++trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 is invalid"),
+        (["data.drop_last=true", "data.batch_size=100000"], "data.batch_size=100000 is invalid"),
+    ],
+)
+def test_a_refusal_at_the_data_check_is_all_a_run_prints(
+    args, said, tmp_path, tiny_data, monkeypatch, capsys
+):
+    """The last checks come after the Trainer is built: Lightning's lines on the devices
+    it uses wait until they pass, so a refused run prints its one line and nothing else."""
+    argv = [*FAST, "logger=none", *(a.format(tmp=tmp_path) for a in args)]
+    got, out, err = train_inprocess(argv, monkeypatch, capsys, tiny_data, tmp_path / "logs")
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert got == 2 and len(lines) == 1 and said in lines[0], out + err
+
+
+def test_an_ad_hoc_sweep_dir_ends_in_sweep_a_study_in_its_group(
+    tmp_path, tiny_data, monkeypatch, capsys
+):
+    logs = tmp_path / "logs"
+    for group in (None, "mine"):
+        argv = ["-m", *FAST, "logger=none", "seed=1"] + [f"group={group}"] * bool(group)
+        assert train_inprocess(argv, monkeypatch, capsys, tiny_data, logs)[0] == 0
+    ends = sorted(d.name.rsplit("_", 1)[1] for d in (logs / "multiruns").iterdir())
+    assert ends == ["mine", "sweep"]
+
+
+def test_a_sweep_dir_holds_one_sweep_relaunched_or_extended_never_another(
+    tmp_path, tiny_data, monkeypatch, capsys
+):
+    sweep, logs = tmp_path / "sweep", tmp_path / "logs"
+    args = ["-m", *FAST, "logger=none", f"hydra.sweep.dir={sweep}", "seed=1,2"]
+    assert train_inprocess(args, monkeypatch, capsys, tiny_data, logs)[0] == 0
+    kept = {f: (sweep / f).read_text() for f in ("sweep.json", "multirun.yaml")}
+    listed = sorted(p.name for p in sweep.iterdir())
+    # another fixed value, or another key swept: another sweep, refused before it writes
+    for other in (
+        ["trainer.max_epochs=2", "seed=1,2"],
+        ["model.net.dropout=0.0,0.5", "seed=1,2"],
+        ["seed=1"],  # one seed of it, as a single value: its run would be named otherwise
+    ):
+        err = refused(
+            [f"hydra.sweep.dir={sweep}", *other],
+            logs,
+            tiny_data,
+            monkeypatch,
+            capsys,
+            multirun=True,
+        )
+        assert f"hydra.sweep.dir={str(sweep)!r} is invalid: it holds another sweep" in err
+        assert f"this launch gives {other[0].split('=')[0]}" in err, err
+        assert {f: (sweep / f).read_text() for f in kept} == kept
+        assert sorted(p.name for p in sweep.iterdir()) == listed
+    # the same sweep with another seed (and resume=auto) is that sweep, extended
+    got, _, err = train_inprocess(
+        [*args[:-1], "seed=1,2,3", "resume=auto"], monkeypatch, capsys, tiny_data, logs
+    )
+    assert got == 0, err
+    jobs = json.loads((sweep / "sweep.json").read_text())["jobs"]
+    assert [j["status"] for j in jobs] == ["completed"] * 3
+    assert [j["reason"] for j in jobs] == ["already completed"] * 2 + [None]  # seed 3 ran
+
+
 @pytest.mark.parametrize("value", ["1.5", "0.25"])  # a bad value, and a good one
 def test_a_completed_run_relaunched_with_other_overrides_is_refused_not_skipped(
     value, tmp_path, tiny_data, monkeypatch, capsys
@@ -442,3 +510,26 @@ def test_a_completed_run_relaunched_with_other_overrides_is_refused_not_skipped(
     # the same launch again is a relaunch: skipped, exit 0
     assert train_inprocess(args, monkeypatch, capsys, tiny_data, tmp_path / "logs")[0] == 0
     assert (run / "results.json").read_text() == before
+
+
+def readme_refusals() -> list[tuple[str, str]]:
+    """README.md's examples of refused runs: each ``$ cnnlab-train …`` line of a ``text``
+    block, and the line it is shown to print."""
+    text = (REPO / "README.md").read_text()
+    pairs = []
+    for block in re.findall(r"```text\n(.*?)```", text, re.S):
+        lines = block.splitlines()
+        for command, said in zip(lines, lines[1:]):
+            if command.startswith("$ cnnlab-train "):
+                pairs.append((command.removeprefix("$ cnnlab-train "), said))
+    return pairs
+
+
+def test_the_readme_shows_what_a_refused_run_prints(tmp_path, tiny_data, monkeypatch, capsys):
+    pairs = readme_refusals()
+    assert len(pairs) >= 3
+    for args, said in pairs:
+        got, out, err = train_inprocess(
+            shlex.split(args), monkeypatch, capsys, tiny_data, tmp_path / "logs"
+        )
+        assert got == 2 and err.strip() == said, (args, err)

@@ -76,3 +76,31 @@ def _to_noise(record: logging.LogRecord) -> bool:
 
 
 _to_noise.cnnlab_quiet = True  # type: ignore[attr-defined]
+
+
+class Held(logging.Filter):
+    """``with Held(name) as held:`` keeps back what logger ``name`` logs in the block, until
+    ``held.release()`` hands it on in order; never released (the run was refused), it is
+    dropped. Lightning says which devices it uses as it builds a Trainer, which comes before
+    the last checks of a run: a refusal there is then one line, not one after two of those.
+    (Lightning has no switch for this; logging's filters do it.)"""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.logger, self.records = logging.getLogger(name), []  # type: ignore[var-annotated]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+    def __enter__(self) -> Held:
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeFilter(self)
+
+    def release(self) -> None:
+        records, self.records = self.records, []
+        for record in records:
+            self.logger.handle(record)

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accelerator", default="auto", choices=ACCELERATORS)
     parser.add_argument("--json", help="also write the metrics to this file")
     args = parser.parse_args(argv)
-    flags.out_file("--json", args.json)
+    flags.out_file("--json", args.json, _written_here)
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
@@ -145,8 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(f"class {c} acc", f"{acc:.4f}")
     out.print(table, markup=False)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
     return 0
+
+
+def _written_here(path: Path) -> bool:
+    """An earlier ``--json`` file of cnnlab-eval (replaced by a new evaluation)."""
+    try:  # such a file is a few hundred bytes; a checkpoint given by mistake is not read
+        small = path.is_file() and path.stat().st_size < 1 << 20
+        return small and set(json.loads(path.read_text(errors="replace"))) >= set(JSON_KEYS)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+JSON_KEYS = ("checkpoint", "dataset", "test/acc", "test/loss")
 
 
 if __name__ == "__main__":

@@ -99,14 +99,23 @@ def out_dir(flag: str, value: str | Path | None) -> Path | None:
     return path
 
 
-def out_file(flag: str, value: str | Path | None) -> Path | None:
-    """A file the command will write: not a folder, and nothing above it a file."""
+def out_file(flag: str, value: str | Path | None, ours: Callable[[Path], bool]) -> Path | None:
+    """A file the command will write: not a folder, nothing above it a file, and new or
+    one ``ours`` says the command wrote (a run's results.json or a checkpoint given by
+    mistake is never overwritten). Missing folders above it are made when it is written."""
     if value is None:
         return None
     path = Path(value)
     if path.is_dir():
         raise ArgumentError(flag, str(value), "it names a folder; give a file name")
     _no_file_above(flag, path, path.parent)
+    if path.exists() and not ours(path):
+        raise ArgumentError(
+            flag,
+            str(value),
+            "it holds a file this command did not write, which it never overwrites; "
+            "give a new file name",
+        )
     return path
 
 

@@ -133,6 +133,8 @@ for _name, _fn in (
     ("cnnlab_study_dir", arms.study_dir),
     ("cnnlab_tags", arms.with_arm_tag),
     ("cnnlab_times", lambda a, b: int(a) * int(b)),
+    # a value, or the default when it is null (oc.select gives null for a null key)
+    ("cnnlab_or", lambda value, default: default if value is None else value),
 ):
     OmegaConf.register_new_resolver(_name, _fn, replace=True)
 

@@ -108,7 +108,7 @@ class MNISTDataModule(L.LightningDataModule):
             return
         err: Exception | None = None
         if self.download:
-            made = [d for d in (raw, raw.parent, self.root) if not d.exists()]
+            made = [d for d in (raw, *raw.parents) if not d.exists()]  # deepest first
             try:
                 DATASETS[self.name](str(self.root), train=True, download=True)
             except Exception as e:  # offline, mirror down, read-only folder

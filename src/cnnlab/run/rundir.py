@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import yaml
 
-from cnnlab.config.overrides import without
+from cnnlab.config.overrides import key_of, without
 from cnnlab.errors import BadInput
 from cnnlab.files import read_text
 from cnnlab.results import RESULTS, read_results
@@ -40,12 +40,43 @@ _NOT_COMPARED = ("resume", "ckpt_path", "skip_completed", "search")
 def other_run(theirs: list[str], mine: list[str]) -> str | None:
     """How overrides ``mine`` make another run than ``theirs`` (one override each side
     differs in, said in a few words), or None when they make the same run."""
+    return _differ(theirs, mine, "run")
+
+
+def other_sweep(theirs: list[str], mine: list[str]) -> str | None:
+    """How a sweep of specs ``mine`` (its ``hydra.sweeper.params`` as ``k=v``, then its
+    command line) is another sweep than ``theirs``, the one a sweep dir's multirun.yaml
+    saved: another fixed value, or another key swept (its runs would be named otherwise);
+    None when it is the same sweep. A swept key may take other values: a relaunch may add
+    seeds or arms to its sweep."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+
+    def last(given: list[str]) -> dict[str, tuple[str, bool]]:  # the command line's wins
+        out = {}
+        for spec in given:
+            try:
+                (override,) = parser.parse_overrides([spec])
+                swept = override.is_sweep_override()
+            except Exception:  # noqa: BLE001 - compared as its text
+                swept = False
+            out[key_of(spec)] = (spec, swept)
+        return out
+
+    def specs(given: list[str]) -> list[str]:
+        return [f"{k}=<swept>" if swept else text for k, (text, swept) in last(given).items()]
+
+    return _differ(specs(theirs), specs(mine), "sweep")
+
+
+def _differ(theirs: list[str], mine: list[str], what: str) -> str | None:
     a, b = sorted(without(theirs, _NOT_COMPARED)), sorted(without(mine, _NOT_COMPARED))
     if a == b:
         return None
     only_theirs, only_mine = [o for o in a if o not in b], [o for o in b if o not in a]
     said = [f"this launch gives {o}" for o in only_mine[:1]]
-    said += [f"the run was made with {o}" for o in only_theirs[:1]]
+    said += [f"the {what} was made with {o}" for o in only_theirs[:1]]
     return ", ".join(said)
 
 

@@ -42,7 +42,7 @@ from cnnlab.config.arms import new_run_id
 from cnnlab.config.build import blame, make_object
 from cnnlab.config.build import build as build_from
 from cnnlab.config.overrides import key_of
-from cnnlab.console import quiet
+from cnnlab.console import Held, quiet
 from cnnlab.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -312,14 +312,15 @@ def build_all(state: Run) -> None:
         # a job of an Optuna search: report to its trial, stop if pruned
         state.pruning = state.pruning_for(cfg)
         required += [state.pruning] if state.pruning is not None else []
-    state.trainer = build(
-        cfg,
-        "trainer",
-        callbacks=optional + required,
-        logger=state.loggers or False,
-        plugins=[checkpoints.AtomicCheckpointIO()],
-        **bar,
-    )
+    with Held("lightning.pytorch.utilities.rank_zero") as device_lines:
+        state.trainer = build(
+            cfg,
+            "trainer",
+            callbacks=optional + required,
+            logger=state.loggers or False,
+            plugins=[checkpoints.AtomicCheckpointIO()],
+            **bar,
+        )
     if state.ckpt_path:  # unreadable, or another net's: say so before training
         checks.check_checkpoint_fits(
             "ckpt_path" if state.settings.ckpt_path else "resume",
@@ -332,6 +333,7 @@ def build_all(state: Run) -> None:
     except ArgumentError as err:  # the DataModule's own argument, named by its config key
         raise blame(cfg, "data", make_object, err) from None
     checks.check_batches(cfg, state.datamodule)  # what needs the batches per epoch
+    device_lines.release()  # Lightning's, once nothing can refuse the run
 
 
 def open_run(state: Run) -> None:

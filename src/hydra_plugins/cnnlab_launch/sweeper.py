@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnlab.compat.hydra import basic_sweeper
 from cnnlab.errors import ConfigError
 from cnnlab.launch import summary
+from cnnlab.run import rundir
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
                 )
         self.overrides = self.split_arguments(parsed, self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        self._check_sweep_dir(sweep_dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         returns: List[Sequence[JobReturn]] = []
@@ -114,3 +116,27 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
             returns.append(results)
         summary.finish([r for batch in returns for r in batch], sweep_dir)
         return returns
+
+    def _check_sweep_dir(self, sweep_dir: Path) -> None:
+        """A sweep dir holds one sweep: relaunched (to finish it, or with more seeds or arms)
+        it goes on; another sweep there would overwrite its multirun.yaml (which names its
+        arms) and sweep.json, so it is refused before anything is written."""
+        assert self.config is not None
+        try:
+            saved = OmegaConf.load(sweep_dir / "multirun.yaml").hydra
+        except Exception:  # noqa: BLE001 - none, or not a sweep's: the jobs check their dirs
+            return
+
+        def specs(hydra: Any) -> List[str]:
+            params = OmegaConf.select(hydra, "sweeper.params") or {}
+            task = OmegaConf.select(hydra, "overrides.task") or []
+            return [f"{k}={v}" for k, v in params.items()] + [str(o) for o in task]
+
+        other = rundir.other_sweep(specs(saved), specs(self.config.hydra))
+        if other:
+            raise ConfigError(
+                "hydra.sweep.dir",
+                str(sweep_dir),
+                f"it holds another sweep ({other}); give a new sweep dir, or that sweep's "
+                "command to finish it or add seeds or arms",
+            )
