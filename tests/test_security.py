@@ -345,3 +345,15 @@ def test_cnnlab_compare_refuses_an_output_folder_that_is_a_link(tmp_path, cli_en
     )
     assert proc.returncode == 2 and "symlink" in proc.stderr
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_typo_on_the_rerun_command_line_is_blamed_on_it(honest_run, tmp_path, capsys):
+    """The user's own override that does not compose is named as theirs, not as the run
+    dir's saved file (which composes)."""
+    from cnnlab.cli.rerun import main
+
+    out = tmp_path / "rerun"
+    assert main([str(honest_run), "model.net.dropuot=0.5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the overrides given on the command line (model.net.dropuot=0.5) do not compose" in err
+    assert ".hydra/overrides.yaml" not in err and not out.exists()

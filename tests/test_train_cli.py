@@ -145,6 +145,8 @@ def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path, monkeypatch
     assert main([ckpt, "--json", str(d / "results.json")]) == 2
     assert "--json=" in capsys.readouterr().err
     assert (d / "results.json").read_text() == record
+    assert main([str(d)]) == 2  # the run dir for its checkpoint: named, and which file to give
+    assert f"is a folder: give a checkpoint file (e.g. {ckpt})" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -815,6 +815,39 @@ def test_an_annealed_schedule_is_not_read_as_still_improving(tmp_path):
     assert "Still improving at the last epoch: arm=constant. Not read from the curve" in block
 
 
+def test_a_study_read_as_its_user_gives_it(tmp_path, capsys):
+    """One epoch says nothing of convergence; the same study given twice counts each run
+    once; a resume=auto session's fresh dir is no run, and resume= makes no arm; the
+    reference may be named as W&B and the run dirs name it (dropout=0.0)."""
+    for seed, r in zip(SEEDS, REF):
+        run(tmp_path, "0.0", seed, r, [r])
+        run(tmp_path, "0.5", seed, r - 0.001, [r - 0.001])
+    resumed = tmp_path / "0.0,1"  # relaunched with resume=auto: its record says so
+    record = json.loads((resumed / "results.json").read_text())
+    (resumed / "results.json").write_text(json.dumps({**record, "overrides": ["resume=auto"]}))
+    (resumed / ".hydra" / "overrides.yaml").write_text("- arm=0.0\n- seed=1\n- resume=auto\n")
+    stub = tmp_path / "0.0,1,session2"  # the fresh dir that session made, then left
+    shutil.copytree(resumed / ".hydra", stub / ".hydra")
+    (stub / "resumed_in.txt").write_text(f"{resumed}\n")
+    for saved in tmp_path.glob("*/.hydra/overrides.yaml"):
+        saved.write_text(saved.read_text().replace("- arm=", "- model.net.dropout="))
+    runs = load_runs([tmp_path, tmp_path])
+    assert len(runs) == 10 and stub not in {r.path for r in runs}
+    arms = {s.label: s for s in summarize(group_arms(runs))}
+    assert sorted(arms) == ["model.net.dropout=0.0", "model.net.dropout=0.5"]
+    assert arms["model.net.dropout=0.5"].n == 5
+    assert arms["model.net.dropout=0.5"].still_improving is None
+    assert main([str(tmp_path), str(tmp_path), "--reference", "0.5"]) == 2  # no arm's name
+    assert main([str(tmp_path), str(tmp_path), "--reference", "dropout=0.5"]) == 0
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert [(a["arm"], a["n"]) for a in data["arms"]] == [
+        ("model.net.dropout=0.5", 5),
+        ("model.net.dropout=0.0", 5),
+    ]
+    assert "| dropout=0.0 | 5 |" in render.readme_block(data)
+    assert "| — |" in render.readme_block(data)  # converged: unknown after one epoch
+
+
 def test_a_run_keeps_its_test_predictions_and_an_eval_mode_training_accuracy(cli_env, tmp_path):
     from conftest import FAST, cnnlab
 

@@ -18,6 +18,10 @@ from cnnlab.errors import BadInput
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A cnnlab/Lightning checkpoint, loaded without unpickling arbitrary objects."""
     path = Path(path)
+    if path.is_dir():
+        last = path / "checkpoints" / "last.ckpt"
+        hint = f"e.g. {last}" if last.is_file() else "a .ckpt file"
+        raise BadInput(f"checkpoint {str(path)!r} is a folder: give a checkpoint file ({hint})")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:

@@ -14,6 +14,9 @@ from cnnlab.files import read_text
 RESULTS = "results.json"
 # cnnlab-rerun's record in the rerun's dir: the original run's dir and what differed
 RERUN = "rerun.json"
+# in the fresh dir of a resume=auto run that went on in an earlier dir: that dir's path (the
+# fresh dir keeps only this session's log; it is no run of its own)
+RESUMED_IN = "resumed_in.txt"
 STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "skipped")
 # the metrics results.json records for every run (a sweeper optimizes one of them)
 RECORDED = (

@@ -19,9 +19,9 @@ import yaml
 from cnnlab import files
 from cnnlab.config import arms as arm_names
 from cnnlab.config.arms import SEED_KEYS
-from cnnlab.config.overrides import as_dict
+from cnnlab.config.overrides import NOT_RUN_KEYS, as_dict
 from cnnlab.errors import BadInput
-from cnnlab.results import RERUN, RESULTS, load_results
+from cnnlab.results import RERUN, RESULTS, RESUMED_IN, load_results
 
 # W&B (and Lightning, through run.loggers) are imported only for --wandb
 
@@ -268,20 +268,22 @@ def study_setup(runs: list[Run]) -> dict[str, Any]:
 
 def run_dirs(root: Path) -> list[Path]:
     """The run dirs below (or at) a study dir: each holds a results.json or a Hydra record
-    (a job refused or killed early has one without the other); W&B's files are not runs."""
-    return sorted(
-        {
-            p.parent.parent if p.parent.name == ".hydra" else p.parent
-            for pattern in (RESULTS, ".hydra/overrides.yaml")
-            for p in root.rglob(pattern)
-            if "wandb" not in p.parts
-        }
-    )
+    (a job refused or killed early has one without the other); W&B's files are not runs,
+    nor the fresh dir of a ``resume=auto`` session that went on in an earlier run's dir."""
+    found = {
+        p.parent.parent if p.parent.name == ".hydra" else p.parent
+        for pattern in (RESULTS, ".hydra/overrides.yaml")
+        for p in root.rglob(pattern)
+        if "wandb" not in p.parts
+    }
+    return sorted(d for d in found if (d / RESULTS).exists() or not (d / RESUMED_IN).exists())
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
-    """Every run below the given study (or run) dirs."""
-    runs = []
+    """Every run below the given study (or run) dirs, each once (paths that overlap, or
+    the same study given twice, would count a seed twice)."""
+    runs: list[Run] = []
+    seen: set[Path] = set()
     for root in paths:
         if not root.exists():
             raise CompareError(f"{root} does not exist")
@@ -290,7 +292,9 @@ def load_runs(paths: list[Path]) -> list[Run]:
             raise CompareError(
                 f"{root} holds no cnnlab runs (no results.json or .hydra/overrides.yaml below it)"
             )
-        runs += [load_run(p, root) for p in found]
+        new = [p for p in found if p.resolve() not in seen]
+        seen.update(p.resolve() for p in new)
+        runs += [load_run(p, root) for p in new]
     return runs
 
 
@@ -304,8 +308,9 @@ def without_keys(runs: list[Run], keys) -> list[Run]:
 
 
 def arm_keys(runs: list[Run]) -> list[str]:
-    """The overrides whose values differ between runs: what the study swept."""
-    keys = sorted({k for r in runs for k in r.overrides} - set(SEED_KEYS))
+    """The overrides whose values differ between runs: what the study swept (not the seed,
+    nor how a run was continued: a resumed run is its arm's run)."""
+    keys = sorted({k for r in runs for k in r.overrides} - set(SEED_KEYS) - set(NOT_RUN_KEYS))
     return [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]
 
 

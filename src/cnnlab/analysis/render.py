@@ -138,7 +138,10 @@ def render_table(summaries: list[ArmSummary], title: str) -> Table:
     table = Table(title=Text(title))
     for col in cols:
         table.add_column(
-            col, justify="left" if col in ("arm", "Δ vs reference [95% CI]", "reading") else "right"
+            col,
+            justify="left" if col in ("arm", "Δ vs reference [95% CI]", "reading") else "right",
+            # a narrow terminal folds an arm's label: cut short, two arms could read the same
+            overflow="fold" if col == "arm" else "ellipsis",
         )
     for s in summaries:
         table.add_row(*map(Text, _row(s, cols)), style="bold" if s.is_reference else None)

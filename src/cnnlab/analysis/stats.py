@@ -264,11 +264,12 @@ def fisher(k_arm: int, n_arm: int, k_ref: int, n_ref: int) -> float:
     return float(stats.fisher_exact([[k_arm, n_arm - k_arm], [k_ref, n_ref - k_ref]]).pvalue)
 
 
-def still_improving(curve: Sequence[float], min_gain: float) -> tuple[bool, float | None]:
+def still_improving(curve: Sequence[float], min_gain: float) -> tuple[bool | None, float | None]:
     """The stated rule: the mean validation accuracy rose by more than ``min_gain`` over
-    the last epoch. Returns the flag and that last gain."""
+    the last epoch. Returns the flag and that last gain; (None, None) for a curve of one
+    epoch, which says nothing either way."""
     if len(curve) < 2:
-        return False, None
+        return None, None
     gain = curve[-1] - curve[-2]
     return gain > min_gain, gain
 

@@ -262,6 +262,8 @@ def summarize(
         declared = {r.reference for runs in arms.values() for r in runs} - {None}
         reference = next(iter(declared)) if len(declared) == 1 else None
     labels = [s.label for s in summaries]
+    shown = {s.display: s.label for s in summaries if s.display}  # dropout=0.5, as W&B says
+    reference = shown.get(reference, reference) if reference not in labels else reference
     if reference is not None and reference not in labels:
         raise CompareError(f"reference arm {reference!r} is not one of the arms {labels}")
     ref = next(s for s in summaries if s.label == (reference or labels[0]))

@@ -93,7 +93,11 @@ def parser() -> argparse.ArgumentParser:
         help="label of the reference arm, e.g. "
         "'model.net.dropout=0.0' (default: the study's, else the first arm)",
     )
-    p.add_argument("--metric", default="test/acc")
+    p.add_argument(
+        "--metric",
+        default="test/acc",
+        help="the results.json metric the arms are compared on (default: test/acc)",
+    )
     p.add_argument("--out", help="where to write comparison.* (default: the first path)")
     p.add_argument("--title", help="title of the table and report")
     p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from the W&B API")

@@ -33,7 +33,11 @@ def add_checkpoint_flags(parser) -> None:
     parser.add_argument(
         "--data-root", help="folder holding MNIST/raw/ (default: as trained, or $CNNLAB_DATA_DIR)"
     )
-    parser.add_argument("--dataset", choices=["mnist", "fashion_mnist"])
+    parser.add_argument(
+        "--dataset",
+        choices=["mnist", "fashion_mnist"],
+        help="evaluate on this dataset instead of the one it was trained on",
+    )
     parser.add_argument(
         "--trust",
         action="store_true",

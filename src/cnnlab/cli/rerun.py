@@ -16,7 +16,7 @@ from rich.text import Text
 
 from cnnlab.cli import flags
 from cnnlab.config import conf_dir, targets
-from cnnlab.config.overrides import merged, without
+from cnnlab.config.overrides import key_of, merged, without
 from cnnlab.console import error, out
 from cnnlab.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, ConfigError
 from cnnlab.files import read_text, write_bytes
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 + ": give a new or empty folder"
             )
         if not args.trust:
-            check_saved(saved, overrides, run_dir, out_dir, args.config_dir)
+            check_saved(saved, overrides, run_dir, out_dir, args.config_dir, args.overrides)
     except (ConfigError, BadInput) as err:
         error(str(err), "cnnlab-rerun")
         return EXIT_BAD_INPUT
@@ -239,6 +239,7 @@ def check_saved(
     run_dir: Path,
     out_dir: Path,
     config_dir: Path | None = None,
+    given: list[str] | None = None,
 ) -> None:
     """A run dir's overrides may not choose where the rerun writes, call a resolver, or
     compose a config that builds anything but cnnlab's kind of objects or writes outside
@@ -251,16 +252,26 @@ def check_saved(
 
     source = f"the saved overrides of {run_dir}"
     targets.check_overrides(saved, source)
-    try:
+    # the user's --config-dir, as cnnlab-train adds it: ahead of cnnlab's own configs
+    search = [f"hydra.searchpath=[file://{config_dir.resolve()}]"] if config_dir else []
+
+    def composed(these: list[str]) -> Any:
         with initialize_config_dir(conf_dir(), version_base="1.3"):
-            # the user's --config-dir, as cnnlab-train adds it: ahead of cnnlab's own configs
-            cfg = compose(
-                "train",
-                overrides=overrides
-                + ([f"hydra.searchpath=[file://{config_dir.resolve()}]"] if config_dir else []),
-                return_hydra_config=True,
-            )
-    except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides
+            return compose("train", overrides=these + search, return_hydra_config=True)
+
+    try:
+        cfg = composed(overrides)
+    except Exception as err:  # noqa: BLE001 - Hydra refusing the file's overrides, or the user's
+        if given:
+            try:  # without what the command line added: then those are at fault
+                composed(without(overrides, [key_of(o) for o in given]))
+            except Exception:  # noqa: BLE001 - the file's own
+                pass
+            else:
+                raise BadInput(
+                    f"the overrides given on the command line ({' '.join(given)}) do not "
+                    f"compose: {str(err).splitlines()[0]}"
+                ) from None
         raise ConfigError(
             ".hydra/overrides.yaml",
             ConfigError.NODE,

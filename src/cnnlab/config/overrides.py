@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# how a run is continued, skipped or reported to a search, not what it is: never part of
+# which run (rundir) or which arm of a study (cnnlab-compare) it is
+NOT_RUN_KEYS = ("resume", "ckpt_path", "skip_completed", "search")
 # Hydra's sweeper writes booleans and null as Python does; configs and users write these
 _PYTHON_WORDS = {"True": "true", "False": "false", "None": "null"}
 

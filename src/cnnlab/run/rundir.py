@@ -25,16 +25,14 @@ from typing import Any, cast
 
 import yaml
 
-from cnnlab.config.overrides import key_of, without
+from cnnlab.config.overrides import NOT_RUN_KEYS, key_of, without
 from cnnlab.errors import BadInput
 from cnnlab.files import read_text
-from cnnlab.results import RESULTS, read_results
+from cnnlab.results import RESULTS, RESUMED_IN, read_results
 
 # Hydra is imported only inside a Hydra job: cnnlab-rerun reads run dirs without it
 
 LOCK = "run.lock"
-# how a run is continued, skipped or reported to a search, not what it is
-_NOT_COMPARED = ("resume", "ckpt_path", "skip_completed", "search")
 
 
 def other_run(theirs: list[str], mine: list[str]) -> str | None:
@@ -71,7 +69,7 @@ def other_sweep(theirs: list[str], mine: list[str]) -> str | None:
 
 
 def _differ(theirs: list[str], mine: list[str], what: str) -> str | None:
-    a, b = sorted(without(theirs, _NOT_COMPARED)), sorted(without(mine, _NOT_COMPARED))
+    a, b = sorted(without(theirs, NOT_RUN_KEYS)), sorted(without(mine, NOT_RUN_KEYS))
     if a == b:
         return None
     only_theirs, only_mine = [o for o in a if o not in b], [o for o in b if o not in a]
@@ -258,7 +256,7 @@ def choose(run_dir: Path, overrides: list[str], resume: bool, has_ckpt_path: boo
     if earlier is None:
         return run_dir
     # the fresh dir Hydra made keeps this session's log, and says where the run went on
-    (run_dir / "resumed_in.txt").write_text(f"{earlier}\n")
+    (run_dir / RESUMED_IN).write_text(f"{earlier}\n")
     return earlier
 
 
