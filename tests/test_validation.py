@@ -83,7 +83,7 @@ CASES = [
     (["+cpu_malloc.arena=2"], 2, "arena"),
     (["model.init_from={missing}"], 2, "model.init_from="),
     (["model.init_from={corrupt}"], 2, "is corrupt or not a torch checkpoint"),
-    (["model.init_from={empty}"], 2, "is corrupt or not a torch checkpoint: EOFError"),
+    (["model.init_from={empty}"], 2, "is corrupt or not a torch checkpoint (an empty file)"),
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
     (["ckpt_path={missing}"], 2, "ckpt_path="),
     (["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"], 2, "model.net.weights="),
@@ -450,6 +450,37 @@ def test_an_ad_hoc_sweep_dir_ends_in_sweep_a_study_in_its_group(
         assert train_inprocess(argv, monkeypatch, capsys, tiny_data, logs)[0] == 0
     ends = sorted(d.name.rsplit("_", 1)[1] for d in (logs / "multiruns").iterdir())
     assert ends == ["mine", "sweep"]
+
+
+@pytest.mark.parametrize(
+    "args,said",
+    [
+        (["model.net.dropout=0.5=0.2"], "model.net.dropout=0.5=0.2 cannot be read: "),
+        (["sed=3"], "(Key 'sed' not in 'RunConfig'); did you mean seed?"),
+        (
+            ["model.net.dropuot=0.5"],
+            "did you mean model.net.dropout? model.net has: num_classes, in_channels, channels,",
+        ),
+        (
+            ["experiment=ablation/dropuot"],
+            "the options in 'experiment/ablation' are activation augmentation batchnorm "
+            "dropout full transfer; did you mean experiment=ablation/dropout?",
+        ),
+        (
+            ["model.init_from={tmp}/bad.ckpt"],
+            "model.init_from='{tmp}/bad.ckpt' is invalid: checkpoint {tmp}/bad.ckpt is corrupt "
+            "or not a torch checkpoint (not the zip torch.save writes)",
+        ),
+        (["data.root="], "data.root='' is invalid: a folder holding MNIST/raw/ ('' would be"),
+    ],
+)
+def test_a_refusal_names_the_key_and_what_it_could_be(
+    args, said, tmp_path, tiny_data, monkeypatch, capsys
+):
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint" * 64)
+    args = [a.format(tmp=tmp_path) for a in args]
+    err = refused(args, tmp_path / "logs", tiny_data, monkeypatch, capsys)
+    assert said.format(tmp=tmp_path) in err, err
 
 
 def test_a_sweep_dir_holds_one_sweep_relaunched_or_extended_never_another(

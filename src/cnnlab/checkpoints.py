@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        if not zipfile.is_zipfile(path):  # torch's text would blame weights_only
+            what = "an empty file" if path.stat().st_size == 0 else "not the zip torch.save writes"
+            raise BadInput(
+                f"checkpoint {path} is corrupt or not a torch checkpoint ({what})"
+            ) from None
         raise BadInput(
             f"checkpoint {path} is corrupt or not a torch checkpoint: "
             + (str(err).splitlines() or [type(err).__name__])[0]  # an empty file: no message

@@ -7,9 +7,11 @@ by one (143 SIGTERM, 130 Ctrl-C), as a shell reports it.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import logging
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -186,9 +188,51 @@ def _hydra_message(err: BaseException) -> str:
     ]
     if key and value is not None:
         return f"{key}={value!r} is invalid: {' '.join(lines)}"
+    group = re.search(r"Available options in '([^']+)'", str(err))
+    missing = getattr(err, "missing_cfg_file", None) or ""
+    if group and "/" in missing.removeprefix(group[1] + "/"):  # a value in a subfolder:
+        return _options_below(group[1], missing) or " ".join(lines)  # Hydra lists the group's
+    override = getattr(err, "override", None)  # Hydra's parser: the override it could not read
+    if override:
+        return f"{override} cannot be read: {' '.join(lines)}"
     if cause is not err:  # what Hydra was doing, then why it could not
-        return f"{str(err).splitlines()[0].strip()} ({' '.join(lines)})"
+        return f"{str(err).splitlines()[0].strip()} ({' '.join(lines)}){_known_keys(cause)}"
     return " ".join(lines)
+
+
+def _options_below(group: str, missing: str) -> str:
+    """``experiment=ablation/dropuot`` (group ``experiment``): the options in
+    ``experiment/ablation`` (cnnlab's configs and a ``--config-dir`` given) and the nearest
+    one; '' when that folder has none."""
+    folder, _, name = missing.rpartition("/")
+    args = sys.argv[1:]
+    dirs = [conf_dir()] + [
+        Path(a.split("=", 1)[1] if "=" in a else args[i + 1])
+        for i, a in enumerate(args)
+        if a.split("=", 1)[0] in ("--config-dir", "-cd") and ("=" in a or i + 1 < len(args))
+    ]
+    found = {p.stem for d in dirs for p in (Path(d) / folder).glob("*.yaml")}
+    names = sorted(n for n in found if not n.startswith("_"))  # _study: a base, no option
+    if not names:
+        return ""
+    close = difflib.get_close_matches(name, names, n=1)
+    below = folder.removeprefix(group + "/")
+    hint = f"; did you mean {group}={below}/{close[0]}?" if close else ""
+    return f"could not find '{missing}': the options in '{folder}' are {' '.join(names)}{hint}"
+
+
+def _known_keys(cause: BaseException) -> str:
+    """For a key the config does not have: the nearest it has, and those of its node."""
+    parent, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    if not isinstance(parent, DictConfig) or key is None or key in parent:
+        return ""
+    known = [str(k) for k in parent if not str(k).startswith("_") and k != "hydra"]
+    node = str(getattr(cause, "full_key", "") or "").rpartition(".")[0]
+    close = difflib.get_close_matches(str(key), known, n=1)
+    said = [f"did you mean {'.'.join(filter(None, (node, close[0])))}?"] if close else []
+    if node and len(known) <= 12:  # the config's top level has too many to list
+        said.append(f"{node} has: {', '.join(known)}")
+    return f"; {' '.join(said)}" if said else ""
 
 
 if __name__ == "__main__":

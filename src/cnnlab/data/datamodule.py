@@ -67,6 +67,10 @@ class MNISTDataModule(L.LightningDataModule):
         seed: NonNegative = 0,
     ) -> None:
         super().__init__()
+        if not str(root).strip():
+            raise ArgumentError(
+                "root", root, "a folder holding MNIST/raw/ ('' would be the current directory)"
+            )
         self.name, self.root = name, Path(root)
         self.validation = validation
         self.val_fraction, self.split_seed = val_fraction, split_seed

@@ -15,7 +15,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from cnnlab.errors import ArgumentError, Classes, NonNegative, checked
+from cnnlab.errors import ArgumentError, BadInput, Classes, NonNegative, checked
 from cnnlab.nets.transfer import FREEZE_MODES, frozen_norm_layers_to_eval, init_from_checkpoint
 from cnnlab.nets.transfer import freeze as freeze_net
 from cnnlab.training.summary import layer_names
@@ -71,7 +71,10 @@ class Classifier(L.LightningModule):
         self._net_compiled = False  # configure_model runs before fit, validate and test
         self.net = net
         if init_from:
-            init_from_checkpoint(net, init_from)
+            try:
+                init_from_checkpoint(net, init_from)
+            except (BadInput, OSError) as err:  # named by its key: model.init_from=...
+                raise ArgumentError("init_from", init_from, str(err).splitlines()[0]) from None
         freeze_net(net, freeze)
         self.freeze_mode = freeze
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
