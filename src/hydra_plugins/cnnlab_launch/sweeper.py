@@ -2,7 +2,7 @@
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
@@ -130,7 +130,8 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
         def specs(hydra: Any) -> List[str]:
             params = OmegaConf.select(hydra, "sweeper.params") or {}
             task = OmegaConf.select(hydra, "overrides.task") or []
-            return [f"{k}={v}" for k, v in params.items()] + [str(o) for o in task]
+            given = OmegaConf.to_container(params, resolve=False) if params else {}
+            return [f"{k}={v}" for k, v in cast(dict, given).items()] + [str(o) for o in task]
 
         other = rundir.other_sweep(specs(saved), specs(self.config.hydra))
         if other:
