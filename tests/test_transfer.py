@@ -49,7 +49,7 @@ def test_freeze_backbone_leaves_only_the_head_trainable(resnet_file):
 
 
 def test_bad_weights_files_get_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither a file nor a torchvision weights name"):
+    with pytest.raises(FileNotFoundError, match="no such file, nor a torchvision weights name"):
         ResNet18Transfer(weights=str(tmp_path / "nope.pth"))
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a torch file")

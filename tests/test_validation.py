@@ -86,7 +86,11 @@ CASES = [
     (["model.init_from={empty}"], 2, "is corrupt or not a torch checkpoint (an empty file)"),
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
     (["ckpt_path={missing}"], 2, "ckpt_path="),
-    (["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"], 2, "model.net.weights="),
+    (
+        ["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"],
+        2,
+        "model.net.weights='/nowhere/resnet18.pth' is invalid: no such file, nor a torchvision",
+    ),
     (
         ["model/net=convnet", "model.net.layers=[{type: conv, channels: 8, kernel: 40}]"],
         2,
