@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,10 @@ def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path, monkeypatch
     assert (d / "results.json").read_text() == record
     assert main([str(d)]) == 2  # the run dir for its checkpoint: named, and which file to give
     assert f"is a folder: give a checkpoint file (e.g. {ckpt})" in capsys.readouterr().err
+    out.write_text("")  # an empty file, or a device: nothing to lose, written
+    assert main([ckpt, "--json", str(out)]) == 0 and json.loads(out.read_text()) == evaluated
+    assert main([ckpt, "--json", os.devnull]) == 0
+    assert [p.name for p in out.parent.iterdir()] == ["eval.json"]  # no temporary file left
 
 
 @pytest.mark.slow

@@ -82,8 +82,8 @@ CASES = [
     (["cpu_malloc.mmap_threshold_mb=4096"], 2, "cpu_malloc.mmap_threshold_mb=4096 is invalid"),
     (["+cpu_malloc.arena=2"], 2, "arena"),
     (["model.init_from={missing}"], 2, "model.init_from="),
-    (["model.init_from={corrupt}"], 2, "is corrupt or not a torch checkpoint"),
-    (["model.init_from={empty}"], 2, "is corrupt or not a torch checkpoint (an empty file)"),
+    (["model.init_from={corrupt}"], 2, "is invalid: corrupt or not a torch checkpoint"),
+    (["model.init_from={empty}"], 2, "is invalid: corrupt or not a torch checkpoint (an empty"),
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
     (["ckpt_path={missing}"], 2, "ckpt_path="),
     (
@@ -445,6 +445,39 @@ def test_a_refusal_at_the_data_check_is_all_a_run_prints(
     assert got == 2 and len(lines) == 1 and said in lines[0], out + err
 
 
+def test_held_device_lines_and_warnings_wait_for_release_or_go():
+    """What Lightning says of the devices as a Trainer is built (a log line, and on a GPU
+    machine with accelerator=cpu a warning): held while a run can still be refused, handed
+    on in order once it cannot, dropped if it was."""
+    import logging
+    import warnings
+
+    from cnnlab.console import Held
+
+    log, seen = logging.getLogger("cnnlab.test.held"), []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    log.addHandler(handler)
+    try:
+        for released in (False, True):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with Held(log.name) as held:
+                    log.warning("GPU available: True (cuda), used: False")
+                    warnings.warn("GPU available but not used.", UserWarning, stacklevel=1)
+                assert seen == [] and caught == []
+                if released:
+                    held.release()
+            said = [r.getMessage() for r in seen], [str(w.message) for w in caught]
+            assert said == (
+                (["GPU available: True (cuda), used: False"], ["GPU available but not used."])
+                if released
+                else ([], [])
+            )
+    finally:
+        log.removeHandler(handler)
+
+
 def test_an_ad_hoc_sweep_dir_ends_in_sweep_a_study_in_its_group(
     tmp_path, tiny_data, monkeypatch, capsys
 ):
@@ -460,6 +493,8 @@ def test_an_ad_hoc_sweep_dir_ends_in_sweep_a_study_in_its_group(
     "args,said",
     [
         (["model.net.dropout=0.5=0.2"], "model.net.dropout=0.5=0.2 cannot be read: "),
+        (["model.net.dropout=0.5)"], ": extraneous input ')' expecting <EOF>. See https://"),
+        (["a b=1"], "a b=1 cannot be read: a character the override grammar does not allow."),
         (["sed=3"], "(Key 'sed' not in 'RunConfig'); did you mean seed?"),
         (
             ["model.net.dropuot=0.5"],
@@ -472,8 +507,8 @@ def test_an_ad_hoc_sweep_dir_ends_in_sweep_a_study_in_its_group(
         ),
         (
             ["model.init_from={tmp}/bad.ckpt"],
-            "model.init_from='{tmp}/bad.ckpt' is invalid: checkpoint {tmp}/bad.ckpt is corrupt "
-            "or not a torch checkpoint (not the zip torch.save writes)",
+            "model.init_from='{tmp}/bad.ckpt' is invalid: corrupt or not a torch checkpoint "
+            "(not the zip torch.save writes)",
         ),
         (["data.root="], "data.root='' is invalid: a folder holding MNIST/raw/ ('' would be"),
     ],
@@ -495,32 +530,79 @@ def test_a_sweep_dir_holds_one_sweep_relaunched_or_extended_never_another(
     assert train_inprocess(args, monkeypatch, capsys, tiny_data, logs)[0] == 0
     kept = {f: (sweep / f).read_text() for f in ("sweep.json", "multirun.yaml")}
     listed = sorted(p.name for p in sweep.iterdir())
-    # another fixed value, or another key swept: another sweep, refused before it writes
-    for other in (
-        ["trainer.max_epochs=2", "seed=1,2"],
-        ["model.net.dropout=0.0,0.5", "seed=1,2"],
-        ["seed=1"],  # one seed of it, as a single value: its run would be named otherwise
+    # another fixed value, another key swept, a search: refused before anything is written
+    for other, said in (
+        (["trainer.max_epochs=2"], "another sweep (this launch gives trainer.max_epochs=2)"),
+        (["model.net.dropout=0.0,0.5"], "this launch gives model.net.dropout=0.0,0.5)"),
+        (["hparams_search=optuna"], "holds the runs of a sweep (multirun.yaml, no search/"),
     ):
         err = refused(
-            [f"hydra.sweep.dir={sweep}", *other],
+            [f"hydra.sweep.dir={sweep}", *other, "seed=1,2"],
             logs,
             tiny_data,
             monkeypatch,
             capsys,
             multirun=True,
         )
-        assert f"hydra.sweep.dir={str(sweep)!r} is invalid: it holds another sweep" in err
-        assert f"this launch gives {other[0].split('=')[0]}" in err, err
+        assert f"hydra.sweep.dir={str(sweep)!r} is invalid: it " in err and said in err, err
         assert {f: (sweep / f).read_text() for f in kept} == kept
         assert sorted(p.name for p in sweep.iterdir()) == listed
-    # the same sweep with another seed (and resume=auto) is that sweep, extended
-    got, _, err = train_inprocess(
-        [*args[:-1], "seed=1,2,3", "resume=auto"], monkeypatch, capsys, tiny_data, logs
+    # the same sweep with one more seed alone, then all of them (and resume=auto): it goes on
+    for seeds, reasons in (("3", [None]), ("1,2,3", ["already completed"] * 3)):
+        got, _, err = train_inprocess(
+            [*args[:-1], f"seed={seeds}", "resume=auto"], monkeypatch, capsys, tiny_data, logs
+        )
+        assert got == 0, err
+        jobs = json.loads((sweep / "sweep.json").read_text())["jobs"]
+        assert [(j["status"], j["reason"]) for j in jobs] == [("completed", r) for r in reasons]
+    # a sweep into a search's dir: refused too
+    search = tmp_path / "search_dir"
+    (search / "search").mkdir(parents=True)
+    (search / "search" / "study.json").write_text("{}")
+    err = refused(
+        [f"hydra.sweep.dir={search}", "seed=1,2"],
+        logs,
+        tiny_data,
+        monkeypatch,
+        capsys,
+        multirun=True,
     )
-    assert got == 0, err
-    jobs = json.loads((sweep / "sweep.json").read_text())["jobs"]
-    assert [j["status"] for j in jobs] == ["completed"] * 3
-    assert [j["reason"] for j in jobs] == ["already completed"] * 2 + [None]  # seed 3 ran
+    assert "it holds an Optuna search's trials (search/study.json)" in err, err
+    assert sorted(p.name for p in search.iterdir()) == ["search"]
+
+
+def test_a_sweep_is_known_by_its_params_and_command_line_as_written():
+    """What a study's relaunch is compared on: its config's sweeper params (as written, an
+    interpolation unresolved) and its command line; seeds and resume= never differ."""
+    from omegaconf import OmegaConf
+
+    from cnnlab.run.rundir import other_sweep
+    from hydra_plugins.cnnlab_launch.sweeper import sweep_specs
+
+    saved = OmegaConf.create(
+        {
+            "sweeper": {
+                "params": {"model.net.dropout": "0.0,${oc.env:NO_SUCH_VAR}", "seed": "1,2"}
+            },
+            "overrides": {"task": ["experiment=ablation/dropout"]},
+        }
+    )
+    theirs = sweep_specs(saved)
+    assert theirs == [
+        "model.net.dropout=0.0,${oc.env:NO_SUCH_VAR}",
+        "seed=1,2",
+        "experiment=ablation/dropout",
+    ]
+    assert other_sweep(theirs, [*theirs, "seed=1,2,3,4,5,6", "resume=auto"]) is None
+    assert other_sweep(theirs, [*theirs, "seed=4"]) is None
+    assert other_sweep(theirs, [*theirs, "model.net.dropout=0.5,0.25"]) is None  # more arms
+    assert other_sweep(theirs, [*theirs, "model.net.dropout=0.25"]) == (
+        "this launch gives model.net.dropout=0.25, "
+        "the sweep was made with model.net.dropout=0.0,${oc.env:NO_SUCH_VAR}"
+    )
+    assert "this launch gives experiment=ablation/batchnorm" in other_sweep(
+        theirs, ["experiment=ablation/batchnorm"]
+    )
 
 
 @pytest.mark.parametrize("value", ["1.5", "0.25"])  # a bad value, and a good one

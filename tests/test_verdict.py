@@ -833,6 +833,10 @@ def test_a_study_read_as_its_user_gives_it(tmp_path, capsys):
         saved.write_text(saved.read_text().replace("- arm=", "- model.net.dropout="))
     runs = load_runs([tmp_path, tmp_path])
     assert len(runs) == 10 and stub not in {r.path for r in runs}
+    assert main([str(stub)]) == 2  # given alone: it says where its run went on
+    assert f"is a resume=auto session's dir, no run: its run went on in {resumed}" in (
+        capsys.readouterr().err.replace("\n", "")
+    )
     arms = {s.label: s for s in summarize(group_arms(runs))}
     assert sorted(arms) == ["model.net.dropout=0.0", "model.net.dropout=0.5"]
     assert arms["model.net.dropout=0.5"].n == 5

@@ -16,27 +16,35 @@ from rich.console import Console
 from cnnlab.errors import BadInput
 
 
+class UnreadableCheckpoint(BadInput):
+    """A checkpoint path that gives no checkpoint; ``reason`` says what it is instead."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"checkpoint {path} is {reason}")
+        self.reason = reason
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A cnnlab/Lightning checkpoint, loaded without unpickling arbitrary objects."""
     path = Path(path)
     if path.is_dir():
         last = path / "checkpoints" / "last.ckpt"
         hint = f"e.g. {last}" if last.is_file() else "a .ckpt file"
-        raise BadInput(f"checkpoint {str(path)!r} is a folder: give a checkpoint file ({hint})")
+        raise UnreadableCheckpoint(path, f"a folder: give a checkpoint file ({hint})")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as err:  # no permission, an I/O error: the file is not to blame
+        raise UnreadableCheckpoint(path, f"unreadable ({err.strerror or err})") from None
     except Exception as err:
         if not zipfile.is_zipfile(path):  # torch's text would blame weights_only
             what = "an empty file" if path.stat().st_size == 0 else "not the zip torch.save writes"
-            raise BadInput(
-                f"checkpoint {path} is corrupt or not a torch checkpoint ({what})"
+            raise UnreadableCheckpoint(
+                path, f"corrupt or not a torch checkpoint ({what})"
             ) from None
-        raise BadInput(
-            f"checkpoint {path} is corrupt or not a torch checkpoint: "
-            + (str(err).splitlines() or [type(err).__name__])[0]  # an empty file: no message
-        ) from None
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UnreadableCheckpoint(path, f"corrupt or not a torch checkpoint: {first}") from None
 
 
 class DiskFull(BadInput):

@@ -79,15 +79,18 @@ _to_noise.cnnlab_quiet = True  # type: ignore[attr-defined]
 
 
 class Held(logging.Filter):
-    """``with Held(name) as held:`` keeps back what logger ``name`` logs in the block, until
-    ``held.release()`` hands it on in order; never released (the run was refused), it is
-    dropped. Lightning says which devices it uses as it builds a Trainer, which comes before
-    the last checks of a run: a refusal there is then one line, not one after two of those.
-    (Lightning has no switch for this; logging's filters do it.)"""
+    """``with Held(name) as held:`` keeps back what logger ``name`` logs and the warnings
+    raised in the block, until ``held.release()`` hands them on in order; never released
+    (the run was refused), they are dropped. Lightning says which devices it uses as it
+    builds a Trainer ("GPU available: …" logged, "GPU available but not used" warned), which
+    comes before the last checks of a run: a refusal there is then its one line alone.
+    (Lightning has no switch for this; logging's filters and warnings' recorder do it.)"""
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.logger, self.records = logging.getLogger(name), []  # type: ignore[var-annotated]
+        self._recorder = warnings.catch_warnings(record=True)
+        self.warned: list[warnings.WarningMessage] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
         self.records.append(record)
@@ -95,12 +98,19 @@ class Held(logging.Filter):
 
     def __enter__(self) -> Held:
         self.logger.addFilter(self)
+        recorded = self._recorder.__enter__()  # the list it appends to (empty: falsy)
+        self.warned = recorded if recorded is not None else []
+        warnings.simplefilter("always")  # each is re-raised once, under the usual filters
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._recorder.__exit__(None, None, None)
         self.logger.removeFilter(self)
 
     def release(self) -> None:
         records, self.records = self.records, []
         for record in records:
             self.logger.handle(record)
+        warned, self.warned = self.warned, []
+        for w in warned:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

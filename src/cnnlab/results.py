@@ -17,6 +17,10 @@ RERUN = "rerun.json"
 # in the fresh dir of a resume=auto run that went on in an earlier dir: that dir's path (the
 # fresh dir keeps only this session's log; it is no run of its own)
 RESUMED_IN = "resumed_in.txt"
+# in a sweep dir: the sweep's whole config as launched (Hydra's name), and an Optuna
+# search's claim on the dir (its storage and study)
+SWEEP_CONFIG = "multirun.yaml"
+STUDY_FILE = "search/study.json"
 STATUSES = ("running", "completed", "pruned", "failed", "interrupted", "skipped")
 # the metrics results.json records for every run (a sweeper optimizes one of them)
 RECORDED = (

@@ -288,6 +288,11 @@ def load_runs(paths: list[Path]) -> list[Run]:
         if not root.exists():
             raise CompareError(f"{root} does not exist")
         found = run_dirs(root)
+        if not found and (root / RESUMED_IN).is_file():
+            went = (read_bytes(root / RESUMED_IN, root) or b"").decode(errors="replace").strip()
+            raise CompareError(
+                f"{root} is a resume=auto session's dir, no run: its run went on in {went}"
+            )
         if not found:
             raise CompareError(
                 f"{root} holds no cnnlab runs (no results.json or .hydra/overrides.yaml below it)"

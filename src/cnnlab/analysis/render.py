@@ -173,7 +173,7 @@ def against_table(summaries: list[ArmSummary], title: str) -> Table:
                     _interval(v and v.ci_adjusted),
                     "—" if v is None else f"{_p(v.p)} / {_p(v.p_adjusted)}",
                     "—" if v is None else v.reading,
-                    str(s.still_improving),
+                    "—" if s.still_improving is None else str(s.still_improving),
                 ],
             )
         )

@@ -90,8 +90,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", type=Path, help="multirun dirs or run dirs")
     p.add_argument(
         "--reference",
-        help="label of the reference arm, e.g. "
-        "'model.net.dropout=0.0' (default: the study's, else the first arm)",
+        help="the reference arm, by its label or as W&B names it, e.g. "
+        "'model.net.dropout=0.0' or 'dropout=0.0' (default: the study's, else the first arm)",
     )
     p.add_argument(
         "--metric",

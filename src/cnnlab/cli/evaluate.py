@@ -21,6 +21,7 @@ from cnnlab.checkpoints import load_checkpoint
 from cnnlab.cli import flags
 from cnnlab.console import out, quiet
 from cnnlab.errors import ArgumentError, BadInput
+from cnnlab.files import write_bytes
 
 # Lightning and the config builder are imported after the flags are checked: a bad flag is
 # answered at once
@@ -149,15 +150,23 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(f"class {c} acc", f"{acc:.4f}")
     out.print(table, markup=False)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(metrics, indent=2) + "\n"
+        if path.exists() and not path.is_file():  # /dev/stdout, a pipe: written through
+            path.write_text(text)
+        else:  # whole or not at all: a kill leaves no half file it could not replace
+            write_bytes(path, text)
     return 0
 
 
 def _written_here(path: Path) -> bool:
-    """An earlier ``--json`` file of cnnlab-eval (replaced by a new evaluation)."""
+    """An earlier ``--json`` file of cnnlab-eval (replaced by a new evaluation), or a path
+    with nothing to lose: an empty file, a device or pipe (``/dev/stdout``)."""
     try:  # such a file is a few hundred bytes; a checkpoint given by mistake is not read
-        small = path.is_file() and path.stat().st_size < 1 << 20
+        if not path.is_file() or path.stat().st_size == 0:
+            return True
+        small = path.stat().st_size < 1 << 20
         return small and set(json.loads(path.read_text(errors="replace"))) >= set(JSON_KEYS)
     except (OSError, ValueError, TypeError):
         return False

@@ -253,7 +253,8 @@ def check_saved(
     source = f"the saved overrides of {run_dir}"
     targets.check_overrides(saved, source)
     # the user's --config-dir, as cnnlab-train adds it: ahead of cnnlab's own configs
-    search = [f"hydra.searchpath=[file://{config_dir.resolve()}]"] if config_dir else []
+    where = f"file://{config_dir.resolve()}" if config_dir else None  # quoted: a , or = in it
+    search = [f"hydra.searchpath=[{format_value(where)}]"] if where else []
 
     def composed(these: list[str]) -> Any:
         with initialize_config_dir(conf_dir(), version_base="1.3"):

@@ -193,8 +193,15 @@ def _hydra_message(err: BaseException) -> str:
     if group and "/" in missing.removeprefix(group[1] + "/"):  # a value in a subfolder:
         return _options_below(group[1], missing) or " ".join(lines)  # Hydra lists the group's
     override = getattr(err, "override", None)  # Hydra's parser: the override it could not read
-    if override:
-        return f"{override} cannot be read: {' '.join(lines)}"
+    if override:  # its text once, no caret, no Hydra prefix; what is wrong, then the link
+        said = [
+            ln
+            for ln in lines
+            if ln.strip("^ ") and override not in ln and not ln.startswith("See https")
+        ]
+        link = [ln for ln in lines if ln.startswith("See https")]
+        why = " ".join(said) or "a character the override grammar does not allow"
+        return " ".join([f"{override} cannot be read: {why}.", *link])
     if cause is not err:  # what Hydra was doing, then why it could not
         return f"{str(err).splitlines()[0].strip()} ({' '.join(lines)}){_known_keys(cause)}"
     return " ".join(lines)

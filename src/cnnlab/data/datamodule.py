@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 from pathlib import Path
 from typing import Literal, Optional
@@ -69,7 +70,10 @@ class MNISTDataModule(L.LightningDataModule):
         super().__init__()
         if not str(root).strip():
             raise ArgumentError(
-                "root", root, "a folder holding MNIST/raw/ ('' would be the current directory)"
+                "root",
+                root,
+                "a folder holding MNIST/raw/ ('' would be the current directory; an empty "
+                "CNNLAB_DATA_DIR gives it)",
             )
         self.name, self.root = name, Path(root)
         self.validation = validation
@@ -112,7 +116,8 @@ class MNISTDataModule(L.LightningDataModule):
             return
         err: Exception | None = None
         if self.download:
-            made = [d for d in (raw, *raw.parents) if not d.exists()]  # deepest first
+            where = Path(os.path.abspath(raw))  # nx/../b: b, not a folder nx never made
+            made = [d for d in (where, *where.parents) if not d.exists()]  # deepest first
             try:
                 DATASETS[self.name](str(self.root), train=True, download=True)
             except Exception as e:  # offline, mirror down, read-only folder

@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import yaml
 
+from cnnlab.config.arms import SEED_KEYS
 from cnnlab.config.overrides import NOT_RUN_KEYS, key_of, without
 from cnnlab.errors import BadInput
 from cnnlab.files import read_text
@@ -38,43 +39,44 @@ LOCK = "run.lock"
 def other_run(theirs: list[str], mine: list[str]) -> str | None:
     """How overrides ``mine`` make another run than ``theirs`` (one override each side
     differs in, said in a few words), or None when they make the same run."""
-    return _differ(theirs, mine, "run")
+
+    def specs(given: list[str]) -> list[tuple[str, str]]:
+        return [(o, o) for o in without(given, NOT_RUN_KEYS)]
+
+    return _differ(specs(theirs), specs(mine), "run")
 
 
 def other_sweep(theirs: list[str], mine: list[str]) -> str | None:
     """How a sweep of specs ``mine`` (its ``hydra.sweeper.params`` as ``k=v``, then its
     command line) is another sweep than ``theirs``, the one a sweep dir's multirun.yaml
     saved: another fixed value, or another key swept (its runs would be named otherwise);
-    None when it is the same sweep. A swept key may take other values: a relaunch may add
-    seeds or arms to its sweep."""
+    None when it is the same sweep. A swept key may take other values, and the seed any: a
+    relaunch may add seeds or arms to its sweep, or redo one seed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
 
-    def last(given: list[str]) -> dict[str, tuple[str, bool]]:  # the command line's wins
-        out = {}
-        for spec in given:
+    def specs(given: list[str]) -> list[tuple[str, str]]:  # (compared, shown); last one wins
+        out: dict[str, tuple[str, str]] = {}
+        for spec in without(given, (*NOT_RUN_KEYS, *SEED_KEYS)):
             try:
                 (override,) = parser.parse_overrides([spec])
                 swept = override.is_sweep_override()
             except Exception:  # noqa: BLE001 - compared as its text
                 swept = False
-            out[key_of(spec)] = (spec, swept)
-        return out
-
-    def specs(given: list[str]) -> list[str]:
-        return [f"{k}=<swept>" if swept else text for k, (text, swept) in last(given).items()]
+            out[key_of(spec)] = (f"{key_of(spec)} swept" if swept else spec, spec)
+        return list(out.values())
 
     return _differ(specs(theirs), specs(mine), "sweep")
 
 
-def _differ(theirs: list[str], mine: list[str], what: str) -> str | None:
-    a, b = sorted(without(theirs, NOT_RUN_KEYS)), sorted(without(mine, NOT_RUN_KEYS))
-    if a == b:
+def _differ(theirs: list[tuple[str, str]], mine: list[tuple[str, str]], what: str) -> str | None:
+    """One difference each side has, said in a few words; each item (compared, shown)."""
+    a, b = dict(sorted(theirs)), dict(sorted(mine))
+    if a.keys() == b.keys():
         return None
-    only_theirs, only_mine = [o for o in a if o not in b], [o for o in b if o not in a]
-    said = [f"this launch gives {o}" for o in only_mine[:1]]
-    said += [f"the {what} was made with {o}" for o in only_theirs[:1]]
+    said = [f"this launch gives {b[k]}" for k in b if k not in a][:1]
+    said += [f"the {what} was made with {a[k]}" for k in a if k not in b][:1]
     return ", ".join(said)
 
 

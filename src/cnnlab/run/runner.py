@@ -321,6 +321,20 @@ def build_all(state: Run) -> None:
             plugins=[checkpoints.AtomicCheckpointIO()],
             **bar,
         )
+    try:
+        last_checks(state)
+    except (BadInput, ConfigError):
+        raise  # a refusal: its one line alone
+    except BaseException:
+        device_lines.release()  # a failure: the log keeps what Lightning said of the devices
+        raise
+    device_lines.release()  # Lightning's, once nothing can refuse the run
+
+
+def last_checks(state: Run) -> None:
+    """What needs the built objects: the checkpoint to resume from, the data files (the
+    first data read: headers and labels) and the batches an epoch makes."""
+    cfg = state.cfg
     if state.ckpt_path:  # unreadable, or another net's: say so before training
         checks.check_checkpoint_fits(
             "ckpt_path" if state.settings.ckpt_path else "resume",
@@ -328,12 +342,11 @@ def build_all(state: Run) -> None:
             checkpoints.load_checkpoint(state.ckpt_path),
             state.model,
         )
-    try:  # the first data read: names a missing or corrupt file, or an empty split
+    try:  # names a missing or corrupt file, or an empty split
         state.datamodule.check_files()
     except ArgumentError as err:  # the DataModule's own argument, named by its config key
         raise blame(cfg, "data", make_object, err) from None
     checks.check_batches(cfg, state.datamodule)  # what needs the batches per epoch
-    device_lines.release()  # Lightning's, once nothing can refuse the run
 
 
 def open_run(state: Run) -> None:

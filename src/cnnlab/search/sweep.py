@@ -47,7 +47,7 @@ from cnnlab.compat import optuna as optuna_ids
 from cnnlab.config.build import build
 from cnnlab.errors import ConfigError
 from cnnlab.launch.summary import SweepIncomplete, finish, one_line, outcome_of
-from cnnlab.results import write_json
+from cnnlab.results import STUDY_FILE, SWEEP_CONFIG, write_json
 from cnnlab.run.signals import received
 from cnnlab.search import report
 from cnnlab.search.liveness import OWNER_ATTR, Heartbeat, Owner, is_stale
@@ -70,7 +70,6 @@ from cnnlab.seeding import derive
 log = logging.getLogger(__name__)
 
 KEY = "hydra.sweeper"
-STUDY_FILE = "search/study.json"
 # job statuses of runs stopped from outside: their parameters are queued to run again, once
 CUT_OFF = ("interrupted", "cancelled")
 
@@ -342,6 +341,13 @@ class Search:
             theirs = json.loads(path.read_text())
         except (OSError, ValueError):
             theirs = None
+        if theirs is None and (self.sweep_dir / SWEEP_CONFIG).exists():
+            raise ConfigError(
+                "hydra.sweep.dir",
+                str(self.sweep_dir),
+                f"it holds the runs of a sweep ({SWEEP_CONFIG}, no {STUDY_FILE}); give a new "
+                "sweep dir",
+            )
         if theirs is not None and {k: theirs.get(k) for k in me} != me:
             raise ConfigError(
                 "hydra.sweep.dir",
@@ -356,7 +362,7 @@ class Search:
             path,
             {**me, "storage_shown": self.storage.shown(), "direction": self.settings.direction},
         )
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        OmegaConf.save(self.config, self.sweep_dir / SWEEP_CONFIG)
 
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> str | None:

@@ -73,8 +73,11 @@ class Classifier(L.LightningModule):
         if init_from:
             try:
                 init_from_checkpoint(net, init_from)
-            except (BadInput, OSError) as err:  # named by its key: model.init_from=...
-                raise ArgumentError("init_from", init_from, str(err).splitlines()[0]) from None
+            except FileNotFoundError:  # named by its key: model.init_from=...
+                raise ArgumentError("init_from", init_from, "no such file") from None
+            except (BadInput, OSError) as err:
+                why = getattr(err, "reason", None) or str(err).splitlines()[0]
+                raise ArgumentError("init_from", init_from, why) from None
         freeze_net(net, freeze)
         self.freeze_mode = freeze
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler

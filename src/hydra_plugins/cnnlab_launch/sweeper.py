@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from cnnlab.compat.hydra import basic_sweeper
 from cnnlab.errors import ConfigError
 from cnnlab.launch import summary
+from cnnlab.results import STUDY_FILE, SWEEP_CONFIG
 from cnnlab.run import rundir
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
         sweep_dir = Path(self.config.hydra.sweep.dir)
         self._check_sweep_dir(sweep_dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        OmegaConf.save(self.config, sweep_dir / SWEEP_CONFIG)
         returns: List[Sequence[JobReturn]] = []
         initial_job_idx = 0
         while not self.is_done():
@@ -119,21 +120,20 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
 
     def _check_sweep_dir(self, sweep_dir: Path) -> None:
         """A sweep dir holds one sweep: relaunched (to finish it, or with more seeds or arms)
-        it goes on; another sweep there would overwrite its multirun.yaml (which names its
-        arms) and sweep.json, so it is refused before anything is written."""
+        it goes on; another sweep or a search there would overwrite its multirun.yaml (which
+        names its arms) and sweep.json, so it is refused before anything is written."""
         assert self.config is not None
+        if (sweep_dir / STUDY_FILE).exists():
+            raise ConfigError(
+                "hydra.sweep.dir",
+                str(sweep_dir),
+                f"it holds an Optuna search's trials ({STUDY_FILE}); give a new sweep dir",
+            )
         try:
-            saved = OmegaConf.load(sweep_dir / "multirun.yaml").hydra
+            theirs = sweep_specs(OmegaConf.load(sweep_dir / SWEEP_CONFIG).hydra)
         except Exception:  # noqa: BLE001 - none, or not a sweep's: the jobs check their dirs
             return
-
-        def specs(hydra: Any) -> List[str]:
-            params = OmegaConf.select(hydra, "sweeper.params") or {}
-            task = OmegaConf.select(hydra, "overrides.task") or []
-            given = OmegaConf.to_container(params, resolve=False) if params else {}
-            return [f"{k}={v}" for k, v in cast(dict, given).items()] + [str(o) for o in task]
-
-        other = rundir.other_sweep(specs(saved), specs(self.config.hydra))
+        other = rundir.other_sweep(theirs, sweep_specs(self.config.hydra))
         if other:
             raise ConfigError(
                 "hydra.sweep.dir",
@@ -141,3 +141,12 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
                 f"it holds another sweep ({other}); give a new sweep dir, or that sweep's "
                 "command to finish it or add seeds or arms",
             )
+
+
+def sweep_specs(hydra: Any) -> List[str]:
+    """What a sweep was launched with: its ``hydra.sweeper.params`` as ``k=v`` (as written,
+    unresolved), then its command line's overrides."""
+    params = OmegaConf.select(hydra, "sweeper.params", throw_on_resolution_failure=False)
+    given = OmegaConf.to_container(params, resolve=False) if params else {}
+    task = OmegaConf.select(hydra, "overrides.task", throw_on_resolution_failure=False) or []
+    return [f"{k}={v}" for k, v in cast(dict, given).items()] + [str(o) for o in task]
