@@ -28,7 +28,7 @@ CASES = [
     ("cnnlab-eval", "--accelerator", ["tpu", "7"]),
     ("cnnlab-eval", "--dataset", ["emnist", "1"]),
     ("cnnlab-eval", "--json", ["{file}/metrics.json", "{dir}", "{file}"]),  # not its file
-    ("cnnlab-eval", "--data-root", ["{file}", "{file}/data"]),
+    ("cnnlab-eval", "--data-root", ["{file}", "{file}/data", " "]),
     ("cnnlab-show", "--digits", ["four", "0", "11", "2.5", "nan"]),
     ("cnnlab-show", "--out", ["{file}", "{file}/show"]),
     ("cnnlab-show", "--dataset", ["emnist"]),

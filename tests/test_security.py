@@ -356,4 +356,5 @@ def test_a_typo_on_the_rerun_command_line_is_blamed_on_it(honest_run, tmp_path, 
     assert main([str(honest_run), "model.net.dropuot=0.5", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "the overrides given on the command line (model.net.dropuot=0.5) do not compose" in err
+    assert "did you mean model.net.dropout?" in err
     assert ".hydra/overrides.yaml" not in err and not out.exists()

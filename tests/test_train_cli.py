@@ -151,6 +151,10 @@ def test_cnnlab_eval_reproduces_the_test_accuracy(cli_env, tmp_path, monkeypatch
     out.write_text("")  # an empty file, or a device: nothing to lose, written
     assert main([ckpt, "--json", str(out)]) == 0 and json.loads(out.read_text()) == evaluated
     assert main([ckpt, "--json", os.devnull]) == 0
+    stdout = tmp_path / "stdout"  # as /dev/stdout: a link into /proc, to a redirected file
+    stdout.symlink_to(f"/proc/{os.getpid()}/fd/{os.open(out, os.O_WRONLY | os.O_APPEND)}")
+    assert main([ckpt, "--json", str(stdout)]) == 0 and stdout.is_symlink()  # not renamed over
+    assert out.read_text().count('"checkpoint"') == 2  # written through, after what was there
     assert [p.name for p in out.parent.iterdir()] == ["eval.json"]  # no temporary file left
 
 

@@ -86,6 +86,7 @@ CASES = [
     (["model.init_from={empty}"], 2, "is invalid: corrupt or not a torch checkpoint (an empty"),
     (["model.init_from={other_arch}"], 2, "holds another architecture than MyCNN"),
     (["ckpt_path={missing}"], 2, "ckpt_path="),
+    (["ckpt_path={corrupt}"], 2, "/corrupt.ckpt' is invalid: corrupt or not a torch checkpo"),
     (
         ["model/net=resnet18", "model.net.weights=/nowhere/resnet18.pth"],
         2,
@@ -511,6 +512,7 @@ def test_an_ad_hoc_sweep_dir_ends_in_sweep_a_study_in_its_group(
             "(not the zip torch.save writes)",
         ),
         (["data.root="], "data.root='' is invalid: a folder holding MNIST/raw/ ('' would be"),
+        (["data.root={tmp}/bad.ckpt"], "data.root='{tmp}/bad.ckpt' is invalid: a file; give the"),
     ],
 )
 def test_a_refusal_names_the_key_and_what_it_could_be(
@@ -547,14 +549,38 @@ def test_a_sweep_dir_holds_one_sweep_relaunched_or_extended_never_another(
         assert f"hydra.sweep.dir={str(sweep)!r} is invalid: it " in err and said in err, err
         assert {f: (sweep / f).read_text() for f in kept} == kept
         assert sorted(p.name for p in sweep.iterdir()) == listed
-    # the same sweep with one more seed alone, then all of them (and resume=auto): it goes on
-    for seeds, reasons in (("3", [None]), ("1,2,3", ["already completed"] * 3)):
+    # the same sweep with one more seed alone, then all of them (and resume=auto): it goes
+    # on; the sweep's multirun.yaml stays its first launch's, sweep.json keeps every job
+    for seeds, reasons in (("3", [None, None, None]), ("1,2,3", ["already completed"] * 3)):
         got, _, err = train_inprocess(
             [*args[:-1], f"seed={seeds}", "resume=auto"], monkeypatch, capsys, tiny_data, logs
         )
         assert got == 0, err
         jobs = json.loads((sweep / "sweep.json").read_text())["jobs"]
         assert [(j["status"], j["reason"]) for j in jobs] == [("completed", r) for r in reasons]
+        assert [j.get("earlier_launch", False) for j in jobs] == [False, *[seeds == "3"] * 2]
+        assert (sweep / "multirun.yaml").read_text() == kept["multirun.yaml"]
+    # a launch refused for a bad key leaves no sweep dir (it would then hold another sweep)
+    fresh = tmp_path / "fresh_sweep"
+    err = refused(
+        [f"hydra.sweep.dir={fresh}", "sed=1,2"], logs, tiny_data, monkeypatch, capsys, multirun=True
+    )
+    assert "did you mean seed?" in err and not fresh.exists()
+    # an in-memory search relaunched into its dir: it cannot be continued, and says so
+    memory = tmp_path / "memory_search"
+    (memory / "search").mkdir(parents=True)
+    (memory / "search" / "study.json").write_text(
+        json.dumps({"storage": None, "study_name": "cnnlab", "process": "its-own-process"})
+    )
+    err = refused(
+        [f"hydra.sweep.dir={memory}", "hparams_search=optuna"],
+        logs,
+        tiny_data,
+        monkeypatch,
+        capsys,
+        multirun=True,
+    )
+    assert "holds a search kept in memory, which ended with its process and cannot be" in err
     # a sweep into a search's dir: refused too
     search = tmp_path / "search_dir"
     (search / "search").mkdir(parents=True)

@@ -837,6 +837,7 @@ def test_a_study_read_as_its_user_gives_it(tmp_path, capsys):
     assert f"is a resume=auto session's dir, no run: its run went on in {resumed}" in (
         capsys.readouterr().err.replace("\n", "")
     )
+    assert len(load_runs([resumed, stub])) == 1  # beside its run: no run, and no refusal
     arms = {s.label: s for s in summarize(group_arms(runs))}
     assert sorted(arms) == ["model.net.dropout=0.0", "model.net.dropout=0.5"]
     assert arms["model.net.dropout=0.5"].n == 5

@@ -28,6 +28,8 @@ def note(message: str, prefix: str, style: str = "yellow", stderr: bool = False)
 NOISE = re.compile(
     r"isinstance\(treespec, LeafSpec\)|`srun` command is available|litlogger"
     r"|`weights_only` was not set"
+    # a resumed run's own checkpoints/ (a folder of other files is refused before a run)
+    r"|Checkpoint directory .* exists and is not empty"
 )
 
 

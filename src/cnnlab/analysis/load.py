@@ -284,15 +284,15 @@ def load_runs(paths: list[Path]) -> list[Run]:
     the same study given twice, would count a seed twice)."""
     runs: list[Run] = []
     seen: set[Path] = set()
+    stubs: list[tuple[Path, str]] = []
     for root in paths:
         if not root.exists():
             raise CompareError(f"{root} does not exist")
         found = run_dirs(root)
         if not found and (root / RESUMED_IN).is_file():
             went = (read_bytes(root / RESUMED_IN, root) or b"").decode(errors="replace").strip()
-            raise CompareError(
-                f"{root} is a resume=auto session's dir, no run: its run went on in {went}"
-            )
+            stubs.append((root, went))  # no run: fine when its run is among the paths
+            continue
         if not found:
             raise CompareError(
                 f"{root} holds no cnnlab runs (no results.json or .hydra/overrides.yaml below it)"
@@ -300,6 +300,11 @@ def load_runs(paths: list[Path]) -> list[Run]:
         new = [p for p in found if p.resolve() not in seen]
         seen.update(p.resolve() for p in new)
         runs += [load_run(p, root) for p in new]
+    for stub, went in stubs:
+        if not went or Path(went).resolve() not in seen:
+            raise CompareError(
+                f"{stub} is a resume=auto session's dir, no run: its run went on in {went}"
+            )
     return runs
 
 

@@ -49,6 +49,10 @@ def add_checkpoint_flags(parser) -> None:
 
 def build_from_flags(args):
     """``build_from_checkpoint`` as ``add_checkpoint_flags``' flags ask."""
+    if args.data_root is not None and not args.data_root.strip():
+        raise ArgumentError(
+            "--data-root", args.data_root, "a folder holding MNIST/raw/ ('' is no folder)"
+        )
     flags.out_dir("--data-root", args.data_root)
     root = args.data_root or os.environ.get("CNNLAB_DATA_DIR")
     return build_from_checkpoint(args.checkpoint, root, args.dataset, trust=args.trust)
@@ -153,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(metrics, indent=2) + "\n"
-        if path.exists() and not path.is_file():  # /dev/stdout, a pipe: written through
-            path.write_text(text)
+        if _stream(path):  # /dev/stdout, a pipe: appended through (a >> log keeps its
+            with path.open("a") as stream:  # lines), never truncated or renamed over
+                stream.write(text)
         else:  # whole or not at all: a kill leaves no half file it could not replace
             write_bytes(path, text)
     return 0
@@ -164,7 +169,7 @@ def _written_here(path: Path) -> bool:
     """An earlier ``--json`` file of cnnlab-eval (replaced by a new evaluation), or a path
     with nothing to lose: an empty file, a device or pipe (``/dev/stdout``)."""
     try:  # such a file is a few hundred bytes; a checkpoint given by mistake is not read
-        if not path.is_file() or path.stat().st_size == 0:
+        if _stream(path) or not path.is_file() or path.stat().st_size == 0:
             return True
         small = path.stat().st_size < 1 << 20
         return small and set(json.loads(path.read_text(errors="replace"))) >= set(JSON_KEYS)
@@ -173,6 +178,19 @@ def _written_here(path: Path) -> bool:
 
 
 JSON_KEYS = ("checkpoint", "dataset", "test/acc", "test/loss")
+
+
+def _stream(path: Path) -> bool:
+    """A device or pipe, or a link to one or into /proc (``/dev/stdout`` → /proc/self/fd/1,
+    which may be a file the shell redirected to): to be written through, whatever it holds."""
+    hop = path
+    for _ in range(40):  # the link chain, each hop (realpath would end at the redirected file)
+        if str(hop).startswith(("/dev/", "/proc/")):
+            return True
+        if not hop.is_symlink():
+            break
+        hop = hop.parent / os.readlink(hop)
+    return path.exists() and not path.is_file()
 
 
 if __name__ == "__main__":

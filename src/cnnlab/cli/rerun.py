@@ -269,9 +269,11 @@ def check_saved(
             except Exception:  # noqa: BLE001 - the file's own
                 pass
             else:
+                from cnnlab.cli.train import known_keys
+
                 raise BadInput(
                     f"the overrides given on the command line ({' '.join(given)}) do not "
-                    f"compose: {str(err).splitlines()[0]}"
+                    f"compose: {str(err).splitlines()[0]}{known_keys(err.__cause__)}"
                 ) from None
         raise ConfigError(
             ".hydra/overrides.yaml",

@@ -203,7 +203,7 @@ def _hydra_message(err: BaseException) -> str:
         why = " ".join(said) or "a character the override grammar does not allow"
         return " ".join([f"{override} cannot be read: {why}.", *link])
     if cause is not err:  # what Hydra was doing, then why it could not
-        return f"{str(err).splitlines()[0].strip()} ({' '.join(lines)}){_known_keys(cause)}"
+        return f"{str(err).splitlines()[0].strip()} ({' '.join(lines)}){known_keys(cause)}"
     return " ".join(lines)
 
 
@@ -228,7 +228,7 @@ def _options_below(group: str, missing: str) -> str:
     return f"could not find '{missing}': the options in '{folder}' are {' '.join(names)}{hint}"
 
 
-def _known_keys(cause: BaseException) -> str:
+def known_keys(cause: BaseException | None) -> str:
     """For a key the config does not have: the nearest it has, and those of its node."""
     parent, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
     if not isinstance(parent, DictConfig) or key is None or key in parent:

@@ -105,6 +105,10 @@ class MNISTDataModule(L.LightningDataModule):
 
     def ensure_files(self) -> None:
         """Find the four IDX files, unpack .gz copies, or download; else say what is missing."""
+        if self.root.is_file():
+            raise ArgumentError(
+                "root", str(self.root), "a file; give the folder holding MNIST/raw/"
+            )
         raw = self.raw_folder
         if raw.is_dir() and not all(p.exists() for p in self.data_files()):
             try:

@@ -7,6 +7,7 @@ outcome instead, print this table, and end the sweep with :class:`SweepIncomplet
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -16,8 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from cnnlab.compat.hydra import job_value
-from cnnlab.config.overrides import as_dict
+from cnnlab.config.overrides import NOT_RUN_KEYS, as_dict, without
 from cnnlab.results import write_json
+
+SWEEP_RECORD = "sweep.json"  # every job of the sweep: its overrides, status and reason
 
 # Hydra is imported where a JobReturn is read: search.space and storage (cnnlab-search-report)
 # use this module without it
@@ -117,6 +120,25 @@ def render(outcomes: list[Outcome]) -> Table:
     return table
 
 
+def _not_relaunched(sweep_dir: Path, jobs: list[dict]) -> list[dict]:
+    """The rows of an earlier launch of this sweep whose jobs this launch did not run (a
+    relaunch of one seed keeps the others' rows), each marked ``earlier_launch``."""
+    try:
+        earlier = json.loads((Path(sweep_dir) / SWEEP_RECORD).read_text())["jobs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    ran = {_job_key(j.get("overrides")) for j in jobs}
+    return [
+        {**j, "earlier_launch": True}
+        for j in earlier
+        if isinstance(j, dict) and _job_key(j.get("overrides")) not in ran
+    ]
+
+
+def _job_key(overrides: Any) -> tuple[str, ...]:
+    return tuple(sorted(without(overrides, NOT_RUN_KEYS))) if isinstance(overrides, list) else ()
+
+
 def finish(
     job_returns: list[Any], sweep_dir: Path | None = None, console: Console | None = None
 ) -> list[Outcome]:
@@ -125,20 +147,18 @@ def finish(
     outcomes = [outcome_of(i, r) for i, r in enumerate(job_returns)]
     (console or Console(stderr=True)).print(render(outcomes))
     if sweep_dir is not None:
-        write_json(
-            Path(sweep_dir) / "sweep.json",
+        jobs = [
             {
-                "jobs": [
-                    {
-                        "job": o.num,
-                        "overrides": o.overrides,
-                        "status": o.status,
-                        "reason": o.reason,
-                        "run_dir": o.run_dir and str(o.run_dir),
-                    }
-                    for o in outcomes
-                ]
-            },
+                "job": o.num,
+                "overrides": o.overrides,
+                "status": o.status,
+                "reason": o.reason,
+                "run_dir": o.run_dir and str(o.run_dir),
+            }
+            for o in outcomes
+        ]
+        write_json(
+            Path(sweep_dir) / SWEEP_RECORD, {"jobs": jobs + _not_relaunched(sweep_dir, jobs)}
         )
     bad = [o for o in outcomes if o.status not in FINE]
     if bad:

@@ -336,12 +336,12 @@ def last_checks(state: Run) -> None:
     first data read: headers and labels) and the batches an epoch makes."""
     cfg = state.cfg
     if state.ckpt_path:  # unreadable, or another net's: say so before training
-        checks.check_checkpoint_fits(
-            "ckpt_path" if state.settings.ckpt_path else "resume",
-            state.ckpt_path,
-            checkpoints.load_checkpoint(state.ckpt_path),
-            state.model,
-        )
+        key = "ckpt_path" if state.settings.ckpt_path else "resume"
+        try:
+            saved = checkpoints.load_checkpoint(state.ckpt_path)
+        except checkpoints.UnreadableCheckpoint as err:
+            raise ConfigError(key, state.ckpt_path, err.reason) from None
+        checks.check_checkpoint_fits(key, state.ckpt_path, saved, state.model)
     try:  # names a missing or corrupt file, or an empty split
         state.datamodule.check_files()
     except ArgumentError as err:  # the DataModule's own argument, named by its config key

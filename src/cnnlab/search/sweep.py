@@ -348,6 +348,20 @@ class Search:
                 f"it holds the runs of a sweep ({SWEEP_CONFIG}, no {STUDY_FILE}); give a new "
                 "sweep dir",
             )
+        if (
+            theirs is not None
+            and theirs.get("study_name") == me["study_name"]
+            and theirs.get("storage") is None
+            and me["storage"] is None
+            and theirs.get("process") != me["process"]
+        ):
+            raise ConfigError(
+                "hydra.sweep.dir",
+                str(self.sweep_dir),
+                "it holds a search kept in memory, which ended with its process and cannot "
+                "be continued; give a new sweep dir (and a storage, e.g. "
+                "hydra.sweeper.storage=logs/optuna.journal, for a search you can continue)",
+            )
         if theirs is not None and {k: theirs.get(k) for k in me} != me:
             raise ConfigError(
                 "hydra.sweep.dir",

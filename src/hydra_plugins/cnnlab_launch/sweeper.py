@@ -105,13 +105,14 @@ class CnnlabSweeper(basic_sweeper()):  # type: ignore[misc]  # Hydra's, see comp
         self.overrides = self.split_arguments(parsed, self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         self._check_sweep_dir(sweep_dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / SWEEP_CONFIG)
         returns: List[Sequence[JobReturn]] = []
         initial_job_idx = 0
         while not self.is_done():
             batch = self.get_job_batch()
-            self.validate_batch_is_legal(batch)
+            self.validate_batch_is_legal(batch)  # a bad override: refused, nothing written
+            if not (sweep_dir / SWEEP_CONFIG).exists():  # a relaunch keeps its sweep's
+                sweep_dir.mkdir(parents=True, exist_ok=True)
+                OmegaConf.save(self.config, sweep_dir / SWEEP_CONFIG)
             results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
             initial_job_idx += len(batch)
             returns.append(results)
