@@ -498,6 +498,11 @@ def test_an_ad_hoc_sweep_dir_ends_in_sweep_a_study_in_its_group(
         (["a b=1"], "a b=1 cannot be read: a character the override grammar does not allow."),
         (["sed=3"], "(Key 'sed' not in 'RunConfig'); did you mean seed?"),
         (
+            ["++model.net.dropuot=0.5"],
+            "model.net.dropuot=0.5 is invalid: no such argument; did you mean dropout? (MyCNN "
+            "takes num_classes, in_channels, channels, hidden, dropout, batchnorm, seed_init)",
+        ),
+        (
             ["model.net.dropuot=0.5"],
             "did you mean model.net.dropout? model.net has: num_classes, in_channels, channels,",
         ),

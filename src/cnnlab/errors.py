@@ -8,8 +8,10 @@ the user reads ``model.net.dropout=1.5 is invalid: ...``.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import functools
+import inspect
 import typing
 from typing import Annotated, Any
 
@@ -91,6 +93,7 @@ def checked(init: typing.Callable) -> typing.Callable:
     an annotation is the text the user reads for that argument (what is allowed).
     """
     validated = validate_call(config=ConfigDict(strict=True, arbitrary_types_allowed=True))(init)
+    takes = [p for p in inspect.signature(init).parameters if p != "self"]
     hints = typing.get_type_hints(init, include_extras=True)
     described = {
         name: meta.description
@@ -109,6 +112,13 @@ def checked(init: typing.Callable) -> typing.Callable:
             name = loc[0] if loc else "?"
             where = name + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
             allowed = described.get(name) or first["msg"].replace("Input should be", "must be")
+            if first["type"] == "unexpected_keyword_argument":  # a key the object has not
+                close = difflib.get_close_matches(name, takes, n=1)
+                allowed = (
+                    "no such argument"
+                    + (f"; did you mean {close[0]}?" if close else "")
+                    + f" ({init.__qualname__.split('.')[0]} takes {', '.join(takes)})"
+                )
             raise ArgumentError(where, first.get("input"), allowed) from None
 
     return wrapper
